@@ -1,0 +1,34 @@
+# kops: the two commands of the README, and a few helpers.
+#   make up    venv + kops, Docker engine, Kafka image, then the default cluster
+#   make test  everything the suite needs, then the whole suite (unit, integration, e2e)
+SHELL := /bin/bash
+VENV ?= .venv
+KOPS := $(VENV)/bin/kops
+PYTEST_ARGS ?=
+
+.PHONY: up test setup unit down golden bench clean
+
+setup:
+	bash scripts/setup.sh
+
+up: setup
+	$(KOPS) up
+
+down:
+	$(KOPS) down
+
+test: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+unit:
+	bash scripts/setup.sh --python-only
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+golden:
+	$(VENV)/bin/python -m pytest tests/unit/test_golden.py --update-golden
+
+bench: setup
+	$(VENV)/bin/python bench/bench_up.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

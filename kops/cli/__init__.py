@@ -1,0 +1,1 @@
+"""The Click layer: parse flags, call the library, print. No docker or pyinfra here."""

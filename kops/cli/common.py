@@ -1,0 +1,52 @@
+"""What every command shares: the stderr console, errors -> exit codes, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from ..errors import EXIT_INPUT, KopsError
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def progress(msg: str) -> None:
+    err_console.print(f"[dim]·[/dim] {msg}", markup=True, emoji=False)
+
+
+def fail(exc: KopsError) -> None:
+    err_console.print(f"[bold red]Error:[/bold red] {exc.message}", markup=True, emoji=False)
+    if exc.details:
+        err_console.print(exc.details, markup=False, emoji=False)
+    if exc.hint:
+        err_console.print(f"[bold]Hint:[/bold] {exc.hint}", markup=True, emoji=False)
+    sys.exit(exc.exit_code)
+
+
+def handle_errors(fn):
+    """Turn a KopsError into ``Error:``/``Hint:`` lines and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KopsError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper
+
+
+def print_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def usage_error_code() -> int:
+    return EXIT_INPUT

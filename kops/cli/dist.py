@@ -1,0 +1,75 @@
+"""`kops dist` and `kops image`: Kafka distributions and images."""
+
+from __future__ import annotations
+
+import click
+
+from .. import dist as distlib
+from .common import handle_errors, print_json, progress
+
+
+@click.group("dist")
+def dist_group():
+    """Kafka distributions (official tarball, Maven assembly, local)."""
+
+
+@dist_group.command("fetch")
+@click.argument("version")
+@click.option("--from", "source", default="apache", show_default=True,
+              help="apache (official tarball, SHA-512 checked), maven, or a path to a .tgz or folder")
+@click.option("--apache-url", envvar="KOPS_APACHE_URL", help="Base URL of an Apache mirror "
+              "(default https://archive.apache.org/dist).")
+@click.option("--maven-repo", envvar="KOPS_MAVEN_REPO", help="Maven repository URL (default Maven Central).")
+@click.option("--force", is_flag=True, help="Fetch again even if cached.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def fetch(version, source, apache_url, maven_repo, force, output):
+    """Fetch Kafka VERSION (X.Y.Z; 'latest' with --from maven) into the cache."""
+    d = distlib.fetch(version, source, apache_url=apache_url, maven_repo=maven_repo,
+                      force=force, log=progress)
+    if output == "json":
+        print_json({"version": d.version, "path": str(d.path), "source": d.source,
+                    "zookeeper": d.has_zookeeper})
+    else:
+        click.echo(str(d.path))
+
+
+@dist_group.command("ls")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def ls(output):
+    """List cached distributions."""
+    rows = []
+    for p in sorted(distlib.dist_root().glob("kafka_*")):
+        if (hit := distlib.cached(p.name.rsplit("-", 1)[-1])):
+            rows.append({"version": hit.version, "path": str(hit.path), "source": hit.source})
+    if output == "json":
+        print_json(rows)
+    else:
+        for r in rows:
+            click.echo(f"{r['version']}\t{r['source']}\t{r['path']}")
+
+
+@click.group("image")
+def image_group():
+    """Kafka container images."""
+
+
+@image_group.command("build")
+@click.argument("version")
+@click.option("--base", default=None, envvar="KOPS_BASE_IMAGE",
+              help="Base image with a JRE (default eclipse-temurin:21-jre).")
+@click.option("--dist", "dist_src", default=None,
+              help="Distribution to use: apache, maven or a path (default: cached, else apache).")
+@click.option("--tag", default=None, help="Image tag (default kops/kafka:VERSION).")
+@click.option("--force", is_flag=True, help="Rebuild even if an identical image exists.")
+@handle_errors
+def build(version, base, dist_src, tag, force):
+    """Build the Kafka image for VERSION (ZooKeeper, broker and controller in one)."""
+    from .. import images
+
+    d = distlib.cached(version) if dist_src is None and version != "latest" else None
+    if d is None:
+        d = distlib.fetch(version, dist_src or "apache", log=progress)
+    info = images.ensure(d, base=base or images.DEFAULT_BASE, tag=tag, force=force, log=progress)
+    click.echo(info.tag)

@@ -1,0 +1,28 @@
+"""The `kops` command."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .dist import dist_group, image_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kops")
+def cli():
+    """Stand up, check and tear down Apache Kafka clusters (ZooKeeper or KRaft),
+    on Docker or on hosts over SSH.
+
+    \b
+    Exit codes: 0 ok, 1 failed or degraded, 2 bad input (nothing changed),
+    3 cluster not found or stopped, 4 a wait timed out.
+    """
+
+
+cli.add_command(dist_group)
+cli.add_command(image_group)
+
+
+def main() -> None:
+    cli(prog_name="kops")

@@ -1,0 +1,335 @@
+"""Kafka distributions: a directory in the official layout (``libs/``, ``config/``).
+
+Three sources, one result, cached under ``<cache>/dist/kafka_2.13-<version>``:
+
+* ``apache``: the official ``kafka_2.13-<v>.tgz`` from a base URL (default the Apache
+  archive), verified against its published ``.sha512`` before anything is kept;
+* ``maven``: the runtime classpath of ``kafka_2.13`` + ``kafka-tools`` (+ logging jars),
+  assembled by ``mvn`` from Maven Central or a configured repository;
+* a local tarball or directory.
+
+A distribution is complete when ``kops-dist.json`` is written; it is written last, so an
+interrupted fetch is never mistaken for a good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from . import paths
+from .errors import DistError, InputError
+
+SCALA = "2.13"
+DEFAULT_APACHE_URL = "https://archive.apache.org/dist"
+DEFAULT_MAVEN_REPO = "https://repo1.maven.org/maven2"
+MARKER = "kops-dist.json"
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+
+# Logging jars that Kafka's tarball ships but the Maven runtime classpath lacks.
+_LOGGING_3 = [("org.slf4j", "slf4j-reload4j", "1.7.36"), ("ch.qos.reload4j", "reload4j", "1.2.25")]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    path: Path
+    version: str
+    source: str
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def has_zookeeper(self) -> bool:
+        return any((self.path / "libs").glob("zookeeper-*.jar"))
+
+    def digest(self) -> str:
+        """A cheap fingerprint of the jars (names and sizes): changes when the dist does."""
+        h = hashlib.sha256()
+        for jar in sorted((self.path / "libs").glob("*.jar")):
+            h.update(f"{jar.name}:{jar.stat().st_size}\n".encode())
+        return h.hexdigest()[:16]
+
+
+def check_version(version: str) -> str:
+    if not VERSION_RE.match(version or ""):
+        raise InputError(f"Kafka version {version!r} is not of the form X.Y.Z",
+                         hint="for example 3.9.2 or 4.1.1; 'latest' works with --from maven")
+    return version
+
+
+def dist_root() -> Path:
+    root = paths.cache_dir() / "dist"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def cached(version: str) -> Distribution | None:
+    target = dist_root() / f"kafka_{SCALA}-{version}"
+    marker = target / MARKER
+    if marker.is_file():
+        meta = json.loads(marker.read_text())
+        return Distribution(target, meta["version"], meta["source"])
+    return None
+
+
+def inspect_dir(path: Path) -> str:
+    """Return the Kafka version of a distribution directory, or raise what is wrong."""
+    libs = path / "libs"
+    if not libs.is_dir():
+        raise DistError(f"{path} is not a Kafka distribution: it has no libs/ folder",
+                        hint="point at the folder that holds libs/ (e.g. kafka_2.13-3.9.2/)")
+    jars = [p.name for p in libs.glob(f"kafka_{SCALA}-*.jar")]
+    versions = sorted({m.group(1) for j in jars
+                       if (m := re.match(rf"kafka_{re.escape(SCALA)}-(\d+\.\d+\.\d+)\.jar$", j))})
+    if not versions:
+        raise DistError(f"{libs} holds no kafka_{SCALA}-X.Y.Z.jar",
+                        hint="a Kafka distribution (tarball or Maven assembly) is needed")
+    return versions[-1]
+
+
+def fetch(version: str, source: str = "apache", *, apache_url: str | None = None,
+          maven_repo: str | None = None, force: bool = False, log=lambda msg: None) -> Distribution:
+    """Return a runnable distribution of ``version``, fetching it if it is not cached."""
+    if source == "maven" and version == "latest":
+        version = latest_maven_version(maven_repo or DEFAULT_MAVEN_REPO)
+        log(f"newest Kafka on Maven: {version}")
+    local = None
+    if source not in ("apache", "maven"):
+        local = Path(source).expanduser()
+        if not local.exists():
+            raise InputError(f"--from {source!r}: no such file or directory",
+                             hint="use apache, maven, or the path of a kafka_2.13-X.Y.Z.tgz or folder")
+        if version in (None, "", "auto"):
+            version = inspect_dir(local) if local.is_dir() else _version_from_name(local.name)
+    check_version(version)
+    if not force and (hit := cached(version)):
+        log(f"Kafka {version}: cached at {hit.path} (from {hit.source})")
+        return hit
+    target = dist_root() / f"kafka_{SCALA}-{version}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dist_root()))
+    try:
+        t0 = time.monotonic()
+        if source == "apache":
+            base = (apache_url or os.environ.get("KOPS_APACHE_URL") or DEFAULT_APACHE_URL).rstrip("/")
+            _fetch_apache(version, base, tmp, log)
+            label = f"apache:{base}"
+        elif source == "maven":
+            repo = (maven_repo or os.environ.get("KOPS_MAVEN_REPO") or DEFAULT_MAVEN_REPO).rstrip("/")
+            _assemble_maven(version, repo, tmp / "dist", log)
+            label = f"maven:{repo}"
+        else:
+            _from_local(local, tmp, log)
+            label = f"local:{local}"
+        built = tmp / "dist"
+        found = inspect_dir(built)
+        if found != version:
+            raise DistError(f"the distribution holds Kafka {found}, not {version}",
+                            hint=f"ask for {found}, or give the {version} distribution")
+        _add_kops_files(built, version)
+        (built / MARKER).write_text(json.dumps(
+            {"version": version, "source": label, "fetched_at": int(time.time())}, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        built.rename(target)
+        log(f"Kafka {version}: ready at {target} ({time.monotonic() - t0:.1f} s)")
+        return Distribution(target, version, label)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _version_from_name(name: str) -> str:
+    m = re.search(r"kafka_\d+\.\d+-(\d+\.\d+\.\d+)", name)
+    if not m:
+        raise InputError(f"cannot tell the Kafka version from {name!r}",
+                         hint="name the version: kops dist fetch 3.9.2 --from PATH")
+    return m.group(1)
+
+
+# -- apache tarball ---------------------------------------------------------------------
+
+def parse_sha512(text: str) -> str:
+    """Parse both ``sha512sum`` output and Apache's ``name: AB12 CD34 ...`` format."""
+    body = text.strip()
+    first = body.split()[0] if body else ""
+    if re.fullmatch(r"[0-9a-fA-F]{128}", first):
+        return first.lower()
+    if ":" in body:
+        body = body.split(":", 1)[1]
+    hexchars = re.sub(r"\s+", "", body)
+    if not re.fullmatch(r"[0-9a-fA-F]{128}", hexchars):
+        raise DistError("the .sha512 file is not a SHA-512 checksum",
+                        details=text[:300], hint="check the download URL")
+    return hexchars.lower()
+
+
+def _download(url: str, dest: Path, log) -> None:
+    try:
+        with requests.get(url, stream=True, timeout=(10, 120)) as resp:
+            if resp.status_code != 200:
+                raise DistError(f"GET {url} answered HTTP {resp.status_code}",
+                                hint="check the version and --apache-url (a mirror must keep "
+                                     "the layout <base>/kafka/<version>/kafka_2.13-<version>.tgz)")
+            with open(dest, "wb") as fh:
+                for chunk in resp.iter_content(1 << 20):
+                    fh.write(chunk)
+    except requests.RequestException as exc:
+        raise DistError(f"cannot download {url}: {exc.__class__.__name__}: {exc}",
+                        hint="no network to the Apache site? use --from maven, a mirror "
+                             "(--apache-url / KOPS_APACHE_URL) or a local tarball (--from PATH)") from exc
+
+
+def _fetch_apache(version: str, base: str, tmp: Path, log) -> None:
+    name = f"kafka_{SCALA}-{version}.tgz"
+    url = f"{base}/kafka/{version}/{name}"
+    log(f"downloading {url}")
+    tgz = tmp / name
+    _download(url, tgz, log)
+    sha_file = tmp / (name + ".sha512")
+    _download(url + ".sha512", sha_file, log)
+    want = parse_sha512(sha_file.read_text(errors="replace"))
+    got = _sha512(tgz)
+    if got != want:
+        raise DistError(f"SHA-512 mismatch for {url}: expected {want[:16]}..., got {got[:16]}...",
+                        hint="the download is corrupt or tampered with; nothing was cached. Retry, "
+                             "or use another mirror")
+    log(f"SHA-512 verified ({got[:16]}...)")
+    _extract(tgz, tmp)
+
+
+def _sha512(path: Path) -> str:
+    h = hashlib.sha512()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _extract(tgz: Path, tmp: Path) -> None:
+    out = tmp / "x"
+    out.mkdir()
+    try:
+        with tarfile.open(tgz) as tar:
+            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(out, **kwargs)
+    except (tarfile.TarError, OSError) as exc:
+        raise DistError(f"cannot unpack {tgz.name}: {exc}") from exc
+    tops = [p for p in out.iterdir() if p.is_dir()]
+    root = tops[0] if len(tops) == 1 and not (out / "libs").exists() else out
+    root.rename(tmp / "dist")
+
+
+def _from_local(local: Path, tmp: Path, log) -> None:
+    if local.is_dir():
+        log(f"copying {local}")
+        shutil.copytree(local, tmp / "dist", symlinks=True)
+        return
+    sha = local.with_name(local.name + ".sha512")
+    if sha.is_file():
+        want, got = parse_sha512(sha.read_text()), _sha512(local)
+        if want != got:
+            raise DistError(f"SHA-512 mismatch for {local} (against {sha.name})",
+                            hint="the tarball is corrupt; nothing was cached")
+        log("SHA-512 verified")
+    _extract(local, tmp)
+
+
+# -- maven assembly ---------------------------------------------------------------------
+
+def latest_maven_version(repo: str) -> str:
+    url = f"{repo.rstrip('/')}/org/apache/kafka/kafka_{SCALA}/maven-metadata.xml"
+    try:
+        resp = requests.get(url, timeout=20)
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        raise DistError(f"cannot read {url}: {exc}", hint="check --maven-repo") from exc
+    versions = [v.text for v in ET.fromstring(resp.content).iter("version")
+                if v.text and VERSION_RE.match(v.text)]
+    if not versions:
+        raise DistError(f"{url} lists no released Kafka version")
+    return max(versions, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>io.kops</groupId><artifactId>kafka-dist</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <repositories><repository><id>kops</id><url>{repo}</url></repository></repositories>
+  <pluginRepositories><pluginRepository><id>kops</id><url>{repo}</url></pluginRepository></pluginRepositories>
+  <dependencies>
+{deps}
+  </dependencies>
+</project>
+"""
+
+
+def _pom(repo: str, coords: list[tuple[str, str, str]]) -> str:
+    deps = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+        for g, a, v in coords)
+    return _POM.format(repo=repo, deps=deps)
+
+
+def _mvn(args: list[str], cwd: Path, what: str) -> None:
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise DistError("Maven (mvn) is needed for --from maven and is not on PATH",
+                        hint="install it (apt-get install maven) or use --from apache / --from PATH")
+    proc = subprocess.run([mvn, "-B", "-q", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise DistError(f"mvn could not {what} (exit {proc.returncode})", details=tail,
+                        hint="is the version released, and is the Maven repository reachable?")
+
+
+def _assemble_maven(version: str, repo: str, out: Path, log) -> None:
+    out.mkdir(parents=True)
+    work = out.parent
+    coords = [("org.apache.kafka", f"kafka_{SCALA}", version), ("org.apache.kafka", "kafka-tools", version)]
+    if int(version.split(".")[0]) < 4:
+        coords += _LOGGING_3
+    (work / "pom.xml").write_text(_pom(repo, coords))
+    log(f"assembling Kafka {version} from {repo} with mvn")
+    _mvn(["dependency:copy-dependencies", f"-DoutputDirectory={out / 'libs'}", "-DincludeScope=runtime"],
+         work, f"resolve Kafka {version}")
+    # Kafka 4's runtime classpath has log4j2 but not the slf4j binding its tarball ships.
+    api = sorted((out / "libs").glob("log4j-api-2*.jar"))
+    if api and not list((out / "libs").glob("log4j-slf4j*-impl-*.jar")):
+        l4j = re.match(r"log4j-api-(.+)\.jar", api[-1].name).group(1)
+        (work / "pom.xml").write_text(_pom(repo, [("org.apache.logging.log4j", "log4j-slf4j-impl", l4j)]))
+        _mvn(["dependency:copy-dependencies", f"-DoutputDirectory={out / 'libs'}", "-DincludeScope=runtime",
+              "-DexcludeTransitive=true"], work, "resolve the log4j slf4j binding")
+
+
+def _add_kops_files(dist: Path, version: str) -> None:
+    """Default logging configs, so the distribution runs as is (nodes get rendered ones)."""
+    from .render import default_log_config  # late: render imports jinja
+
+    cfg = dist / "config"
+    cfg.mkdir(exist_ok=True)
+    name, text = default_log_config(version)
+    if not (cfg / name).exists():
+        (cfg / name).write_text(text)
+
+
+def tarball(dist: Distribution, out_dir: Path) -> Path:
+    """Pack a distribution as the official tarball layout (used by tests and the SSH driver)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"kafka_{SCALA}-{dist.version}"
+    path = out_dir / f"{name}.tgz"
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        tar.add(dist.path, arcname=name, filter=lambda ti: None if ti.name.endswith(MARKER) else ti)
+    return path

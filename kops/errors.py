@@ -1,0 +1,59 @@
+"""One error hierarchy for kops: a message, a hint and an exit code.
+
+The CLI prints ``Error: <message>`` and ``Hint: <hint>`` on stderr and exits with
+``exit_code``. Library callers catch :class:`KopsError`.
+
+Exit codes (documented in the README):
+  0 ok · 1 runtime failure / degraded · 2 bad input (nothing was changed) ·
+  3 not found or stopped · 4 a wait timed out
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INPUT = 2
+EXIT_NOT_FOUND = 3
+EXIT_TIMEOUT = 4
+
+
+class KopsError(Exception):
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, hint: str | None = None, *, details: str | None = None,
+                 exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class InputError(KopsError):
+    """Bad input: inventory, flags, a port clash. Nothing was created."""
+
+    exit_code = EXIT_INPUT
+
+
+class NotFoundError(KopsError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class EngineError(KopsError):
+    """The Docker engine (or an SSH host) is missing or refused."""
+
+    exit_code = EXIT_FAILURE
+
+
+class DistError(KopsError):
+    """A Kafka distribution could not be fetched, verified or assembled."""
+
+    exit_code = EXIT_FAILURE
+
+
+class WaitTimeout(KopsError):
+    exit_code = EXIT_TIMEOUT

@@ -1,0 +1,124 @@
+"""Kafka images built with the Docker SDK from a base image (with a JRE) and a distribution.
+
+Layout inside the image: Kafka under ``/opt/kafka``, configs in ``/etc/kafka``, data in
+``/var/lib/kafka/data`` and ``/var/lib/zookeeper`` owned by the non-root user ``kafka``.
+One image serves ZooKeeper, brokers and controllers. Built once: an image whose labels
+match the distribution and the base is reused.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from dataclasses import dataclass
+
+from .dist import Distribution
+from .errors import EngineError, KopsError
+
+DEFAULT_BASE = "eclipse-temurin:21-jre"
+REPO = "kops/kafka"
+LABEL_PREFIX = "io.kops"
+
+DOCKERFILE = """\
+FROM {base}
+RUN set -e; command -v java >/dev/null || {{ echo "base image {base} has no java on PATH" >&2; exit 1; }}; \\
+    if ! id kafka >/dev/null 2>&1; then \\
+      if getent passwd 1000 >/dev/null; then useradd --system --create-home --home-dir /home/kafka kafka; \\
+      else useradd --uid 1000 --create-home --home-dir /home/kafka kafka; fi; \\
+    fi; \\
+    mkdir -p /var/lib/kafka/data /var/lib/zookeeper /var/log/kafka /etc/kafka; \\
+    chown -R kafka:kafka /var/lib/kafka /var/lib/zookeeper /var/log/kafka /etc/kafka
+COPY kafka/ /opt/kafka/
+ENV KAFKA_HOME=/opt/kafka PATH=/opt/kafka/bin:$PATH
+USER kafka
+WORKDIR /opt/kafka
+VOLUME ["/var/lib/kafka/data", "/var/lib/zookeeper"]
+"""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    tag: str
+    id: str
+    built: bool
+    seconds: float
+
+
+def default_tag(version: str) -> str:
+    return f"{REPO}:{version}"
+
+
+def _context(dist: Distribution, base: str) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = DOCKERFILE.format(base=base).encode()
+        ti = tarfile.TarInfo("Dockerfile")
+        ti.size = len(data)
+        tar.addfile(ti, io.BytesIO(data))
+
+        def owner(t: tarfile.TarInfo) -> tarfile.TarInfo:
+            t.uid = t.gid = 0
+            t.uname = t.gname = "root"
+            return t
+
+        for sub in ("libs", "config", "bin"):
+            if (dist.path / sub).exists():
+                tar.add(dist.path / sub, arcname=f"kafka/{sub}", filter=owner)
+    buf.seek(0)
+    return buf
+
+
+def ensure(dist: Distribution, *, base: str = DEFAULT_BASE, tag: str | None = None,
+           force: bool = False, log=lambda msg: None) -> ImageInfo:
+    """Build ``tag`` from ``base`` + ``dist`` unless an identical one exists."""
+    from . import engine
+
+    import docker
+
+    cli = engine.client(timeout=600)
+    tag = tag or default_tag(dist.version)
+    try:
+        base_img = cli.images.get(base)
+        base_id = base_img.id
+    except docker.errors.ImageNotFound:
+        base_id = None  # the build will try to pull it
+    labels = {
+        f"{LABEL_PREFIX}.image": "kafka",
+        f"{LABEL_PREFIX}.kafka.version": dist.version,
+        f"{LABEL_PREFIX}.dist.digest": dist.digest(),
+        f"{LABEL_PREFIX}.base": base,
+        f"{LABEL_PREFIX}.base.id": base_id or "",
+    }
+    if not force:
+        try:
+            have = cli.images.get(tag)
+            if all(have.labels.get(k) == v for k, v in labels.items()):
+                log(f"image {tag} is up to date ({have.short_id})")
+                return ImageInfo(tag, have.id, False, 0.0)
+        except docker.errors.ImageNotFound:
+            pass
+    if base_id is None:
+        log(f"base image {base} is not present: the engine will try to pull it")
+    log(f"building {tag} from {base} with Kafka {dist.version}")
+    t0 = time.monotonic()
+    out = []
+    try:
+        for chunk in cli.api.build(fileobj=_context(dist, base), custom_context=True, tag=tag,
+                                   labels=labels, rm=True, forcerm=True, decode=True,
+                                   pull=False):
+            if "stream" in chunk:
+                out.append(chunk["stream"])
+            if "error" in chunk:
+                tail = "".join(out[-20:])
+                hint = ("the base image could not be had: with no registry, build one offline "
+                        "(scripts/build-base-image.sh) and pass --base kops-base:bookworm-jre17"
+                        if "pull" in chunk["error"] or "not found" in chunk["error"] else None)
+                raise KopsError(f"image build of {tag} failed: {chunk['error'].strip()}",
+                                details=tail, hint=hint)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"image build of {tag} failed: {exc.explanation or exc}") from exc
+    img = cli.images.get(tag)
+    secs = time.monotonic() - t0
+    log(f"built {tag} ({img.short_id}) in {secs:.1f} s")
+    return ImageInfo(tag, img.id, True, secs)

@@ -1,0 +1,98 @@
+"""The java command line of each role, matching what Kafka's bin/*.sh scripts run.
+
+Kafka's scripts are not on Maven, so kops starts the main classes itself. The same line
+works with a Maven-assembled distribution, the official tarball and the official
+``apache/kafka`` image: all of them have ``<home>/libs``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+KAFKA_MAIN = "kafka.Kafka"
+ZOOKEEPER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+
+PERF_OPTS = [
+    "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+]
+
+
+def log_config_name(version: str) -> str:
+    return "log4j.properties" if int(version.split(".")[0]) < 4 else "log4j2.yaml"
+
+
+def log_config_flag(version: str, path: str) -> str:
+    if int(version.split(".")[0]) < 4:
+        return f"-Dlog4j.configuration=file:{path}"
+    return f"-Dlog4j2.configurationFile={path}"
+
+
+@dataclass
+class Launch:
+    """Where things are on the node, and how big the JVM may grow."""
+
+    version: str
+    home: str = "/opt/kafka"
+    conf_dir: str = "/etc/kafka"
+    log_dir: str = "/var/log/kafka"
+    heap: str = "512m"
+    jmx_port: int | None = None
+    jmx_host: str | None = None
+    java: str = "java"
+    extra_opts: list[str] = field(default_factory=list)
+
+    def _base(self, name: str, heap: str, gc_log: bool = True) -> list[str]:
+        opts = [self.java, f"-Xmx{heap}", f"-Xms{heap}", *PERF_OPTS]
+        if gc_log:
+            opts.append(f"-Xlog:gc*:file={self.log_dir}/{name}-gc.log:time,tags:filecount=10,filesize=100M")
+        if self.jmx_port:
+            opts += ["-Dcom.sun.management.jmxremote=true",
+                     "-Dcom.sun.management.jmxremote.authenticate=false",
+                     "-Dcom.sun.management.jmxremote.ssl=false",
+                     f"-Dcom.sun.management.jmxremote.port={self.jmx_port}",
+                     f"-Dcom.sun.management.jmxremote.rmi.port={self.jmx_port}"]
+            if self.jmx_host:
+                opts.append(f"-Djava.rmi.server.hostname={self.jmx_host}")
+        opts += [f"-Dkafka.logs.dir={self.log_dir}",
+                 log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
+                 "-cp", f"{self.home}/libs/*", *self.extra_opts]
+        return opts
+
+    def kafka(self, config: str | None = None) -> list[str]:
+        return [*self._base("kafkaServer", self.heap), KAFKA_MAIN,
+                config or f"{self.conf_dir}/server.properties"]
+
+    def zookeeper(self, config: str | None = None) -> list[str]:
+        return [*self._base("zookeeper", self.heap), ZOOKEEPER_MAIN,
+                config or f"{self.conf_dir}/zoo.cfg"]
+
+    def format_storage(self, cluster_id: str, config: str | None = None) -> list[str]:
+        """Format KRaft storage; ``--ignore-formatted`` makes it a no-op on a formatted node."""
+        base = [self.java, "-Xmx128m", f"-Dkafka.logs.dir={self.log_dir}",
+                log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
+                "-cp", f"{self.home}/libs/*"]
+        return [*base, STORAGE_TOOL, "format", "-t", cluster_id,
+                "-c", config or f"{self.conf_dir}/server.properties", "--ignore-formatted"]
+
+    def tool(self, main_class: str, *args: str) -> list[str]:
+        return [self.java, "-Xmx128m", "-cp", f"{self.home}/libs/*", main_class, *args]
+
+
+def shell_line(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def container_command(launch: Launch, role: str, cluster_id: str | None = None) -> list[str]:
+    """A ``sh -c`` command for a container: make the log dir, format KRaft once, exec the JVM."""
+    steps = [f"mkdir -p {shlex.quote(launch.log_dir)}"]
+    if role == "zookeeper":
+        main = launch.zookeeper()
+    else:
+        main = launch.kafka()
+        if cluster_id:
+            steps.append(shell_line(launch.format_storage(cluster_id)) + " >/dev/null")
+    steps.append("exec " + shell_line(main))
+    return ["sh", "-c", " && ".join(steps)]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Everything kops's tests and `make up` need on this machine, each step cached:
+#   Python venv + kops, a Docker engine, the offline base image, Kafka distributions
+#   (Maven Central) and the kops/kafka images. Times of each step go to stderr.
+#   Usage: scripts/setup.sh [--python-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+KAFKA3="${KOPS_KAFKA3_VERSION:-3.9.2}"
+KAFKA4="${KOPS_KAFKA4_VERSION:-4.4.0}"
+BASE="${KOPS_BASE_IMAGE:-kops-base:bookworm-jre17}"
+say() { echo "kops-setup: $*" >&2; }
+step() { local t0=$SECONDS; "$@"; say "step '$*' took $((SECONDS - t0)) s"; }
+
+python_env() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" || { say "python3 -m venv failed: install python3-venv"; exit 1; }
+  fi
+  # Reinstall only when pyproject.toml changed since the last install.
+  local stamp="$VENV/.kops-installed"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -e '.[test]'
+    touch "$stamp"
+  fi
+}
+
+step python_env
+[ "${1:-}" = "--python-only" ] && exit 0
+step bash scripts/ensure-engine.sh
+step bash scripts/build-base-image.sh
+command -v mvn >/dev/null 2>&1 || {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing maven (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null
+  fi
+}
+for v in "$KAFKA3" "$KAFKA4"; do
+  step "$VENV/bin/kops" dist fetch "$v" --from maven >/dev/null
+  step "$VENV/bin/kops" image build "$v" --base "$BASE" >/dev/null
+done
