@@ -94,7 +94,8 @@ def inspect_dir(path: Path) -> str:
                         hint="point at the folder that holds libs/ (e.g. kafka_2.13-3.9.2/)")
     jars = [p.name for p in libs.glob(f"kafka_{SCALA}-*.jar")]
     versions = sorted({m.group(1) for j in jars
-                       if (m := re.match(rf"kafka_{re.escape(SCALA)}-(\d+\.\d+\.\d+)\.jar$", j))})
+                       if (m := re.match(rf"kafka_{re.escape(SCALA)}-(\d+\.\d+\.\d+)\.jar$", j))},
+                      key=lambda v: tuple(map(int, v.split("."))))
     if not versions:
         raise DistError(f"{libs} holds no kafka_{SCALA}-X.Y.Z.jar",
                         hint="a Kafka distribution (tarball or Maven assembly) is needed")
@@ -234,6 +235,7 @@ def _extract(tgz: Path, tmp: Path) -> None:
 
 def _from_local(local: Path, tmp: Path, log) -> None:
     if local.is_dir():
+        inspect_dir(local)
         log(f"copying {local}")
         shutil.copytree(local, tmp / "dist", symlinks=True)
         return

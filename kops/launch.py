@@ -44,10 +44,11 @@ class Launch:
     java: str = "java"
     extra_opts: list[str] = field(default_factory=list)
 
-    def _base(self, name: str, heap: str, gc_log: bool = True) -> list[str]:
-        opts = [self.java, f"-Xmx{heap}", f"-Xms{heap}", *PERF_OPTS]
-        if gc_log:
-            opts.append(f"-Xlog:gc*:file={self.log_dir}/{name}-gc.log:time,tags:filecount=10,filesize=100M")
+    def jvm_opts(self, role: str) -> list[str]:
+        """The flags Kafka's scripts add, for ``kafka`` or ``zookeeper``."""
+        name = "zookeeper" if role == "zookeeper" else "kafkaServer"
+        opts = [f"-Xmx{self.heap}", f"-Xms{self.heap}", *PERF_OPTS,
+                f"-Xlog:gc*:file={self.log_dir}/{name}-gc.log:time,tags:filecount=10,filesize=100M"]
         if self.jmx_port:
             opts += ["-Dcom.sun.management.jmxremote=true",
                      "-Dcom.sun.management.jmxremote.authenticate=false",
@@ -56,43 +57,50 @@ class Launch:
                      f"-Dcom.sun.management.jmxremote.rmi.port={self.jmx_port}"]
             if self.jmx_host:
                 opts.append(f"-Djava.rmi.server.hostname={self.jmx_host}")
-        opts += [f"-Dkafka.logs.dir={self.log_dir}",
-                 log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
-                 "-cp", f"{self.home}/libs/*", *self.extra_opts]
-        return opts
-
-    def kafka(self, config: str | None = None) -> list[str]:
-        return [*self._base("kafkaServer", self.heap), KAFKA_MAIN,
-                config or f"{self.conf_dir}/server.properties"]
-
-    def zookeeper(self, config: str | None = None) -> list[str]:
-        return [*self._base("zookeeper", self.heap), ZOOKEEPER_MAIN,
-                config or f"{self.conf_dir}/zoo.cfg"]
-
-    def format_storage(self, cluster_id: str, config: str | None = None) -> list[str]:
-        """Format KRaft storage; ``--ignore-formatted`` makes it a no-op on a formatted node."""
-        base = [self.java, "-Xmx128m", f"-Dkafka.logs.dir={self.log_dir}",
+        return [*opts, f"-Dkafka.logs.dir={self.log_dir}",
                 log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
-                "-cp", f"{self.home}/libs/*"]
-        return [*base, STORAGE_TOOL, "format", "-t", cluster_id,
-                "-c", config or f"{self.conf_dir}/server.properties", "--ignore-formatted"]
+                *self.extra_opts]
+
+    def env_file(self, role: str) -> str:
+        """``jvm.env``: read by the systemd unit (EnvironmentFile) and the container command."""
+        return f'KOPS_JVM_OPTS="{" ".join(self.jvm_opts(role))}"\n'
+
+    @property
+    def classpath(self) -> str:
+        return f"{self.home}/libs/*"
+
+    def main(self, role: str) -> list[str]:
+        if role == "zookeeper":
+            return [ZOOKEEPER_MAIN, f"{self.conf_dir}/zoo.cfg"]
+        return [KAFKA_MAIN, f"{self.conf_dir}/server.properties"]
+
+    def argv(self, role: str) -> list[str]:
+        """The whole command line, flags expanded (for running outside systemd or sh)."""
+        return [self.java, *self.jvm_opts(role), "-cp", self.classpath, *self.main(role)]
+
+    def format_storage(self, cluster_id: str) -> list[str]:
+        """Format KRaft storage; ``--ignore-formatted`` makes it a no-op on a formatted node."""
+        return [self.java, "-Xmx128m", f"-Dkafka.logs.dir={self.log_dir}",
+                log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
+                "-cp", self.classpath, STORAGE_TOOL, "format", "-t", cluster_id,
+                "-c", f"{self.conf_dir}/server.properties", "--ignore-formatted"]
 
     def tool(self, main_class: str, *args: str) -> list[str]:
-        return [self.java, "-Xmx128m", "-cp", f"{self.home}/libs/*", main_class, *args]
+        return [self.java, "-Xmx128m", "-cp", self.classpath, main_class, *args]
 
 
 def shell_line(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def container_command(launch: Launch, role: str, cluster_id: str | None = None) -> list[str]:
-    """A ``sh -c`` command for a container: make the log dir, format KRaft once, exec the JVM."""
-    steps = [f"mkdir -p {shlex.quote(launch.log_dir)}"]
+def container_command(launch: Launch, role: str, cluster_id: str | None = None,
+                      zk_data_dir: str = "/var/lib/zookeeper") -> list[str]:
+    """``sh -c``: read jvm.env, make the log dir, place myid / format KRaft once, exec the JVM."""
+    steps = ["set -f", f". {launch.conf_dir}/jvm.env", f"mkdir -p {shlex.quote(launch.log_dir)}"]
     if role == "zookeeper":
-        main = launch.zookeeper()
-    else:
-        main = launch.kafka()
-        if cluster_id:
-            steps.append(shell_line(launch.format_storage(cluster_id)) + " >/dev/null")
-    steps.append("exec " + shell_line(main))
-    return ["sh", "-c", " && ".join(steps)]
+        steps.append(f"cp {launch.conf_dir}/myid {zk_data_dir}/myid")
+    elif cluster_id:
+        steps.append(shell_line(launch.format_storage(cluster_id)) + " >/dev/null")
+    steps.append(f"exec {launch.java} $KOPS_JVM_OPTS -cp {shlex.quote(launch.classpath)} "
+                 + shell_line(launch.main(role)))
+    return ["sh", "-c", " && ".join(steps[1:]).join(["set -f; ", ""])]

@@ -8,23 +8,24 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import EXIT_INPUT, KopsError
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
 def progress(msg: str) -> None:
-    err_console.print(f"[dim]·[/dim] {msg}", markup=True, emoji=False)
+    err_console.print(f"[dim]·[/dim] {escape(msg)}", markup=True, emoji=False)
 
 
 def fail(exc: KopsError) -> None:
-    err_console.print(f"[bold red]Error:[/bold red] {exc.message}", markup=True, emoji=False)
+    err_console.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", markup=True, emoji=False)
     if exc.details:
         err_console.print(exc.details, markup=False, emoji=False)
     if exc.hint:
-        err_console.print(f"[bold]Hint:[/bold] {exc.hint}", markup=True, emoji=False)
+        err_console.print(f"[bold]Hint:[/bold] {escape(exc.hint)}", markup=True, emoji=False)
     sys.exit(exc.exit_code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .config import init, render
 from .dist import dist_group, image_group
 
 
@@ -20,6 +21,8 @@ def cli():
     """
 
 
+cli.add_command(init)
+cli.add_command(render)
 cli.add_command(dist_group)
 cli.add_command(image_group)
 

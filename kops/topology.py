@@ -1,0 +1,212 @@
+"""What a spec implies: the nodes, their ids, roles, ports, listeners and quorum.
+
+Pure data, no I/O: the same topology feeds the renderer, both drivers and the health
+checks. Naming follows the seed compose files: ``zoo1..``, ``kafka1..`` and, for
+dedicated KRaft controllers, ``controller1..`` (node ids 101..).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+
+from .spec import ClusterSpec
+
+CONTROLLER_ID_BASE = 100
+
+
+def new_cluster_id() -> str:
+    """16 random bytes, unpadded base64url, never starting with '-' (like StorageTool)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+@dataclass
+class Node:
+    name: str                 # zoo1, kafka1, controller1
+    role: str                 # zookeeper | broker | controller | combined
+    index: int                # 1-based within its kind
+    id: int                   # myid for ZooKeeper, broker.id / node.id for Kafka
+    hostname: str             # how peers on the cluster network reach it
+    host_key: str             # "docker" (one engine) or the SSH host's name
+    heap: str
+    ports: dict[str, int] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)    # per-node overrides (already merged)
+    host: dict | None = None  # the SSH host's spec (address, user, ...)
+
+    @property
+    def is_kafka(self) -> bool:
+        return self.role != "zookeeper"
+
+    @property
+    def is_broker(self) -> bool:
+        return self.role in ("broker", "combined")
+
+    @property
+    def is_controller(self) -> bool:
+        return self.role in ("controller", "combined")
+
+    @property
+    def process_roles(self) -> str:
+        return {"broker": "broker", "controller": "controller", "combined": "broker,controller"}.get(self.role, "")
+
+    def bound_ports(self, driver: str) -> dict[str, int]:
+        """Ports this node takes on its host: published ports (docker) or listened ports (ssh)."""
+        if driver == "docker":
+            keep = ("client", "external", "docker")
+            return {k: v for k, v in self.ports.items() if k in keep}
+        return {k: v for k, v in self.ports.items() if k != "docker"}
+
+
+@dataclass
+class Topology:
+    spec: ClusterSpec
+    cluster_id: str
+    nodes: list[Node]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def mode(self) -> str:
+        return self.spec.mode
+
+    @property
+    def version(self) -> str:
+        return self.spec.kafka.version
+
+    @property
+    def driver(self) -> str:
+        return self.spec.driver
+
+    def of(self, *roles: str) -> list[Node]:
+        return [n for n in self.nodes if n.role in roles]
+
+    @property
+    def zookeepers(self) -> list[Node]:
+        return self.of("zookeeper")
+
+    @property
+    def brokers(self) -> list[Node]:
+        return self.of("broker", "combined")
+
+    @property
+    def controllers(self) -> list[Node]:
+        return self.of("controller", "combined")
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    @property
+    def zookeeper_connect(self) -> str:
+        return ",".join(f"{z.hostname}:{z.ports['client']}" for z in self.zookeepers)
+
+    @property
+    def quorum_voters(self) -> str:
+        return ",".join(f"{c.id}@{c.hostname}:{c.ports['controller']}" for c in self.controllers)
+
+    def external_address(self, n: Node) -> str:
+        return f"{self.advertised_host(n)}:{n.ports['external']}"
+
+    def advertised_host(self, n: Node) -> str:
+        if self.driver == "docker":
+            return self.spec.brokers.advertised_host
+        return n.hostname
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """For clients on the host (EXTERNAL)."""
+        return ",".join(self.external_address(b) for b in self.brokers)
+
+    @property
+    def internal_bootstrap(self) -> str:
+        """For clients on the cluster network (INTERNAL)."""
+        return ",".join(f"{b.hostname}:{b.ports['internal']}" for b in self.brokers)
+
+    @property
+    def docker_bootstrap(self) -> str:
+        """For clients in other containers on the same engine (DOCKER)."""
+        return ",".join(f"host.docker.internal:{b.ports['docker']}" for b in self.brokers)
+
+    def listeners(self, n: Node) -> dict[str, tuple[str, str]]:
+        """Listener name -> (bind address, advertised address or '' when not advertised)."""
+        out: dict[str, tuple[str, str]] = {}
+        if n.is_broker:
+            out["INTERNAL"] = (f"0.0.0.0:{n.ports['internal']}", f"{n.hostname}:{n.ports['internal']}")
+            out["EXTERNAL"] = (f"0.0.0.0:{n.ports['external']}", self.external_address(n))
+            if self.driver == "docker":
+                out["DOCKER"] = (f"0.0.0.0:{n.ports['docker']}", f"host.docker.internal:{n.ports['docker']}")
+        if n.is_controller:
+            out["CONTROLLER"] = (f"0.0.0.0:{n.ports['controller']}", "")
+        return out
+
+    @property
+    def replication_defaults(self) -> dict[str, int]:
+        nb = len(self.brokers)
+        return {"offsets.topic.replication.factor": min(3, nb),
+                "transaction.state.log.replication.factor": min(3, nb),
+                "transaction.state.log.min.isr": min(2, nb)}
+
+
+def _placement(spec: ClusterSpec, role: str, count: int) -> list[tuple[str, dict | None]]:
+    if spec.driver != "ssh":
+        return [("docker", None)] * count
+    hosts = [(name, h) for name, h in spec.hosts.items() if role in h.roles]
+    hosts = hosts or [("(none)", None)]
+    return [(hosts[i % len(hosts)][0], hosts[i % len(hosts)][1].model_dump() if hosts[i % len(hosts)][1] else None)
+            for i in range(count)]
+
+
+def build(spec: ClusterSpec, cluster_id: str) -> Topology:
+    nodes: list[Node] = []
+    zk, br, ct = spec.zk, spec.brokers, spec.ctl
+
+    def mk(name, role, index, nid, host, heap, ports, cfg_layers):
+        host_key, host_spec = host
+        ov = spec.nodes.get(name)
+        merged: dict = {}
+        for layer in cfg_layers:
+            merged.update(layer)
+        if ov:
+            merged.update(ov.config)
+            nid = ov.id if ov.id is not None else nid
+            heap = ov.heap or heap
+        hostname = host_spec["address"] if host_spec else name
+        return Node(name, role, index, nid, hostname, host_key, heap, ports, merged, host_spec)
+
+    seen: dict[tuple[str, str], int] = {}
+
+    def off(kind: str, i: int, host) -> int:
+        """Port offset: the node's index on Docker (one engine); per host over SSH, so the
+        first broker on every host gets 9092 as operators expect."""
+        if spec.driver != "ssh":
+            return i - 1
+        key = (kind, host[0])
+        seen[key] = seen.get(key, -1) + 1
+        return seen[key]
+
+    for i, host in enumerate(_placement(spec, "zookeeper", spec.zk_nodes), 1):
+        o = off("zk", i, host)
+        nodes.append(mk(f"zoo{i}", "zookeeper", i, i, host, zk.heap,
+                        {"client": zk.client_port + o, "peer": zk.peer_port + o, "election": zk.election_port + o},
+                        [zk.config]))
+    for i, host in enumerate(_placement(spec, "controller", spec.controller_nodes), 1):
+        nodes.append(mk(f"controller{i}", "controller", i, CONTROLLER_ID_BASE + i, host, ct.heap,
+                        {"controller": ct.port + off("ctl", i, host)}, [spec.kafka.config, ct.config]))
+    combined = spec.mode == "kraft" and not spec.controller_nodes
+    for i, host in enumerate(_placement(spec, "broker", spec.broker_nodes), 1):
+        o = off("broker", i, host)
+        ports = {"internal": br.internal_port + o, "external": br.external_port + o,
+                 "docker": br.docker_port + o}
+        if combined:
+            ports["controller"] = ct.port + off("ctl", i, host)
+        nodes.append(mk(f"kafka{i}", "combined" if combined else "broker", i, i, host,
+                        br.heap or spec.kafka.heap, ports, [spec.kafka.config, br.config]))
+    return Topology(spec, cluster_id, nodes)
