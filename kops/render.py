@@ -208,6 +208,12 @@ def container_plan(topo: Topology, node: Node) -> dict:
     }
     if cid:
         labels[f"{LABEL}.cluster-id"] = cid
+    if node.is_broker:
+        labels[f"{LABEL}.external"] = topo.external_address(node)
+        labels[f"{LABEL}.internal"] = f"{node.hostname}:{node.ports['internal']}"
+        labels[f"{LABEL}.docker"] = f"host.docker.internal:{node.ports['docker']}"
+    if node.role == "zookeeper":
+        labels[f"{LABEL}.client-port"] = str(node.ports["client"])
     return {
         "name": container_name(topo, node), "hostname": node.name, "image": image,
         "command": cmd, "ports": published, "volume": volume_name(topo, node),

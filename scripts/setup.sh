@@ -28,6 +28,16 @@ python_env() {
 step python_env
 [ "${1:-}" = "--python-only" ] && exit 0
 step bash scripts/ensure-engine.sh
+# The compose bundle's integration test drives Debian's docker-compose (v1).
+command -v docker-compose >/dev/null 2>&1 || {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing docker-compose (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+  else
+    say "docker-compose is missing: install it (e.g. 'sudo apt-get install docker-compose')"
+  fi
+}
 step bash scripts/build-base-image.sh
 command -v mvn >/dev/null 2>&1 || {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

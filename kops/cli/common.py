@@ -13,7 +13,9 @@ from rich.markup import escape
 from ..errors import EXIT_INPUT, KopsError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+# Tables keep their columns whole when stdout is a file or a pipe (CI logs, `| grep`).
+out_console = Console(highlight=False, soft_wrap=True,
+                      width=None if sys.stdout.isatty() else 200)
 
 
 def progress(msg: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .cluster import down, logs, ls, status, up
 from .config import init, render
 from .dist import dist_group, image_group
 
@@ -21,6 +22,8 @@ def cli():
     """
 
 
+for _cmd in (up, status, down, ls, logs):
+    cli.add_command(_cmd)
 cli.add_command(init)
 cli.add_command(render)
 cli.add_command(dist_group)

@@ -1,0 +1,173 @@
+"""Health probes and waits, as the field checks a cluster.
+
+* ZooKeeper: ``srvr`` over the client port (Mode: leader | follower | standalone).
+* Kafka: metadata through the clients' bootstrap address (registered brokers, topics,
+  partitions with leader and ISR), the active controller (describe cluster), and a
+  produce/consume round trip through a real client (librdkafka via confluent-kafka).
+
+Waits observe progress with a deadline and a poll interval; they never sleep a fixed time
+and they fail fast when a node is gone (the caller's ``fail_fast`` raises).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from .errors import KopsError, WaitTimeout
+
+CHECK_TOPIC = "__kops_check"
+
+
+def four_letter(host: str, port: int, word: str = "srvr", timeout: float = 3.0) -> str:
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            data = s.recv(4096)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def zk_mode(srvr_output: str) -> str | None:
+    for line in srvr_output.splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+@dataclass
+class KafkaHealth:
+    brokers: dict[int, str] = field(default_factory=dict)   # id -> host:port
+    controller: int | None = None
+    partitions: int = 0
+    under_replicated: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"brokers": {str(k): v for k, v in sorted(self.brokers.items())},
+                "controller": self.controller, "partitions": self.partitions,
+                "under_replicated": self.under_replicated, "offline": self.offline,
+                "error": self.error}
+
+
+def _quiet_conf(bootstrap: str, timeout: float) -> dict:
+    return {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000),
+            "log_level": 0, "logger": _NullLogger()}
+
+
+class _NullLogger:
+    """librdkafka logs connection refusals while a cluster starts; the waits report instead."""
+
+    def log(self, *args, **kwargs):
+        pass
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def kafka_health(bootstrap: str, timeout: float = 5.0) -> KafkaHealth:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    h = KafkaHealth()
+    try:
+        admin = AdminClient(_quiet_conf(bootstrap, timeout))
+        md = admin.list_topics(timeout=timeout)
+        h.brokers = {b.id: f"{b.host}:{b.port}" for b in md.brokers.values()}
+        for t in md.topics.values():
+            for p in t.partitions.values():
+                h.partitions += 1
+                name = f"{t.topic}-{p.id}"
+                if p.leader < 0:
+                    h.offline.append(name)
+                elif len(p.isrs) < len(p.replicas):
+                    h.under_replicated.append(name)
+        try:
+            desc = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
+            h.controller = desc.controller.id if desc.controller is not None else None
+        except Exception:  # noqa: BLE001 - older brokers; metadata still names a controller
+            h.controller = md.controller_id if md.controller_id >= 0 else None
+    except KafkaException as exc:
+        h.error = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
+    except Exception as exc:  # noqa: BLE001
+        h.error = f"{exc.__class__.__name__}: {exc}"
+    return h
+
+
+def round_trip(bootstrap: str, replication: int, timeout: float = 20.0) -> float:
+    """Produce one message to ``__kops_check`` and read it back; returns seconds taken."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    t0 = time.monotonic()
+    admin = AdminClient(_quiet_conf(bootstrap, 5))
+    md = admin.list_topics(timeout=10)
+    if CHECK_TOPIC not in md.topics:
+        fut = admin.create_topics([NewTopic(CHECK_TOPIC, 1, replication)], operation_timeout=15)
+        try:
+            fut[CHECK_TOPIC].result(timeout=20)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise KopsError(f"cannot create the check topic: {exc}") from exc
+    payload = uuid.uuid4().hex.encode()
+    delivered = {}
+    prod = Producer({**_quiet_conf(bootstrap, 10), "acks": "all", "message.timeout.ms": int(timeout * 1000)})
+    prod.produce(CHECK_TOPIC, payload, partition=0,
+                 on_delivery=lambda err, msg: delivered.update(err=err, offset=msg.offset() if msg else None))
+    prod.flush(timeout)
+    if delivered.get("err") or delivered.get("offset") is None:
+        raise KopsError(f"produce to {CHECK_TOPIC} failed: {delivered.get('err') or 'not delivered in time'}")
+    cons = Consumer({**_quiet_conf(bootstrap, 10), "group.id": f"kops-check-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False})
+    try:
+        cons.assign([TopicPartition(CHECK_TOPIC, 0, delivered["offset"])])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = cons.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            if msg.value() == payload:
+                return time.monotonic() - t0
+        raise KopsError(f"consumed nothing from {CHECK_TOPIC} within {timeout:.0f} s")
+    finally:
+        cons.close()
+
+
+def wait_until(what: str, probe, *, deadline: float, interval: float = 0.5,
+               fail_fast=None, describe=None):
+    """Call ``probe()`` until it returns a truthy value or ``deadline`` (monotonic) passes.
+
+    ``probe`` may raise ``_NotYet(reason)`` or return falsy; ``fail_fast()`` runs each
+    round and raises when waiting cannot help (a container exited). On timeout, raise
+    WaitTimeout naming what was awaited and the last reason seen.
+    """
+    last = None
+    while True:
+        if fail_fast:
+            fail_fast()
+        try:
+            result = probe()
+            if result:
+                return result
+        except NotYet as exc:
+            last = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the reason is reported on timeout
+            last = f"{exc.__class__.__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            detail = describe() if describe else None
+            raise WaitTimeout(f"timed out waiting for {what}" + (f": {last}" if last else ""),
+                              details=detail,
+                              hint="raise --timeout on a slow machine, or look at the node's log "
+                                   "(kops logs NODE)")
+        time.sleep(interval)
+
+
+class NotYet(Exception):
+    """A probe's way of saying why it is not ready yet."""

@@ -1,0 +1,242 @@
+"""The compose bundle runs a real Kafka: `kops render`, `docker-compose up -d`, then a real
+client produces and consumes through 127.0.0.1:9092, and a client container on the
+cluster network reaches kafka1:19092.
+
+Needs a Docker engine, Debian's docker-compose (v1) and the kops/kafka images: `make test`
+(scripts/setup.sh) provides all three. Nothing is skipped: a missing piece fails with the hint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+SETUP_HINT = "run `make test` (or scripts/setup.sh) first"
+KOPS = Path(sys.executable).parent / "kops"
+READY_DEADLINE = 120.0   # seconds from `up -d` until a message round-trips
+LABEL_CLUSTER = "io.kops.cluster"
+LOG = logging.getLogger("kops.test.compose")
+
+# preset -> (Kafka version, the BrokerApiVersionsCommand main class of that version)
+PRESETS = {
+    "zk-single-kafka-single": ("3.9.2", "kafka.admin.BrokerApiVersionsCommand"),
+    "kraft-single": ("4.4.0", "org.apache.kafka.tools.BrokerApiVersionsCommand"),
+}
+
+
+def _compose_bin() -> str:
+    path = shutil.which("docker-compose") or ("/usr/bin/docker-compose"
+                                              if os.access("/usr/bin/docker-compose", os.X_OK) else None)
+    if not path:
+        pytest.fail(f"docker-compose is not installed; {SETUP_HINT} "
+                    "(it runs `apt-get install docker-compose`)", pytrace=False)
+    return path
+
+
+def _run(cmd: list, *, cwd=None, env=None, timeout=180, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n"
+                    f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}", pytrace=False)
+    return proc
+
+
+def _remove_leftovers(client, cluster: str) -> None:
+    """Containers and volumes of an earlier run of this cluster (same names, same labels)."""
+    flt = {"label": f"{LABEL_CLUSTER}={cluster}"}
+    for c in client.containers.list(all=True, filters=flt):
+        LOG.warning("removing leftover container %s", c.name)
+        c.remove(force=True, v=True)
+    for v in client.volumes.list(filters=flt):
+        LOG.warning("removing leftover volume %s", v.name)
+        v.remove(force=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def _published_ports(compose: dict) -> list[int]:
+    return sorted(int(p.split(":")[0]) for svc in compose["services"].values() for p in svc.get("ports", []))
+
+
+def _roundtrip(bootstrap: str, topic: str, payload: bytes, deadline: float) -> tuple[bytes, float]:
+    """Create the topic, produce one message and consume it back; retried until deadline."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    base = {"bootstrap.servers": bootstrap, "logger": LOG, "socket.connection.setup.timeout.ms": 3000}
+    admin = AdminClient(dict(base))
+    last: Exception | str = "never tried"
+    start = time.monotonic()
+    # 1. the broker answers metadata requests and has registered itself
+    while True:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no broker answered on {bootstrap} within the deadline: {last}")
+        try:
+            md = admin.list_topics(timeout=3)
+            if md.brokers:
+                break
+            last = "metadata without brokers"
+        except KafkaException as exc:
+            last = exc
+        time.sleep(0.5)
+    LOG.info("broker metadata after %.1f s: %s", time.monotonic() - start, md.brokers)
+    # 2. a new topic
+    while True:
+        fut = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic]
+        try:
+            fut.result(timeout=10)
+            break
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" in str(exc):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not create topic {topic}: {exc}") from exc
+            last = exc
+            time.sleep(0.5)
+    # 3. produce, with the delivery report checked
+    producer = Producer({**base, "acks": "all", "enable.idempotence": True})
+    delivered: list = []
+    while not delivered:
+        errors: list = []
+        producer.produce(topic, value=payload, key=b"k",
+                         on_delivery=lambda err, msg: (errors if err else delivered).append(err or msg))
+        producer.flush(max(1.0, deadline - time.monotonic()))
+        if errors and time.monotonic() > deadline:
+            raise AssertionError(f"produce to {topic} failed: {errors[-1]}")
+        if not delivered:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"produce to {topic}: no delivery report before the deadline")
+            time.sleep(0.5)
+    assert delivered[0].offset() == 0
+    # 4. consume it back through a consumer group
+    consumer = Consumer({**base, "group.id": f"kops-test-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        while time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                last = msg.error()
+                continue
+            consumer.commit(message=msg, asynchronous=False)
+            return msg.value(), time.monotonic() - start
+        raise AssertionError(f"nothing consumed from {topic} before the deadline (last: {last})")
+    finally:
+        consumer.close()
+
+
+@pytest.fixture(params=list(PRESETS), ids=list(PRESETS))
+def compose_cluster(request, docker_client, tmp_path):
+    """Render the preset with `kops render`, `docker-compose up -d`; always `down -v` after."""
+    preset = request.param
+    version, _ = PRESETS[preset]
+    compose = _compose_bin()
+    image = f"kops/kafka:{version}"
+    try:
+        docker_client.images.get(image)
+    except Exception:
+        pytest.fail(f"image {image} is missing; {SETUP_HINT} (it builds the kops/kafka images)",
+                    pytrace=False)
+
+    out = tmp_path / "bundle"
+    env = {**os.environ, "KOPS_STATE_DIR": str(tmp_path / "state")}
+    _run([KOPS, "render", "--preset", preset, "-o", out], env=env, timeout=60)
+    spec = yaml.safe_load((out / "docker-compose.yml").read_text())
+    cluster = next(iter(spec["services"].values()))["labels"][LABEL_CLUSTER]
+
+    _remove_leftovers(docker_client, cluster)
+    busy = [p for p in _published_ports(spec) if not _port_free(p)]
+    if busy:
+        pytest.fail(f"host port(s) {busy} are in use; {preset} publishes {_published_ports(spec)}. "
+                    "Stop whatever holds them (`docker ps`, `ss -ltnp`) and rerun.", pytrace=False)
+
+    project = f"kopstest{uuid.uuid4().hex[:8]}"
+    dc = [compose, "-p", project, "--no-ansi"]
+    try:
+        t0 = time.monotonic()
+        up = _run([*dc, "up", "-d"], cwd=out, check=False, timeout=180)
+        LOG.info("docker-compose up -d took %.1f s", time.monotonic() - t0)
+        yield {"preset": preset, "dir": out, "project": project, "compose": dc, "spec": spec,
+               "version": version, "cluster": cluster, "up": up, "t0": t0}
+    finally:
+        down = _run([*dc, "down", "-v", "--remove-orphans", "--timeout", "30"], cwd=out, check=False,
+                    timeout=240)
+        if down.returncode != 0:
+            print(f"docker-compose down failed:\n{down.stdout}\n{down.stderr}", file=sys.stderr)
+        _remove_leftovers(docker_client, cluster)
+
+
+def _compose_logs(c) -> str:
+    proc = _run([*c["compose"], "logs", "--tail", "50"], cwd=c["dir"], check=False, timeout=60)
+    return proc.stdout + proc.stderr
+
+
+def test_compose_bundle_serves_kafka(compose_cluster, docker_client):
+    c = compose_cluster
+    try:
+        up = c["up"]
+        assert up.returncode == 0, f"docker-compose up -d exited {up.returncode}\n{up.stdout}\n{up.stderr}"
+        services = sorted(c["spec"]["services"])
+
+        # every container of the bundle runs, with the labels the drivers rely on
+        conts = docker_client.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={c['cluster']}"})
+        assert sorted(x.labels["io.kops.node"] for x in conts) == services
+
+        # a real client on the host: produce through 127.0.0.1:9092 and consume it back
+        topic = f"kops-test-{uuid.uuid4().hex[:10]}"
+        payload = f"hello from {c['preset']} {uuid.uuid4()}".encode()
+        got, took = _roundtrip("127.0.0.1:9092", topic, payload, deadline=c["t0"] + READY_DEADLINE)
+        assert got == payload
+        print(f"{c['preset']}: message round-trip {took:.1f} s after `up -d`")
+
+        # a client on the cluster network reaches the INTERNAL listener by the node's name
+        _, api_cls = PRESETS[c["preset"]]
+        net = f"{c['project']}_default"
+        tool = docker_client.containers.run(
+            f"kops/kafka:{c['version']}",
+            ["java", "-Xmx128m", "-cp", "/opt/kafka/libs/*", api_cls, "--bootstrap-server", "kafka1:19092"],
+            network=net, detach=True, labels={"io.kops.test": c["project"]},
+            name=f"{c['project']}-apiversions")
+        try:
+            rc = tool.wait(timeout=90)["StatusCode"]
+            output = tool.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            tool.remove(force=True)
+        assert rc == 0, f"BrokerApiVersionsCommand exited {rc}:\n{output}"
+        assert "kafka1:19092" in output, output
+        assert "Produce(0):" in output, output
+
+        # every service ends healthy (the compose healthchecks work on this image)
+        for x in conts:
+            x.reload()
+            deadline = time.monotonic() + 30
+            while x.attrs["State"].get("Health", {}).get("Status") != "healthy" and time.monotonic() < deadline:
+                time.sleep(0.5)
+                x.reload()
+            assert x.attrs["State"]["Health"]["Status"] == "healthy", (x.name, x.attrs["State"]["Health"])
+            assert x.attrs["State"]["Running"], x.name
+    except BaseException:
+        print(f"---- docker-compose logs --tail 50 ({c['project']})\n{_compose_logs(c)}")
+        raise
