@@ -308,8 +308,9 @@ class DockerDriver(Driver):
                                     fail_fast=self._fail_fast(topo),
                                     describe=lambda: self._describe_tails(topo, "kafka"))
         if not quiet:
-            self.log(f"kafka ready in {time.monotonic() - t0:.1f} s: {len(want)} broker(s), "
-                     f"controller {h.controller}, produce/consume round trip {secs * 1000:.0f} ms")
+            ctl = f", controller {h.controller}" if topo.mode == "zookeeper" else ""
+            self.log(f"kafka ready in {time.monotonic() - t0:.1f} s: {len(want)} broker(s) registered{ctl}, "
+                     f"produce/consume round trip {secs * 1000:.0f} ms")
 
     def _describe_tails(self, topo: Topology, kind: str) -> str:
         out = []
@@ -372,18 +373,20 @@ class DockerDriver(Driver):
                     addrs = {"host": c.labels[f"{LABEL}.external"], "network": c.labels[f"{LABEL}.internal"],
                              "containers": c.labels[f"{LABEL}.docker"]}
                 parts, ok = [], True
-                if role in ("broker", "combined"):
+                if c.status != "running":
+                    parts, ok = [], False
+                elif role in ("broker", "combined"):
                     reg = nid in kh.brokers
                     parts.append("registered" if reg else "not registered")
                     ok = reg
-                if role in ("controller", "combined") and quorum:
+                if c.status == "running" and role in ("controller", "combined") and quorum:
                     lag = quorum.get("lag", {}).get(nid)
                     parts.append("active controller" if kh.controller == nid else
                                  ("voter" + (f", lag {lag}" if lag else "") if nid in quorum.get("voters", ())
                                   else "not a voter"))
                     if role == "controller":
                         ok = nid in quorum.get("voters", ())
-                elif role in ("controller", "combined") and kh.controller == nid:
+                elif c.status == "running" and role in ("controller", "combined") and kh.controller == nid:
                     parts.append("active controller")
                 hs = ", ".join(parts) or ("running" if c.status == "running" else "")
                 if role == "controller" and not quorum:

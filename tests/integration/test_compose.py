@@ -167,7 +167,10 @@ def compose_cluster(request, docker_client, tmp_path):
     cluster = next(iter(spec["services"].values()))["labels"][LABEL_CLUSTER]
 
     _remove_leftovers(docker_client, cluster)
-    busy = [p for p in _published_ports(spec) if not _port_free(p)]
+    # a just-removed container may hold its ports a moment longer: a short grace, then fail
+    grace = time.monotonic() + 15
+    while (busy := [p for p in _published_ports(spec) if not _port_free(p)]) and time.monotonic() < grace:
+        time.sleep(0.5)
     if busy:
         pytest.fail(f"host port(s) {busy} are in use; {preset} publishes {_published_ports(spec)}. "
                     "Stop whatever holds them (`docker ps`, `ss -ltnp`) and rerun.", pytrace=False)
