@@ -28,6 +28,8 @@ KOPS = Path(sys.executable).parent / "kops"
 READY_DEADLINE = 120.0   # seconds from `up -d` until a message round-trips
 LABEL_CLUSTER = "io.kops.cluster"
 LOG = logging.getLogger("kops.test.compose")
+PROJECT_PREFIX = "kopstest"
+PROJECT_LABEL = "com.docker.compose.project"
 
 # preset -> (Kafka version, the BrokerApiVersionsCommand main class of that version)
 PRESETS = {
@@ -54,15 +56,49 @@ def _run(cmd: list, *, cwd=None, env=None, timeout=180, check=True) -> subproces
     return proc
 
 
-def _remove_leftovers(client, cluster: str) -> None:
-    """Containers and volumes of an earlier run of this cluster (same names, same labels)."""
+def _is_ours(labels: dict | None, project: str | None = None) -> bool:
+    """Made by this test: compose projects named ``kopstest*`` (or exactly ``project``)."""
+    got = (labels or {}).get(PROJECT_LABEL, "")
+    return got == project if project else got.startswith(PROJECT_PREFIX)
+
+
+def _clear_leftovers(client, cluster: str, volume_names: list[str], project: str | None = None,
+                     strict: bool = True) -> None:
+    """Remove what an earlier run of this test left (same container and volume names);
+    fail, touching nothing, when the names belong to something else, e.g. a `kops up`
+    cluster of the same name that may be in use."""
     flt = {"label": f"{LABEL_CLUSTER}={cluster}"}
+    foreign = []
     for c in client.containers.list(all=True, filters=flt):
-        LOG.warning("removing leftover container %s", c.name)
-        c.remove(force=True, v=True)
-    for v in client.volumes.list(filters=flt):
-        LOG.warning("removing leftover volume %s", v.name)
-        v.remove(force=True)
+        if _is_ours(c.labels, project):
+            LOG.warning("removing leftover container %s", c.name)
+            c.remove(force=True, v=True)
+        else:
+            foreign.append(f"container {c.name}")
+    vols = {v.name: v for v in client.volumes.list(filters=flt)}
+    for name in volume_names:
+        if name not in vols and _volume_exists(client, name):
+            vols[name] = client.volumes.get(name)
+    for name, v in vols.items():
+        if _is_ours(v.attrs.get("Labels"), project):
+            LOG.warning("removing leftover volume %s", name)
+            v.remove(force=True)
+        else:
+            foreign.append(f"volume {name}")
+    if foreign and strict:
+        pytest.fail(f"cluster {cluster!r} already exists outside this test ({', '.join(foreign)}); it may "
+                    f"be in use, so it is left alone: remove it (`kops down --preset {cluster}` or "
+                    "`docker rm -f` / `docker volume rm`) and rerun.", pytrace=False)
+
+
+def _volume_exists(client, name: str) -> bool:
+    import docker.errors
+
+    try:
+        client.volumes.get(name)
+        return True
+    except docker.errors.NotFound:
+        return False
 
 
 def _port_free(port: int) -> bool:
@@ -141,7 +177,7 @@ def _roundtrip(bootstrap: str, topic: str, payload: bytes, deadline: float) -> t
                 last = msg.error()
                 continue
             consumer.commit(message=msg, asynchronous=False)
-            return msg.value(), time.monotonic() - start
+            return msg.value(), time.monotonic()
         raise AssertionError(f"nothing consumed from {topic} before the deadline (last: {last})")
     finally:
         consumer.close()
@@ -166,7 +202,8 @@ def compose_cluster(request, docker_client, tmp_path):
     spec = yaml.safe_load((out / "docker-compose.yml").read_text())
     cluster = next(iter(spec["services"].values()))["labels"][LABEL_CLUSTER]
 
-    _remove_leftovers(docker_client, cluster)
+    volume_names = sorted(spec["volumes"])
+    _clear_leftovers(docker_client, cluster, volume_names)
     # a just-removed container may hold its ports a moment longer: a short grace, then fail
     grace = time.monotonic() + 15
     while (busy := [p for p in _published_ports(spec) if not _port_free(p)]) and time.monotonic() < grace:
@@ -175,7 +212,7 @@ def compose_cluster(request, docker_client, tmp_path):
         pytest.fail(f"host port(s) {busy} are in use; {preset} publishes {_published_ports(spec)}. "
                     "Stop whatever holds them (`docker ps`, `ss -ltnp`) and rerun.", pytrace=False)
 
-    project = f"kopstest{uuid.uuid4().hex[:8]}"
+    project = f"{PROJECT_PREFIX}{uuid.uuid4().hex[:8]}"
     dc = [compose, "-p", project, "--no-ansi"]
     try:
         t0 = time.monotonic()
@@ -184,11 +221,20 @@ def compose_cluster(request, docker_client, tmp_path):
         yield {"preset": preset, "dir": out, "project": project, "compose": dc, "spec": spec,
                "version": version, "cluster": cluster, "up": up, "t0": t0}
     finally:
+        # anonymous volumes (the image declares VOLUMEs for both data paths) must go too
+        anon = {m["Name"] for x in docker_client.containers.list(
+                    all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+                for m in x.attrs.get("Mounts", []) if m.get("Type") == "volume"
+                and not m["Name"].startswith(f"{cluster}-")}
         down = _run([*dc, "down", "-v", "--remove-orphans", "--timeout", "30"], cwd=out, check=False,
                     timeout=240)
         if down.returncode != 0:
             print(f"docker-compose down failed:\n{down.stdout}\n{down.stderr}", file=sys.stderr)
-        _remove_leftovers(docker_client, cluster)
+        _clear_leftovers(docker_client, cluster, volume_names, project, strict=False)
+        leaked = [v for v in anon if _volume_exists(docker_client, v)]
+        for v in leaked:
+            docker_client.volumes.get(v).remove(force=True)
+        assert not leaked, f"`docker-compose down -v` left anonymous volumes behind: {leaked}"
 
 
 def _compose_logs(c) -> str:
@@ -204,15 +250,16 @@ def test_compose_bundle_serves_kafka(compose_cluster, docker_client):
         services = sorted(c["spec"]["services"])
 
         # every container of the bundle runs, with the labels the drivers rely on
-        conts = docker_client.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={c['cluster']}"})
+        conts = docker_client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={c['project']}"})
+        assert {x.labels[LABEL_CLUSTER] for x in conts} == {c["cluster"]}
         assert sorted(x.labels["io.kops.node"] for x in conts) == services
 
         # a real client on the host: produce through 127.0.0.1:9092 and consume it back
         topic = f"kops-test-{uuid.uuid4().hex[:10]}"
         payload = f"hello from {c['preset']} {uuid.uuid4()}".encode()
-        got, took = _roundtrip("127.0.0.1:9092", topic, payload, deadline=c["t0"] + READY_DEADLINE)
+        got, when = _roundtrip("127.0.0.1:9092", topic, payload, deadline=c["t0"] + READY_DEADLINE)
         assert got == payload
-        print(f"{c['preset']}: message round-trip {took:.1f} s after `up -d`")
+        print(f"{c['preset']}: message produced and consumed {when - c['t0']:.1f} s after `up -d` began")
 
         # a client on the cluster network reaches the INTERNAL listener by the node's name
         _, api_cls = PRESETS[c["preset"]]
