@@ -131,7 +131,9 @@ def down(spec_source, name, purge):
     drv = _driver(spec)
     stopped = drv.down(spec, name, purge=purge)
     if purge:
-        progress(f"cluster {name} purged: containers, volumes and network removed")
+        what = ("units, configs, data, logs and the distribution removed from the hosts"
+                if spec is not None and spec.driver == "ssh" else "containers, volumes and network removed")
+        progress(f"cluster {name} purged: {what}")
     elif stopped:
         progress(f"cluster {name} stopped ({len(stopped)} nodes); data kept. `kops up` brings it back")
     else:

@@ -498,7 +498,8 @@ class SSHDriver(Driver):
                              "2>/dev/null || true", "systemctl daemon-reload",
                              # the distribution goes when no kops unit of any cluster still uses it
                              f"grep -qs {layout(topo, nodes[0]).home} /etc/systemd/system/kops-*.service || "
-                             f"rm -rf {layout(topo, nodes[0]).home}"]
+                             f"rm -rf {layout(topo, nodes[0]).home}",
+                             "rmdir /etc/kops /var/lib/kops /var/log/kops /opt/kops 2>/dev/null || true"]
                     self._run(spec, hname, " ; ".join(cmds))
                     self.log(f"{hname}: removed kops units, configs, data and logs of {spec.name}")
                 state.forget(spec.name)
