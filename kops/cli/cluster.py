@@ -178,4 +178,66 @@ def logs(node, spec_source, name, tail):
     click.echo(_driver(spec).logs(spec, name, node, tail), nl=False)
 
 
+@click.command("check")
+@inventory_options
+@click.option("--name", help="Cluster name (Docker driver, instead of an inventory).")
+@click.option("--messages", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--timeout", default=60, show_default=True, type=click.FloatRange(min=1))
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def check(spec_source, name, messages, timeout, output):
+    """Smoke test: produce MESSAGES to a new replicated topic with acks=all, read them all back.
+
+    Exit 0 pass, 1 fail, 3 cluster not found or stopped. Made for CI: `kops check && run-tests`.
+    """
+    from .. import health
+    from ..errors import KopsError
+
+    spec, name = _target(spec_source, name)
+    st = _driver(spec).status(spec, name)
+    if st.state in ("not-found", "stopped"):
+        err_console.print(f"cluster {name} is {st.state}", markup=False)
+        sys.exit(st.exit_code)
+    brokers = st.kafka.get("brokers_expected") or len(st.kafka.get("brokers") or {}) or 1
+    result = {"cluster": name, "state": st.state, "bootstrap_servers": st.bootstrap, "passed": False}
+    try:
+        result.update(health.smoke(st.bootstrap, min(3, brokers), messages, timeout))
+        result["passed"] = True
+    except KopsError as exc:
+        result["error"] = exc.message
+    except Exception as exc:  # noqa: BLE001 - a client error is a failed check, said plainly
+        result["error"] = f"{exc.__class__.__name__}: {exc}"
+    if output == "json":
+        print_json(result)
+    elif result["passed"]:
+        click.echo(f"PASS {name}: {messages} messages produced (acks=all, replication "
+                   f"{result['replication']}) and consumed in {result['total_seconds']:.2f} s via {st.bootstrap}")
+    else:
+        click.echo(f"FAIL {name}: {result['error']}")
+        for p in st.problems:
+            click.echo(f"  problem: {p}")
+    sys.exit(0 if result["passed"] else 1)
+
+
+@click.command("restart")
+@inventory_options
+@click.option("--node", "nodes", multiple=True, help="Only these Kafka nodes (repeatable).")
+@click.option("--timeout", default=600, show_default=True, type=click.FloatRange(min=1))
+@click.option("--force", is_flag=True, help="Roll even if the cluster is not healthy now.")
+@handle_errors
+def restart(spec_source, nodes, timeout, force):
+    """Rolling restart of the Kafka nodes, one at a time, active controller last.
+
+    Before each broker stops, no partition may drop below min.insync.replicas; after it
+    is back, the cluster must be healthy (registered, ISRs whole) before the next one.
+    """
+    from ..rolling import rolling_restart
+
+    spec = load_spec(spec_source)
+    done = rolling_restart(_driver(spec), spec, nodes=list(nodes) or None, timeout=timeout,
+                           log=progress, force=force)
+    for d in done:
+        click.echo(f"{d['node']}\trestarted\t{d['seconds']} s")
+
+
 _ = EXIT_NOT_FOUND

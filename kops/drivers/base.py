@@ -82,3 +82,6 @@ class Driver:
 
     def logs(self, spec=None, name: str | None = None, node: str = "", tail: int = 100) -> str:
         raise NotImplementedError
+
+    def restart_node(self, spec, node: str) -> None:
+        raise NotImplementedError

@@ -208,7 +208,7 @@ class DockerDriver(Driver):
             return
         if action == "recreate" and c is not None:
             c.stop(timeout=plan["stop_timeout"])
-            c.remove(v=False)
+            c.remove(v=True)  # v: the image's anonymous volumes; the named data volume stays
             self.log(f"{node.name}: stopped and removed the old container (volume {plan['volume']} kept)")
         self._volume(topo.name, node.name, plan["volume"])
         api = self.cli.api
@@ -254,7 +254,10 @@ class DockerDriver(Driver):
         return check
 
     def _zk_mode(self, container, port: int) -> str | None:
-        res = container.exec_run(["sh", "-c", f"echo srvr | nc -w 2 127.0.0.1 {port}"])
+        # Not `echo srvr | nc`: Debian's nc may quit on stdin EOF before ZooKeeper answers
+        # (an empty reply, exit 0: "no answer" on a healthy node). bash reads to the close.
+        res = container.exec_run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf srvr >&3 "
+                                                "&& timeout 5 cat <&3"])
         return health.zk_mode(res.output.decode(errors="replace")) if res.exit_code == 0 else None
 
     def _wait_zookeeper(self, topo: Topology, deadline: float) -> None:
@@ -459,7 +462,7 @@ class DockerDriver(Driver):
                 done += [n for n, _ in running]
         if purge:
             for n, c in cs.items():
-                c.remove(force=True, v=False)
+                c.remove(force=True, v=True)  # also the image's anonymous volumes (named ones below)
                 self.log(f"{n}: container removed")
             for v in self.cli.volumes.list(filters={"label": f"{LABEL}.cluster={name}"}):
                 v.remove(force=True)
@@ -482,6 +485,14 @@ class DockerDriver(Driver):
             raise NotFoundError(f"cluster {name} has no node {node!r}",
                                 hint=f"nodes: {', '.join(sorted(cs)) or '(none: the cluster does not exist)'}")
         return cs[node].logs(tail=tail).decode(errors="replace")
+
+    def restart_node(self, spec, node: str) -> None:
+        """Restart one node's container in place (SIGTERM, controlled shutdown, start)."""
+        cs = self.containers(spec.name)
+        if node not in cs:
+            raise NotFoundError(f"cluster {spec.name} has no node {node!r}")
+        c = cs[node]
+        c.restart(timeout=30 if c.labels.get(f"{LABEL}.role") == "zookeeper" else 120)
 
 
 def _tail(container, n: int) -> str:

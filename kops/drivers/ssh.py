@@ -494,8 +494,10 @@ class SSHDriver(Driver):
                         cmds += [f"systemctl disable {unit} >/dev/null 2>&1 || true",
                                  f"rm -f /etc/systemd/system/{unit}",
                                  f"rm -rf {lay.conf_dir} {lay.data_dir} {lay.log_dir}"]
-                    cmds += [f"rmdir /etc/kops/{spec.name} /var/lib/kops/{spec.name} /var/log/kops/{spec.name} "
-                             "2>/dev/null || true", "systemctl daemon-reload",
+                    # everything under the cluster's folders is the cluster's (a broker's data dir is
+                    # <node>/data, so rmdir of the cluster folder would leave <node>/ behind)
+                    cmds += [f"rm -rf /etc/kops/{spec.name} /var/lib/kops/{spec.name} /var/log/kops/{spec.name}",
+                             "systemctl daemon-reload",
                              # the distribution goes when no kops unit of any cluster still uses it
                              f"grep -qs {layout(topo, nodes[0]).home} /etc/systemd/system/kops-*.service || "
                              f"rm -rf {layout(topo, nodes[0]).home}",
@@ -504,6 +506,15 @@ class SSHDriver(Driver):
                     self.log(f"{hname}: removed kops units, configs, data and logs of {spec.name}")
                 state.forget(spec.name)
             return stopped
+        finally:
+            self._disconnect()
+
+    def restart_node(self, spec, node: str) -> None:
+        topo = build(spec, "n/a")
+        n = topo.node(node)
+        self._connect(spec)
+        try:
+            self._systemctl(spec, n, topo, "restart")
         finally:
             self._disconnect()
 
