@@ -8,6 +8,7 @@ match the distribution and the base is reused.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import time
@@ -33,7 +34,6 @@ COPY kafka/ /opt/kafka/
 ENV KAFKA_HOME=/opt/kafka PATH=/opt/kafka/bin:$PATH
 USER kafka
 WORKDIR /opt/kafka
-VOLUME ["/var/lib/kafka/data", "/var/lib/zookeeper"]
 """
 
 
@@ -89,6 +89,7 @@ def ensure(dist: Distribution, *, base: str = DEFAULT_BASE, tag: str | None = No
         f"{LABEL_PREFIX}.dist.digest": dist.digest(),
         f"{LABEL_PREFIX}.base": base,
         f"{LABEL_PREFIX}.base.id": base_id or "",
+        f"{LABEL_PREFIX}.dockerfile": hashlib.sha256(DOCKERFILE.encode()).hexdigest()[:12],
     }
     if not force:
         try:

@@ -211,25 +211,40 @@ def loads(text: str, source: str = "<inventory>") -> ClusterSpec:
         spec = ClusterSpec.model_validate(data)
     except ValidationError as exc:
         problems = [_describe(e, data) for e in exc.errors()]
-        # Only unknown keys? Drop them and check the rest too, so every problem shows at once.
-        if all(e["type"] == "extra_forbidden" for e in exc.errors()):
-            import copy
-
-            trimmed = copy.deepcopy(data)
-            for e in exc.errors():
-                parent = trimmed
-                for part in e["loc"][:-1]:
-                    parent = parent[part]
-                parent.pop(e["loc"][-1], None)
-            try:
-                problems += validate(ClusterSpec.model_validate(trimmed))
-            except ValidationError:
-                pass
+        problems += _rules_without(data, exc)
         raise SpecError(source, problems) from exc
     problems = validate(spec)
     if problems:
         raise SpecError(source, problems)
     return spec
+
+
+def _rules_without(data: dict, exc: ValidationError) -> list[str]:
+    """The whole-spec rules, run on the inventory minus its broken keys, so that every
+    problem shows at once. Skipped when a node count is broken: the rules would count wrong."""
+    import copy
+
+    trimmed = copy.deepcopy(data)
+    for _ in range(3):
+        errors = exc.errors()
+        if any(e["loc"] and e["loc"][-1] == "nodes" and e["type"] != "extra_forbidden" for e in errors):
+            return []
+        for e in errors:
+            parent = trimmed
+            try:
+                for part in e["loc"][:-1]:
+                    parent = parent[part]
+                if isinstance(parent, dict):
+                    parent.pop(e["loc"][-1], None)
+                else:
+                    return []
+            except (KeyError, IndexError, TypeError):
+                return []
+        try:
+            return validate(ClusterSpec.model_validate(trimmed))
+        except ValidationError as again:
+            exc = again
+    return []
 
 
 def _allowed_keys(data: Any, loc: tuple) -> list[str]:
@@ -357,17 +372,18 @@ def validate(spec: ClusterSpec) -> list[str]:
             continue
         key = ("kafka-id", n.id)
         if key in seen:
-            p.append(f"nodes.{n.name}.id: {n.id} is also the id of {seen[key]}; node ids must be unique")
+            mine, other = (seen[key], n.name) if seen[key] in spec.nodes else (n.name, seen[key])
+            p.append(f"nodes.{mine}.id: {n.id} is also the id of {other}; node ids must be unique")
         seen[key] = n.name
     ports: dict[tuple[str, int], str] = {}
     for n in topo.nodes:
         for pname, port in n.bound_ports(spec.driver).items():
             key = (n.host_key, port)
-            if key in ports and ports[key] != f"{n.name}.{pname}":
+            if key in ports and ports[key] != f"{n.name} ({pname})":
                 where = "the Docker engine's host" if spec.driver == "docker" else f"host {n.host_key}"
                 p.append(f"port {port}: {n.name} ({pname}) and {ports[key]} both need it on {where}; "
                          "change one of the *_port settings")
-            ports.setdefault(key, f"{n.name}.{pname}")
+            ports.setdefault(key, f"{n.name} ({pname})")
     return p
 
 

@@ -195,7 +195,9 @@ def build(spec: ClusterSpec, cluster_id: str) -> Topology:
     for i, host in enumerate(_placement(spec, "zookeeper", spec.zk_nodes), 1):
         o = off("zk", i, host)
         nodes.append(mk(f"zoo{i}", "zookeeper", i, i, host, zk.heap,
-                        {"client": zk.client_port + o, "peer": zk.peer_port + o, "election": zk.election_port + o},
+                        {"client": zk.client_port + o,
+                         "peer": zk.peer_port + (o if spec.driver == "ssh" else 0),
+                         "election": zk.election_port + (o if spec.driver == "ssh" else 0)},
                         [zk.config]))
     for i, host in enumerate(_placement(spec, "controller", spec.controller_nodes), 1):
         nodes.append(mk(f"controller{i}", "controller", i, CONTROLLER_ID_BASE + i, host, ct.heap,

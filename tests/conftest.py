@@ -22,10 +22,13 @@ def docker_client():
     """A pinged Docker SDK client; fails (never skips) when no engine answers."""
     import docker
 
+    problem = None
     try:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # DockerException, requests errors, missing socket...
-        pytest.fail(f"no Docker engine answers ({exc}); {SETUP_HINT}", pytrace=False)
+        problem = exc
+    if problem is not None:  # failed outside the except: no chained traceback, just the hint
+        pytest.fail(f"no Docker engine answers ({problem}); {SETUP_HINT}", pytrace=False)
     yield client
     client.close()

@@ -85,6 +85,12 @@ def _clear_leftovers(client, cluster: str, volume_names: list[str], project: str
             v.remove(force=True)
         else:
             foreign.append(f"volume {name}")
+    for net in client.networks.list(filters={"label": PROJECT_LABEL}):
+        if _is_ours(net.attrs.get("Labels"), project):
+            net.reload()  # list() leaves Containers out
+            if not net.attrs.get("Containers"):
+                LOG.warning("removing leftover network %s", net.name)
+                net.remove()
     if foreign and strict:
         pytest.fail(f"cluster {cluster!r} already exists outside this test ({', '.join(foreign)}); it may "
                     f"be in use, so it is left alone: remove it (`kops down --preset {cluster}` or "
@@ -102,12 +108,26 @@ def _volume_exists(client, name: str) -> bool:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on the port. SO_REUSEADDR, as Docker's proxy uses: connections of a
+    cluster just removed linger in TIME_WAIT on the port and must not count as in use."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("0.0.0.0", port))
         except OSError:
             return False
     return True
+
+
+def _port_holders(client, ports: list[int]) -> str:
+    """Who holds the ports, for the failure message: the containers publishing them, if any."""
+    names = []
+    for c in client.containers.list():
+        for bindings in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
+            if any(int(b.get("HostPort") or 0) in ports for b in bindings or []):
+                names.append(c.name)
+                break
+    return f" (by container {', '.join(names)})" if names else " (not by a container)"
 
 
 def _published_ports(compose: dict) -> list[int]:
@@ -190,9 +210,7 @@ def compose_cluster(request, docker_client, tmp_path):
     version, _ = PRESETS[preset]
     compose = _compose_bin()
     image = f"kops/kafka:{version}"
-    try:
-        docker_client.images.get(image)
-    except Exception:
+    if not docker_client.images.list(name=image):
         pytest.fail(f"image {image} is missing; {SETUP_HINT} (it builds the kops/kafka images)",
                     pytrace=False)
 
@@ -204,16 +222,18 @@ def compose_cluster(request, docker_client, tmp_path):
 
     volume_names = sorted(spec["volumes"])
     _clear_leftovers(docker_client, cluster, volume_names)
-    # a just-removed container may hold its ports a moment longer: a short grace, then fail
-    grace = time.monotonic() + 15
+    # a just-removed container (or a neighbour's short test cluster) may hold them a moment
+    grace = time.monotonic() + 30
     while (busy := [p for p in _published_ports(spec) if not _port_free(p)]) and time.monotonic() < grace:
         time.sleep(0.5)
     if busy:
-        pytest.fail(f"host port(s) {busy} are in use; {preset} publishes {_published_ports(spec)}. "
-                    "Stop whatever holds them (`docker ps`, `ss -ltnp`) and rerun.", pytrace=False)
+        holders = _port_holders(docker_client, busy)
+        pytest.fail(f"host port(s) {busy} are in use{holders}; {preset} publishes "
+                    f"{_published_ports(spec)}. Stop whatever holds them (`docker ps`, `ss -ltnp`) "
+                    "and rerun.", pytrace=False)
 
     project = f"{PROJECT_PREFIX}{uuid.uuid4().hex[:8]}"
-    dc = [compose, "-p", project, "--no-ansi"]
+    dc = [compose, "--ansi", "never", "-p", project]
     try:
         t0 = time.monotonic()
         up = _run([*dc, "up", "-d"], cwd=out, check=False, timeout=180)
@@ -231,6 +251,8 @@ def compose_cluster(request, docker_client, tmp_path):
         if down.returncode != 0:
             print(f"docker-compose down failed:\n{down.stdout}\n{down.stderr}", file=sys.stderr)
         _clear_leftovers(docker_client, cluster, volume_names, project, strict=False)
+        for x in docker_client.containers.list(all=True, filters={"label": f"io.kops.test={project}"}):
+            x.remove(force=True, v=True)  # the client container, if a failure left it
         leaked = [v for v in anon if _volume_exists(docker_client, v)]
         for v in leaked:
             docker_client.volumes.get(v).remove(force=True)

@@ -109,8 +109,8 @@ CONTAINS = [
       "offsets.topic.replication.factor=3", "transaction.state.log.min.isr=2",
       "min.insync.replicas=2", "default.replication.factor=3"], []),
     ("zk-multiple-kafka-multiple", "zoo2/zoo.cfg",
-     ["clientPort=2182", "server.1=zoo1:2888:3888", "server.2=zoo2:2889:3889",
-      "server.3=zoo3:2890:3890", "dataDir=/var/lib/zookeeper", "quorumListenOnAllIPs=true",
+     ["clientPort=2182", "server.1=zoo1:2888:3888", "server.2=zoo2:2888:3888",
+      "server.3=zoo3:2888:3888", "dataDir=/var/lib/zookeeper", "quorumListenOnAllIPs=true",
       "4lw.commands.whitelist=ruok,srvr,mntr,stat,conf,isro"], []),
     ("zk-single-kafka-single", "zoo1/zoo.cfg",
      ["clientPort=2181", "dataDir=/var/lib/zookeeper"], ["server.1=", "quorumListenOnAllIPs"]),
@@ -315,8 +315,13 @@ def test_ssh_presets_render_systemd_units(preset):
         assert f"EnvironmentFile=/etc/kops/{spec.name}/{n.name}/jvm.env" in unit
         assert "User=kafka" in unit
         assert "WantedBy=multi-user.target" in unit
+        lay = render.layout(topo, n)
+        assert f"StateDirectory={lay.data_dir.removeprefix('/var/lib/')}" in unit
+        assert f"LogsDirectory={lay.log_dir.removeprefix('/var/log/')}" in unit
         if spec.mode == "kraft":
             assert f"ExecStartPre=/usr/bin/java" in unit and f"format -t {CID}" in unit
+        elif n.role == "zookeeper":
+            assert f"ExecStartPre=/bin/cp {lay.conf_dir}/myid {lay.data_dir}/myid" in unit
         else:
             assert "ExecStartPre" not in unit
 
@@ -331,8 +336,9 @@ def test_ssh_zk_broker_unit_orders_after_local_zookeeper():
 def test_missing_template_variable_names_the_template():
     with pytest.raises(KopsError) as ei:
         render.render_template("zookeeper/myid.j2")
-    assert "zookeeper/myid.j2" in ei.value.message
-    assert "node" in ei.value.message
+    assert "zookeeper/myid.j2 line 1" in ei.value.message
+    assert "'node' is undefined" in ei.value.message
+    assert ei.value.hint and "missing from the render context" in ei.value.hint
 
 
 def test_missing_template_names_it():

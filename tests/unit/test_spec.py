@@ -57,7 +57,7 @@ BAD = [
     ("unknown-node-override-key", "nodes: {kafka1: {hepa: 1g}}\n",
      ["nodes.kafka1.hepa: unknown key", "did you mean nodes.kafka1.heap?"]),
     ("port-clash", "zookeeper: {client_port: 9092}\n",
-     ["port 9092", "kafka1 (external)", "zoo1.client", "change one of the *_port settings"]),
+     ["port 9092", "kafka1 (external)", "zoo1 (client)", "change one of the *_port settings"]),
     ("port-clash-internal-ranges", "brokers: {nodes: 3, docker_port: 9093}\n",
      ["port 9093"]),
     ("rf-above-brokers", "kafka: {config: {default.replication.factor: 3}}\nbrokers: {nodes: 1}\n",
