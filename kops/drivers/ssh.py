@@ -41,6 +41,19 @@ class HostFacts:
     pkg: str = ""
 
 
+class _Lines(logging.Handler):
+    """Collects pyinfra's warnings and errors (colour codes removed)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        import re
+
+        self.lines.append(re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage()))
+
+
 def _sha(text: str) -> str:
     import hashlib
 
@@ -58,6 +71,8 @@ class SSHDriver(Driver):
         """Connect to every host of the spec; name each one that fails and why, change nothing."""
         from pyinfra.api import Config, Inventory, State
         from pyinfra.api.connect import connect_all
+        from pyinfra.api.exceptions import PyinfraError
+        from pyinfra.api.state import BaseStateCallback
 
         logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
         problems = []
@@ -85,13 +100,26 @@ class SSHDriver(Driver):
             if h.sudo:
                 data["_sudo"] = True
             hosts.append((name, data))
+        reasons: dict[str, str] = {}
+
+        class _Reasons(BaseStateCallback):
+            @staticmethod
+            def host_connect_error(state, host, error):
+                reasons[host.name] = str(error.args[0] if getattr(error, "args", None) else error)
+
         st = State(inventory=Inventory((hosts, {})), config=Config(FAIL_PERCENT=100))
-        connect_all(st)
+        st.add_callback_handler(_Reasons())
+        try:
+            connect_all(st)
+        except PyinfraError as exc:
+            # pyinfra raises "No hosts remaining!" when every host failed: they are named below
+            if "No hosts remaining" not in str(exc):
+                reasons.setdefault("", str(exc))
         failed = [h.name for h in st.inventory if not h.connected]
         if failed:
             raise EngineError("SSH login failed; nothing was changed on any host:\n  - " + "\n  - ".join(
-                f"{n} ({spec.hosts[n].user}@{spec.hosts[n].address}:{spec.hosts[n].port}): key refused or "
-                "login failed" for n in failed),
+                f"{n} ({spec.hosts[n].user}@{spec.hosts[n].address}:{spec.hosts[n].port}): login failed: "
+                + reasons.get(n, reasons.get("", "key refused")) for n in failed),
                 hint="check hosts.<name>.user and .key (ssh -i KEY USER@ADDRESS must log in without a password)")
         self.state = st
         for host in st.inventory:
@@ -272,6 +300,10 @@ class SSHDriver(Driver):
                 if f.pkg == "apt":
                     from pyinfra.operations import apt
 
+                    # minimal Debian images drop /usr/share/man/*; the JRE's postinst
+                    # (update-alternatives of java.1.gz) then fails without man1
+                    add_op(st, server.shell, commands=["mkdir -p /usr/share/man/man1"], host=host,
+                           name="man1 for the JRE's update-alternatives")
                     add_op(st, apt.packages, packages=[pkg], update=True, host=host,
                            name=f"Install {pkg}")
                 else:
@@ -299,11 +331,25 @@ class SSHDriver(Driver):
                     add_op(st, files.put, src=io.StringIO(text), dest=path, mode="644", host=host,
                            name=f"{n.name} {posixpath.basename(path)}", **owner)
             self.log(f"{hname}: " + "; ".join(host_changes[hname]))
-        run_ops(st)
+        from pyinfra.api.exceptions import PyinfraError
+
+        # pyinfra's log is silenced; keep what it says about a failed step for the error
+        pylog, errors = logging.getLogger("pyinfra"), _Lines()
+        pylog.addHandler(errors)
+        pylog.setLevel(logging.WARNING)
+        try:
+            run_ops(st)
+        except PyinfraError as exc:
+            if "No hosts remaining" not in str(exc):  # raised when every host of the run failed
+                raise KopsError(f"changes failed: {exc}", details="\n".join(errors.lines[-30:]) or None) from exc
+        finally:
+            pylog.removeHandler(errors)
+            pylog.setLevel(logging.CRITICAL)
         failed = [h.name for h in st.inventory if h in st.failed_hosts]
         if failed:
             raise KopsError(f"changes failed on {', '.join(failed)}",
-                            hint="run again with the same inventory; the log above names the failed step")
+                            details="\n".join(errors.lines[-30:]) or None,
+                            hint="run again with the same inventory; the lines above name the failed step")
         for hname in host_changes:
             if any(n.host_key == hname for n in topo.nodes):
                 self._run(spec, hname, "systemctl daemon-reload")

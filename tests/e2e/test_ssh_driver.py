@@ -1,0 +1,499 @@
+"""The SSH driver end to end: three VM-like hosts (systemd as PID 1, sshd, reached over real
+SSH with a key made here), kops driven through its real CLI, and the result checked the way
+an operator would: a Kafka client on this machine talking to the hosts' addresses, and
+``docker exec`` into the hosts for systemd and file facts.
+
+The tests of this module run in order on the same hosts and build on each other (a
+ZooKeeper-mode cluster is brought up, re-run, changed, stopped, started and purged; then a
+KRaft cluster; then the failure cases). Run it with ``-x``. Needs a Docker engine and the
+offline base image: `make test` provides both. Nothing is skipped: a missing piece fails
+with the hint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import testhosts
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+SETUP_HINT = "run `make test` (or scripts/setup.sh): it starts a Docker engine and builds the base image"
+KOPS = Path(sys.executable).parent / "kops"
+GROUP = "e2e"                       # unique per module: its containers and network carry it
+NAMES = ["vm1", "vm2", "vm3"]
+ZK, KR, BAD, DOWN, JAVA = "e2ezk", "e2ekr", "e2ebad", "e2edown", "e2ejava"
+UP_TIMEOUT = "300"
+
+TIMINGS: dict[str, float] = {}
+
+
+# -- the hosts --------------------------------------------------------------------------------
+
+class Lab:
+    def __init__(self, client, hosts, key: Path, tmp: Path):
+        self.client, self.hosts, self.key, self.tmp = client, hosts, key, tmp
+        self.state = tmp / "state"
+        self.env = {**os.environ, "KOPS_STATE_DIR": str(self.state), "NO_COLOR": "1", "COLUMNS": "200"}
+        self.inventories: dict[str, Path] = {}
+
+    def host(self, name: str):
+        return next(h for h in self.hosts if h.name == name)
+
+    def inventory(self, name: str, text: str) -> Path:
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(text)
+        self.inventories[name] = path
+        return path
+
+
+@pytest.fixture(scope="module")
+def lab(docker_client, tmp_path_factory, request):
+    import docker
+
+    try:
+        docker_client.images.get(testhosts.BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"the base image {testhosts.BASE_IMAGE} is missing; {SETUP_HINT}", pytrace=False)
+    tmp = tmp_path_factory.mktemp("ssh-e2e")
+    key = testhosts.make_key(tmp)
+    testhosts.cleanup(docker_client, GROUP)          # leftovers of an interrupted run
+    try:
+        t0 = time.monotonic()
+        hosts = testhosts.start_hosts(docker_client, GROUP, NAMES, key)
+        TIMINGS["start 3 test hosts"] = time.monotonic() - t0
+        yield Lab(docker_client, hosts, key, tmp)
+    finally:
+        testhosts.cleanup(docker_client, GROUP)
+        _report_timings(request.config)
+
+
+def _report_timings(config) -> None:
+    """Print the timings on the terminal (also under -q, past output capturing)."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    cap = config.pluginmanager.get_plugin("capturemanager")
+    if tr is None or not TIMINGS:
+        return
+    line = "ssh e2e timings: " + "; ".join(f"{k} {v:.1f} s" for k, v in TIMINGS.items())
+    if cap is not None:
+        with cap.global_and_fixture_disabled():
+            tr.write_line("")
+            tr.write_line(line)
+    else:
+        tr.write_line(line)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def kops(lab: Lab, *args, timeout: float = 420) -> subprocess.CompletedProcess:
+    return subprocess.run([str(KOPS), *map(str, args)], env=lab.env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, (f"{' '.join(proc.args)} exited {proc.returncode}\n"
+                                  f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+def sh(host, cmd: str) -> tuple[int, str]:
+    res = host.container.exec_run(["sh", "-c", cmd])
+    return res.exit_code, res.output.decode(errors="replace")
+
+
+def zk_inventory(lab: Lab, extra: str = "") -> Path:
+    return lab.inventory(ZK, testhosts.inventory(ZK, lab.hosts, lab.key, mode="zookeeper", version="3.9.2",
+                                                 roles=["zookeeper", "broker"], extra=extra))
+
+
+def bootstrap(hosts) -> str:
+    return ",".join(f"{h.address}:9092" for h in hosts)
+
+
+def status_json(lab: Lab, inv: Path) -> dict:
+    proc = kops(lab, "status", "-i", inv, "--output", "json", timeout=120)
+    try:
+        st = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"status printed no JSON (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}")
+    st["_exit"] = proc.returncode
+    return st
+
+
+def assert_healthy(lab: Lab, inv: Path, brokers: int = 3) -> dict:
+    st = status_json(lab, inv)
+    assert st["state"] == "healthy" and st["_exit"] == 0, json.dumps(st, indent=1)
+    assert not st["problems"], st["problems"]
+    assert len(st["kafka"]["brokers"]) == brokers, st["kafka"]
+    return st
+
+
+def unit_stamps(lab: Lab, cluster: str) -> dict[str, str]:
+    """unit@host -> ActiveEnterTimestampMonotonic, for every kops unit of the cluster."""
+    out = {}
+    for h in lab.hosts:
+        code, text = sh(h, f"for f in /etc/systemd/system/kops-{cluster}-*.service; do [ -f $f ] || continue; "
+                           'u=$(basename $f); echo "$u $(systemctl show -p ActiveEnterTimestampMonotonic '
+                           '--value $u)"; done')
+        assert code == 0, text
+        for line in text.splitlines():
+            unit, stamp = line.split()
+            out[f"{unit}@{h.name}"] = stamp
+    return out
+
+
+def conf_sums(lab: Lab, cluster: str) -> dict[str, str]:
+    out = {}
+    for h in lab.hosts:
+        code, text = sh(h, f"sha256sum /etc/kops/{cluster}/*/*")
+        assert code == 0, text
+        out[h.name] = text
+    return out
+
+
+def unit_states(lab: Lab, cluster: str) -> dict[str, str]:
+    out = {}
+    for h in lab.hosts:
+        _, text = sh(h, f"for f in /etc/systemd/system/kops-{cluster}-*.service; do u=$(basename $f); "
+                        'echo "$u $(systemctl is-active $u)"; done')
+        for line in text.splitlines():
+            unit, state = line.split()
+            out[f"{unit}@{h.name}"] = state
+    return out
+
+
+# -- a real Kafka client --------------------------------------------------------------------------
+
+def _conf(bs: str) -> dict:
+    return {"bootstrap.servers": bs, "socket.timeout.ms": 10000}
+
+
+def create_topic(bs: str, topic: str, rf: int = 3, partitions: int = 1) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(_conf(bs))
+    fut = admin.create_topics([NewTopic(topic, partitions, rf)], operation_timeout=30)
+    fut[topic].result(timeout=40)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:   # metadata reaches every broker a moment later
+        md = admin.list_topics(topic, timeout=10).topics[topic]
+        if md.error is None and len(md.partitions) == partitions and all(
+                p.leader >= 0 for p in md.partitions.values()):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"topic {topic} has no leader 30 s after its creation")
+
+
+def produce(bs: str, topic: str, values: list[bytes]) -> None:
+    from confluent_kafka import Producer
+
+    errors, acked = [], []
+    prod = Producer({**_conf(bs), "acks": "all", "enable.idempotence": True, "message.timeout.ms": 60000})
+    for v in values:
+        prod.produce(topic, v, on_delivery=lambda err, msg: errors.append(err) if err else acked.append(msg))
+        prod.poll(0)
+    left = prod.flush(90)
+    assert left == 0 and not errors, f"{left} message(s) not delivered; errors: {errors[:3]}"
+    assert len(acked) == len(values)
+
+
+def consume(bs: str, topic: str, count: int, timeout: float = 60) -> list[bytes]:
+    from confluent_kafka import Consumer
+
+    cons = Consumer({**_conf(bs), "group.id": f"e2e-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False})
+    got: list[bytes] = []
+    try:
+        cons.subscribe([topic])
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            msg = cons.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            got.append(msg.value())
+    finally:
+        cons.close()
+    return got
+
+
+def round_trip(bs: str, rf: int) -> None:
+    topic = f"e2e-rt-{uuid.uuid4().hex[:6]}"
+    create_topic(bs, topic, rf)
+    values = [f"m{i}".encode() for i in range(20)]
+    produce(bs, topic, values)
+    assert consume(bs, topic, len(values)) == values
+
+
+def isrs(bs: str, topic: str) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient(_conf(bs)).list_topics(topic, timeout=10)
+    return sorted(md.topics[topic].partitions[0].isrs)
+
+
+# -- 1..5: ZooKeeper mode, three hosts with a ZooKeeper and a broker each ----------------------------
+
+def test_zk_up_from_nothing(lab):
+    inv = zk_inventory(lab)
+    t0 = time.monotonic()
+    proc = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
+    TIMINGS["3-host ZK deploy from nothing to ready"] = time.monotonic() - t0
+    assert f"cluster {ZK} ready" in proc.stdout
+
+    st = assert_healthy(lab, inv)
+    assert sorted(st["kafka"]["brokers"]) == ["1", "2", "3"]
+    modes = sorted(n["health"] for n in st["nodes"] if n["role"] == "zookeeper")
+    assert modes == ["follower", "follower", "leader"], st["nodes"]
+    assert {n["where"] for n in st["nodes"]} == set(NAMES)
+
+    bs = bootstrap(lab.hosts)
+    topic = "e2e-rf3"
+    create_topic(bs, topic, rf=3)
+    values = [f"hello {i}".encode() for i in range(50)]
+    produce(bs, topic, values)
+    assert consume(bs, topic, len(values)) == values
+    assert isrs(bs, topic) == [1, 2, 3]
+
+    # the units are systemd's, enabled, running as the kafka user
+    for h in lab.hosts:
+        i = h.name[-1]
+        code, text = sh(h, f"systemctl is-enabled kops-{ZK}-zoo{i}.service kops-{ZK}-kafka{i}.service; "
+                           f"ps -o user= -C java | sort -u")
+        assert code == 0 and text.split() == ["enabled", "enabled", "kafka"], text
+
+
+def test_zk_second_up_changes_nothing(lab):
+    inv = lab.inventories[ZK]
+    stamps, sums = unit_stamps(lab, ZK), conf_sums(lab, ZK)
+    assert len(stamps) == 6 and all(v not in ("", "0") for v in stamps.values()), stamps
+
+    t0 = time.monotonic()
+    proc = ok(kops(lab, "up", "-i", inv))
+    TIMINGS["no-op re-run"] = time.monotonic() - t0
+    assert "nothing to change" in proc.stderr, proc.stderr
+    assert "already up to date" in proc.stdout
+
+    proc = ok(kops(lab, "up", "-i", inv, "--output", "json"))
+    res = json.loads(proc.stdout)
+    assert res["changed"] is False
+    assert {a["action"] for a in res["actions"]} == {"unchanged"}, res["actions"]
+    assert res["status"]["state"] == "healthy"
+
+    assert unit_stamps(lab, ZK) == stamps
+    assert conf_sums(lab, ZK) == sums
+
+
+def test_zk_config_change_restarts_one_broker(lab):
+    inv = zk_inventory(lab, extra="nodes:\n  kafka2: {config: {log.retention.hours: 100}}\n")
+    vm2 = lab.host("vm2")
+    props = f"/etc/kops/{ZK}/kafka2/server.properties"
+    stamps = unit_stamps(lab, ZK)
+    _, before = sh(vm2, f"sha256sum {props}")
+
+    proc = ok(kops(lab, "up", "-i", inv, "--dry-run"))
+    plan = dict(line.split(None, 2)[:2] for line in proc.stdout.splitlines() if line.strip())
+    assert plan == {"zoo1": "unchanged", "zoo2": "unchanged", "zoo3": "unchanged", "kafka1": "unchanged",
+                    "kafka2": "restart", "kafka3": "unchanged"}, proc.stdout
+    assert "vm2: would write 1 file(s) of kafka2: server.properties" in proc.stderr, proc.stderr
+    assert "vm1: would" not in proc.stderr and "vm3: would" not in proc.stderr
+    assert "nothing was changed" in proc.stderr
+    assert sh(vm2, f"sha256sum {props}")[1] == before
+    assert unit_stamps(lab, ZK) == stamps
+
+    proc = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
+    assert "kafka2: restarted on vm2" in proc.stderr, proc.stderr
+    after = unit_stamps(lab, ZK)
+    changed = {k for k in after if after[k] != stamps[k]}
+    assert changed == {f"kops-{ZK}-kafka2.service@vm2"}, (stamps, after)
+    assert sh(vm2, f"grep -x log.retention.hours=100 {props}")[0] == 0
+    assert_healthy(lab, inv)
+    assert isrs(bootstrap(lab.hosts), "e2e-rf3") == [1, 2, 3]
+
+
+def test_zk_down_up_keeps_messages(lab):
+    inv = lab.inventories[ZK]
+    bs = bootstrap(lab.hosts)
+    topic = "e2e-keep"
+    create_topic(bs, topic, rf=3, partitions=3)
+    values = [f"keep {i:03d}".encode() for i in range(500)]
+    produce(bs, topic, values)
+
+    proc = ok(kops(lab, "down", "-i", inv))
+    assert sorted(proc.stdout.split()) == sorted(f"{r}{i}" for r in ("kafka", "zoo") for i in (1, 2, 3))
+    states = unit_states(lab, ZK)
+    assert len(states) == 6 and set(states.values()) == {"inactive"}, states
+    for h in lab.hosts:
+        i = h.name[-1]
+        code, text = sh(h, f"ls -d /var/lib/kops/{ZK}/kafka{i}/data/{topic}-0 /var/lib/kops/{ZK}/zoo{i}/version-2 "
+                           f"/etc/kops/{ZK}/kafka{i}/server.properties")
+        assert code == 0, text
+    st = status_json(lab, inv)
+    assert st["state"] == "stopped" and st["_exit"] == 3, st
+
+    t0 = time.monotonic()
+    proc = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
+    TIMINGS["3-host ZK start after down"] = time.monotonic() - t0
+    assert set(unit_states(lab, ZK).values()) == {"active"}
+    got = consume(bs, topic, len(values), timeout=90)
+    assert sorted(got) == values, f"{len(got)} of {len(values)} messages back"
+
+
+def _no_trace(lab: Lab, cluster: str) -> dict[str, str]:
+    """Host -> what is left of the cluster (empty when nothing)."""
+    out = {}
+    for h in lab.hosts:
+        _, text = sh(h, f"ls -d /etc/kops/{cluster} /var/lib/kops/{cluster} /var/log/kops/{cluster} "
+                        f"/etc/systemd/system/kops-{cluster}-*.service /opt/kops/kafka_2.13-*/ 2>/dev/null; "
+                        f"systemctl list-units --all --plain --no-legend 'kops-{cluster}-*' | grep -v not-found")
+        out[h.name] = text.strip()
+    return out
+
+
+def test_zk_purge(lab):
+    inv = lab.inventories[ZK]
+    proc = ok(kops(lab, "down", "-i", inv, "--purge"))
+    assert f"cluster {ZK} purged" in proc.stderr
+    assert _no_trace(lab, ZK) == {n: "" for n in NAMES}
+    assert not (lab.state / "clusters" / ZK).exists() or not any((lab.state / "clusters" / ZK).iterdir())
+    for h in lab.hosts:
+        assert sh(h, "pgrep -u kafka java")[0] == 1, f"a kafka process is left on {h.name}"
+
+    proc = ok(kops(lab, "down", "-i", inv, "--purge"))      # safe to repeat
+    assert _no_trace(lab, ZK) == {n: "" for n in NAMES}
+
+
+# -- 6: KRaft, three combined broker,controller nodes on the same hosts -----------------------------
+
+def _meta_ids(lab: Lab, cluster: str) -> dict[str, str]:
+    out = {}
+    for h in lab.hosts:
+        i = h.name[-1]
+        code, text = sh(h, f"sed -n 's/^cluster.id=//p' /var/lib/kops/{cluster}/kafka{i}/data/meta.properties")
+        assert code == 0 and text.strip(), f"{h.name}: no meta.properties: {text}"
+        out[h.name] = text.strip()
+    return out
+
+
+def test_kraft_three_combined_nodes(lab):
+    inv = lab.inventory(KR, testhosts.inventory(KR, lab.hosts, lab.key, mode="kraft", version="4.4.0",
+                                                roles=["broker"]))
+    t0 = time.monotonic()
+    proc = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
+    TIMINGS["3-host KRaft deploy from nothing to ready"] = time.monotonic() - t0
+    assert f"cluster {KR} ready" in proc.stdout
+    st = assert_healthy(lab, inv)
+    assert sorted(n["role"] for n in st["nodes"]) == ["combined"] * 3
+    bs = bootstrap(lab.hosts)
+    topic = "e2e-kraft"
+    create_topic(bs, topic, rf=3)
+    produce(bs, topic, [b"before"])
+    assert isrs(bs, topic) == [1, 2, 3]
+
+    ids = _meta_ids(lab, KR)
+    assert len(set(ids.values())) == 1, ids
+    cid = next(iter(ids.values()))
+    sums = {h.name: sh(h, f"sha256sum /var/lib/kops/{KR}/kafka{h.name[-1]}/data/meta.properties")[1]
+            for h in lab.hosts}
+
+    ok(kops(lab, "down", "-i", inv))
+    assert set(unit_states(lab, KR).values()) == {"inactive"}
+    # The id kept on this machine is gone too: the one on the hosts must win, not a new one.
+    (lab.state / "clusters" / KR / "cluster.id").unlink()
+    ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
+    assert _meta_ids(lab, KR) == ids
+    assert (lab.state / "clusters" / KR / "cluster.id").read_text().strip() == cid
+    assert {h.name: sh(h, f"sha256sum /var/lib/kops/{KR}/kafka{h.name[-1]}/data/meta.properties")[1]
+            for h in lab.hosts} == sums, "meta.properties was rewritten (storage re-formatted?)"
+    assert_healthy(lab, inv)
+    assert consume(bs, topic, 1) == [b"before"]
+    round_trip(bs, 3)
+
+    ok(kops(lab, "down", "-i", inv, "--purge"))
+    assert _no_trace(lab, KR) == {n: "" for n in NAMES}
+
+
+# -- 7..9: failures change nothing; a host without Java gets one --------------------------------
+
+def _untouched(lab: Lab, cluster: str, hosts=None) -> None:
+    for h in hosts or lab.hosts:
+        code, text = sh(h, f"ls -d /etc/kops /opt/kops /var/lib/kops /etc/systemd/system/kops-{cluster}-* "
+                           "2>/dev/null")
+        assert text.strip() == "", f"{h.name} was changed: {text}"
+
+
+def test_bad_key_changes_nothing(lab):
+    keydir = lab.tmp / "other-key"
+    keydir.mkdir(exist_ok=True)
+    other = testhosts.make_key(keydir)
+    inv = lab.inventory(BAD, testhosts.inventory(BAD, lab.hosts, other, mode="zookeeper", version="3.9.2",
+                                                 roles=["zookeeper", "broker"]))
+    proc = kops(lab, "up", "-i", inv, timeout=120)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "login failed" in proc.stderr and "Authentication" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for h in lab.hosts:
+        assert f"{h.name} (root@{h.address}:22)" in proc.stderr, proc.stderr
+    assert "nothing was changed" in proc.stderr
+    _untouched(lab, BAD)
+
+
+def test_stopped_host_changes_nothing(lab):
+    vm3 = lab.host("vm3")
+    inv = lab.inventory(DOWN, testhosts.inventory(DOWN, lab.hosts, lab.key, mode="zookeeper", version="3.9.2",
+                                                  roles=["zookeeper", "broker"]))
+    vm3.container.kill()
+    try:
+        vm3.container.reload()
+        assert vm3.container.status == "exited"
+        proc = kops(lab, "up", "-i", inv, timeout=120)
+        # exit 1 (runtime failure, EngineError): the host is not reachable
+        assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+        err = re.sub(r"\s+", " ", proc.stderr)
+        assert f"vm3 ({vm3.address}:22): cannot open a TCP connection" in err, proc.stderr
+        assert "vm1" not in err and "vm2" not in err, proc.stderr
+        assert "nothing was changed on any host" in err
+        _untouched(lab, DOWN, [lab.host("vm1"), lab.host("vm2")])
+    finally:
+        vm3.container.start()
+    # the host is back (same address, sshd up): kops now reaches all three
+    deadline = time.monotonic() + 90
+    while True:
+        vm3.container.reload()
+        addr = vm3.container.attrs["NetworkSettings"]["Networks"][f"kops-test-{GROUP}"]["IPAddress"]
+        code, _ = sh(vm3, "systemctl is-active ssh") if vm3.container.status == "running" else (1, "")
+        if code == 0:
+            break
+        assert time.monotonic() < deadline, "vm3 did not come back with sshd"
+        time.sleep(1)
+    assert addr == vm3.address
+    proc = ok(kops(lab, "up", "-i", inv, "--dry-run", timeout=120))
+    assert "kafka3" in proc.stdout and "create" in proc.stdout
+    _untouched(lab, DOWN)
+
+
+def test_host_without_java_gets_one(lab):
+    vm1 = lab.host("vm1")
+    code, text = sh(vm1, "DEBIAN_FRONTEND=noninteractive apt-get purge -y openjdk-17-jre-headless "
+                         ">/dev/null 2>&1; command -v java")
+    assert code != 0 and not text.strip(), f"java still there: {text}"
+    inv = lab.inventory(JAVA, "\n".join([
+        f"name: {JAVA}", "kafka: {version: 4.4.0, mode: kraft, heap: 384m}", "driver: ssh", "hosts:",
+        f"  vm1: {{address: {vm1.address}, user: root, key: {lab.key}, roles: [broker]}}", ""]))
+    t0 = time.monotonic()
+    proc = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
+    TIMINGS["1-host deploy incl. Java install"] = time.monotonic() - t0
+    assert "vm1: installing openjdk-17-jre-headless with apt" in proc.stderr, proc.stderr
+    code, text = sh(vm1, "command -v java && java -version 2>&1")
+    assert code == 0 and "17." in text, text
+    assert_healthy(lab, inv, brokers=1)
+    round_trip(f"{vm1.address}:9092", 1)
+    ok(kops(lab, "down", "-i", inv, "--purge"))
+    assert _no_trace(lab, JAVA)["vm1"] == ""
