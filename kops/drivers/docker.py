@@ -111,10 +111,14 @@ class DockerDriver(Driver):
         net = self._network(spec.name)
         by_action = {a.node: a.action for a in actions}
         zks = [n for n in topo.zookeepers if by_action[n.name] != "unchanged"]
+        zk_started = None
         if zks:
+            zk_started = time.time()
             self._parallel(lambda n: self._apply(topo, n, plans[n.name], by_action[n.name], existing, net), zks)
             self._wait_zookeeper(topo, deadline)
         kafka = [n for n in topo.nodes if n.is_kafka and by_action[n.name] != "unchanged"]
+        if topo.mode == "zookeeper":
+            self._await_zk_sessions(topo, kafka, existing, zk_started, deadline)
         fresh = [n for n in kafka if by_action[n.name] in ("create", "start")]
         rolling = [n for n in kafka if by_action[n.name] == "recreate"]
         if fresh:
@@ -131,6 +135,39 @@ class DockerDriver(Driver):
         self._wait_kafka(topo, deadline)
         st = self.status(spec)
         return UpResult(actions, st, time.monotonic() - t0, True)
+
+    def _await_zk_sessions(self, topo: Topology, nodes, existing: dict, zk_started: float | None,
+                           deadline: float) -> None:
+        """A ZooKeeper-mode broker that died without closing its session (docker kill, OOM)
+        leaves /brokers/ids/<id> behind until ZooKeeper expires the session; started before
+        that, it exits at once ("node already exists"). Wait for the expiry: until the other
+        brokers stop listing the id, at most the session timeout after the death (or after
+        ZooKeeper restarted, which restores the sessions it had)."""
+        waits = {}
+        for n in nodes:
+            c = existing.get(n.name)
+            st = (c.attrs.get("State") or {}) if c is not None else {}
+            if c is None or c.status not in ("exited", "dead") or (
+                    st.get("ExitCode") in (0, 143) and not st.get("OOMKilled")):
+                continue  # new, or stopped cleanly (SIGTERM): its session was closed
+            died = _epoch(st.get("FinishedAt"))
+            if died is None:
+                continue
+            session = float(n.config.get("zookeeper.session.timeout.ms", 18000)) / 1000
+            base = max(died, zk_started or 0.0)
+            waits[n.name] = (n.id, base + session + 3.0, st.get("ExitCode"))  # + a ZooKeeper tick
+        until = max((w[1] for w in waits.values()), default=0.0)
+        if until <= time.time():
+            return
+        names = ", ".join(f"{k} (exit code {w[2]})" for k, w in sorted(waits.items()))
+        self.log(f"{names} stopped without closing its ZooKeeper session: waiting up to "
+                 f"{until - time.time():.0f} s for the session to expire, so it can register again")
+        ids = {w[0] for w in waits.values()}
+        while time.time() < until and time.monotonic() < deadline:
+            h = health.kafka_health(topo.bootstrap_servers, timeout=2)
+            if not h.error and h.brokers and not ids & set(h.brokers):
+                return  # the controller saw the registrations go: the sessions are gone
+            time.sleep(1)
 
     def _check_image(self, spec, build_missing: bool) -> None:
         import docker
@@ -201,6 +238,19 @@ class DockerDriver(Driver):
             return self.cli.volumes.create(vol, labels={f"{LABEL}.cluster": name, f"{LABEL}.node": node})
 
     def _apply(self, topo: Topology, node, plan: dict, action: str, existing: dict, net) -> None:
+        import docker
+
+        try:
+            self._apply_one(topo, node, plan, action, existing, net)
+        except docker.errors.APIError as exc:
+            # e.g. a host port taken between the port check and the start (another cluster)
+            raise KopsError(f"{node.name}: the Docker engine refused to {action} {plan['name']}: "
+                            f"{exc.explanation or exc}",
+                            hint="if a port is named, something took it after kops checked it: free "
+                                 "it (docker ps, ss -ltnp) and run `kops up` again; it starts what is "
+                                 "missing") from exc
+
+    def _apply_one(self, topo: Topology, node, plan: dict, action: str, existing: dict, net) -> None:
         c = existing.get(node.name)
         if action == "start":
             c.start()
@@ -493,6 +543,19 @@ class DockerDriver(Driver):
             raise NotFoundError(f"cluster {spec.name} has no node {node!r}")
         c = cs[node]
         c.restart(timeout=30 if c.labels.get(f"{LABEL}.role") == "zookeeper" else 120)
+
+
+def _epoch(docker_time: str | None) -> float | None:
+    """Docker's RFC 3339 time (nanoseconds, Z) as epoch seconds; None for the zero time."""
+    from datetime import datetime, timezone
+
+    if not docker_time or docker_time.startswith("0001-"):
+        return None
+    try:
+        whole = datetime.strptime(docker_time[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return whole.timestamp() + 1.0  # the fraction dropped, rounded up
 
 
 def _tail(container, n: int) -> str:

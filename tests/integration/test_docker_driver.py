@@ -1,0 +1,588 @@
+"""The Docker driver against a real engine and real Kafka, driven through the `kops` CLI.
+
+Every test runs `kops` as a user would (a subprocess, with its own KOPS_STATE_DIR) and
+checks the outcome independently: containers, volumes and networks through the Docker
+SDK, and Kafka through a real client (confluent-kafka / librdkafka) from the host, or the
+Kafka tools in a throwaway container.
+
+Needs a Docker engine and the kops/kafka:3.9.2 and 4.4.0 images: `make test` provides
+both. Nothing is skipped: a missing piece fails with that hint.
+
+Host ports: the preset tests publish the presets' ports (9092-9094, 29092-29094,
+2181-2183). Before each test, the suite waits (up to 10 min) until no container labelled
+io.kops.cluster is running, so it never fights another cluster for them. The custom
+clusters use ports in 19000-25000.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+SETUP_HINT = "run `make test` (or scripts/setup.sh): it installs and starts Docker and builds the kops/kafka images"
+KOPS = Path(sys.executable).parent / "kops"
+REPO = Path(__file__).resolve().parents[2]
+LABEL = "io.kops.cluster"
+IMAGES = ("kops/kafka:3.9.2", "kops/kafka:4.4.0")
+FOREIGN_WAIT = 600.0      # seconds to wait for other kops clusters on the engine to stop
+UP_TIMEOUT = "240"
+
+# preset -> (Kafka version, ZooKeepers, dedicated controllers, brokers)
+PRESETS = {
+    "zk-single-kafka-single": ("3.9.2", 1, 0, 1),
+    "zk-single-kafka-multiple": ("3.9.2", 1, 0, 3),
+    "zk-multiple-kafka-single": ("3.9.2", 3, 0, 1),
+    "zk-multiple-kafka-multiple": ("3.9.2", 3, 0, 3),
+    "kraft-single": ("4.4.0", 0, 0, 1),
+    "kraft-multiple": ("4.4.0", 0, 0, 3),
+    "kraft-split": ("4.4.0", 0, 3, 3),
+}
+API_VERSIONS_CMD = {"3": "kafka.admin.BrokerApiVersionsCommand",
+                    "4": "org.apache.kafka.tools.BrokerApiVersionsCommand"}
+
+_waited = {"seconds": 0.0}
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine(docker_client):
+    """The pinged engine (conftest fails with the hint when there is none), with the images."""
+    missing = []
+    for ref in IMAGES:
+        try:
+            docker_client.images.get(ref)
+        except Exception:  # noqa: BLE001 - ImageNotFound or an API error: the image is not usable
+            missing.append(ref)
+    if missing:
+        pytest.fail(f"image(s) {', '.join(missing)} not on the Docker engine; {SETUP_HINT}", pytrace=False)
+    if not KOPS.is_file():
+        pytest.fail(f"{KOPS} not found: kops is not installed in this venv; {SETUP_HINT}", pytrace=False)
+    yield docker_client
+    if _waited["seconds"]:
+        warnings.warn(f"waited {_waited['seconds']:.0f} s in total for other kops clusters to stop",
+                      stacklevel=1)
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("kops-state")
+
+
+@pytest.fixture
+def kops(state_dir):
+    """Run the real CLI; returns the CompletedProcess (never raises on a non-zero exit)."""
+    env = {**os.environ, "KOPS_STATE_DIR": str(state_dir), "NO_COLOR": "1"}
+
+    def run(*args, timeout: float = 420) -> subprocess.CompletedProcess:
+        cmd = [str(KOPS), *map(str, args)]
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"`kops {' '.join(map(str, args))}` still running after {timeout:.0f} s\n"
+                        f"--- stdout\n{exc.stdout}\n--- stderr\n{exc.stderr}", pytrace=False)
+        print(f"$ kops {' '.join(map(str, args))}  -> exit {proc.returncode} in {time.monotonic() - t0:.1f} s")
+        return proc
+
+    run.env = env
+    return run
+
+
+def _wait_for_foreign_clusters(client) -> None:
+    """Other tests (compose, rolling) may hold the presets' ports: wait until no kops
+    container runs. Ours are all purged between tests, so every running one is foreign."""
+    t0 = time.monotonic()
+    while True:
+        running = client.containers.list(filters={"label": LABEL, "status": "running"})
+        if not running:
+            break
+        if time.monotonic() - t0 > FOREIGN_WAIT:
+            pytest.fail("other kops clusters kept running for 10 min: "
+                        + ", ".join(sorted(c.name for c in running))
+                        + "; stop them (kops down --name NAME) and rerun", pytrace=False)
+        time.sleep(5)
+    waited = time.monotonic() - t0
+    if waited > 1:
+        _waited["seconds"] += waited
+        print(f"waited {waited:.0f} s for other kops clusters to stop")
+
+
+def _labelled(client, name: str) -> dict[str, list[str]]:
+    flt = {"label": f"{LABEL}={name}"}
+    return {"containers": sorted(c.name for c in client.containers.list(all=True, filters=flt)),
+            "volumes": sorted(v.name for v in client.volumes.list(filters=flt)),
+            "networks": sorted(n.name for n in client.networks.list(filters=flt))}
+
+
+def _purge(client, kops, name: str) -> None:
+    """`kops down --purge`, then whatever still carries the label (a crashed run's leftovers)."""
+    down = kops("down", "--purge", "--name", name, timeout=300)
+    flt = {"label": f"{LABEL}={name}"}
+    for c in client.containers.list(all=True, filters=flt):
+        c.remove(force=True, v=True)
+    for v in client.volumes.list(filters=flt):
+        v.remove(force=True)
+    for n in client.networks.list(filters=flt):
+        n.remove()
+    assert down.returncode == 0, f"kops down --purge --name {name} exited {down.returncode}\n{down.stderr}"
+
+
+@pytest.fixture
+def cluster(engine, kops):
+    """``cluster(name)``: purge leftovers of NAME now, and purge it again after the test."""
+    _wait_for_foreign_clusters(engine)
+    names: list[str] = []
+
+    def use(name: str) -> str:
+        _purge(engine, kops, name)
+        names.append(name)
+        return name
+
+    yield use
+    errors = []
+    for name in reversed(names):
+        try:
+            _purge(engine, kops, name)
+        except Exception as exc:  # noqa: BLE001 - purge every cluster, then report
+            errors.append(f"{name}: {exc}")
+    assert not errors, "purge after the test failed: " + "; ".join(errors)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def _ok(proc, what: str = "") -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, (f"{what or 'kops'} exited {proc.returncode}\n--- stdout\n{proc.stdout}"
+                                  f"\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+def _json(proc) -> dict | list:
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"not JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+
+
+def _write_inventory(tmp_path: Path, data: dict, name: str = "inventory.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _preset_data(preset: str) -> dict:
+    return yaml.safe_load((REPO / "inventories" / f"{preset}.yaml").read_text())
+
+
+def _bootstrap(nbrokers: int, port: int = 9092) -> str:
+    return ",".join(f"127.0.0.1:{port + i}" for i in range(nbrokers))
+
+
+def _containers(client, name: str) -> dict:
+    return {c.labels["io.kops.node"]: c
+            for c in client.containers.list(all=True, filters={"label": f"{LABEL}={name}"})
+            if "io.kops.node" in c.labels}
+
+
+def _started(client, name: str) -> dict[str, tuple[str, str]]:
+    """node -> (container id, State.StartedAt)."""
+    return {n: (c.id, c.attrs["State"]["StartedAt"]) for n, c in _containers(client, name).items()}
+
+
+def _client_conf(bootstrap: str) -> dict:
+    return {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000,
+            "log_level": 3}
+
+
+def _create_topic(bootstrap: str, topic: str, rf: int, timeout: float = 60) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(_client_conf(bootstrap))
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=rf)],
+                        operation_timeout=30)[topic].result(timeout=timeout)
+    # the partition has a leader and its whole ISR before the test leans on it
+    _wait_isr(bootstrap, topic, rf, timeout)
+
+
+def _wait_isr(bootstrap: str, topic: str, want: int, timeout: float = 60) -> list[int]:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(_client_conf(bootstrap))
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            part = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(0)
+            if part is not None:
+                last = (part.leader, list(part.replicas), list(part.isrs))
+                if part.leader >= 0 and len(part.isrs) == want:
+                    return list(part.isrs)
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"{topic}-0: expected {want} in-sync replicas within {timeout:.0f} s; "
+                         f"last (leader, replicas, isrs): {last}")
+
+
+def _produce(bootstrap: str, topic: str, values: list[bytes], timeout: float = 60) -> None:
+    from confluent_kafka import Producer
+
+    prod = Producer({**_client_conf(bootstrap), "acks": "all", "enable.idempotence": True,
+                     "linger.ms": 5, "message.timeout.ms": int(timeout * 1000)})
+    ok, errors = [], []
+
+    def report(err, msg):
+        (errors if err else ok).append(err or msg.offset())
+
+    for v in values:
+        while True:
+            try:
+                prod.produce(topic, value=v, partition=0, on_delivery=report)
+                break
+            except BufferError:
+                prod.poll(0.1)
+        prod.poll(0)
+    left = prod.flush(timeout)
+    assert not errors, f"produce to {topic}: {len(errors)} failed, first: {errors[0]}"
+    assert left == 0 and len(ok) == len(values), \
+        f"produce to {topic}: {len(ok)}/{len(values)} acknowledged (acks=all), {left} still queued"
+
+
+def _consume_all(bootstrap: str, topic: str, count: int, timeout: float = 60) -> list[bytes]:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    cons = Consumer({**_client_conf(bootstrap), "group.id": f"kops-test-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    got, last_err = [], None
+    try:
+        cons.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            msg = cons.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                last_err = msg.error()
+                continue
+            got.append(msg.value())
+    finally:
+        cons.close()
+    assert len(got) == count, (f"consumed {len(got)} of {count} messages from {topic} within "
+                               f"{timeout:.0f} s (last error: {last_err})")
+    return got
+
+
+def _round_trip(bootstrap: str, rf: int, n: int = 10) -> str:
+    topic = f"kops-test-{uuid.uuid4().hex[:8]}"
+    _create_topic(bootstrap, topic, rf)
+    values = [f"{topic} message {i}".encode() for i in range(n)]
+    _produce(bootstrap, topic, values)
+    assert _consume_all(bootstrap, topic, n) == values
+    return topic
+
+
+def _broker_config(bootstrap: str, broker_id: int, key: str) -> str:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient(_client_conf(bootstrap))
+    res = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
+    configs = admin.describe_configs([res], request_timeout=20)[res].result(timeout=30)
+    return configs[key].value
+
+
+def _status(kops, *source) -> tuple[int, dict]:
+    proc = kops("status", *source, "--output", "json")
+    return proc.returncode, _json(proc)
+
+
+def _assert_healthy(kops, source: tuple, nbrokers: int, nnodes: int) -> dict:
+    code, st = _status(kops, *source)
+    assert code == 0 and st["state"] == "healthy", f"status exit {code}: {json.dumps(st, indent=1)}"
+    assert st["problems"] == []
+    assert len(st["nodes"]) == nnodes, [n["name"] for n in st["nodes"]]
+    bad = [n["name"] for n in st["nodes"] if not n["healthy"] or n["state"] != "running"]
+    assert not bad, f"unhealthy nodes {bad}: {json.dumps(st['nodes'], indent=1)}"
+    assert len(st["kafka"]["brokers"]) == nbrokers == st["kafka"]["brokers_expected"], st["kafka"]
+    assert st["kafka"]["controller"] is not None
+    return st
+
+
+def _run_client(client, cluster: str, image: str, argv: list[str], *, network: str | None = None,
+                extra_hosts: dict | None = None, timeout: int = 120) -> tuple[int, str, list[str]]:
+    """A throwaway container: (exit code, output, the networks it was on). Always removed.
+    Labelled with the cluster, so a crashed run's purge removes it (and can drop the network)."""
+    kw = {"network": network} if network else {}
+    c = client.containers.create(image, argv, labels={LABEL: cluster, "io.kops.test": "client"},
+                                 extra_hosts=extra_hosts or {}, **kw)
+    try:
+        c.start()
+        code = c.wait(timeout=timeout)["StatusCode"]
+        c.reload()
+        nets = sorted(c.attrs["NetworkSettings"]["Networks"])
+        return code, c.logs().decode(errors="replace"), nets
+    finally:
+        c.remove(force=True, v=True)
+
+
+# -- the extra checks, each on the preset cluster that suits it ---------------------------
+
+def check_network_clients(client, kops, preset: str) -> None:
+    """Clients on the cluster network use kafka1:19092; other containers host.docker.internal:29092."""
+    version = PRESETS[preset][0]
+    image, main = f"kops/kafka:{version}", API_VERSIONS_CMD[version.split(".")[0]]
+    net = client.networks.get(f"kops-{preset}")
+    assert net.attrs["Labels"].get(LABEL) == preset, net.attrs["Labels"]
+    tool = ["java", "-Xmx128m", "-cp", "/opt/kafka/libs/*", main, "--bootstrap-server"]
+
+    code, out, nets = _run_client(client, preset, image, [*tool, "kafka1:19092"], network=net.name)
+    assert code == 0 and "kafka1:19092" in out, f"on {net.name}: exit {code}\n{out[-3000:]}"
+    assert nets == [net.name]
+
+    code, out, nets = _run_client(client, preset, image, [*tool, "host.docker.internal:29092"],
+                                  extra_hosts={"host.docker.internal": "host-gateway"})
+    assert net.name not in nets, nets
+    assert code == 0 and "host.docker.internal:29092" in out, \
+        f"from {nets} via host.docker.internal:29092: exit {code}\n{out[-3000:]}"
+
+
+def check_down_up_keeps_messages(client, kops, preset: str) -> None:
+    """1000 messages survive down/up; down --purge then leaves nothing (twice: exit 0)."""
+    src = ("--preset", preset)
+    topic = f"keep-{uuid.uuid4().hex[:8]}"
+    _create_topic(_bootstrap(1), topic, 1)
+    values = [f"{topic} {i:04d}".encode() for i in range(1000)]
+    _produce(_bootstrap(1), topic, values)
+
+    _ok(kops("down", *src), "kops down")
+    cs = _containers(client, preset)
+    assert {n: c.status for n, c in cs.items()} == {n: "exited" for n in cs}, "containers not stopped"
+    vols = {v.name for v in client.volumes.list(filters={"label": f"{LABEL}={preset}"})}
+    assert vols == {f"{preset}-{n}-data" for n in cs}, f"data volumes after down: {vols}"
+    code, st = _status(kops, *src)
+    assert code == 3 and st["state"] == "stopped", (code, st["state"])
+
+    _ok(kops("up", *src, "--timeout", UP_TIMEOUT), "kops up after down")
+    assert _consume_all(_bootstrap(1), topic, 1000) == values
+
+    mounted = {m["Name"] for c in _containers(client, preset).values()
+               for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"}
+    _ok(kops("down", *src, "--purge"), "kops down --purge")
+    assert _labelled(client, preset) == {"containers": [], "volumes": [], "networks": []}
+    still = sorted(v for v in mounted if _volume_exists(client, v))
+    assert not still, f"down --purge left volumes the cluster's containers used: {still}"
+    _ok(kops("down", *src, "--purge"), "a second kops down --purge")
+    code, st = _status(kops, *src)
+    assert code == 3 and st["state"] == "not-found", (code, st["state"])
+
+
+def _volume_exists(client, name: str) -> bool:
+    import docker
+
+    try:
+        client.volumes.get(name)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def check_killed_broker_recovers(client, kops, preset: str, topic: str) -> None:
+    """docker kill kafka2: status exit 1 naming it; `kops up` brings it back; healthy again."""
+    src = ("--preset", preset)
+    victim = client.containers.get(f"{preset}-kafka2")
+    victim.kill()
+    victim.reload()
+    assert victim.status == "exited", victim.status
+    before = _started(client, preset)
+
+    proc = kops("status", *src)
+    problems = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("problem:")]
+    assert proc.returncode == 1, f"status exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert any("kafka2" in p for p in problems), f"no problem names kafka2:\n{proc.stdout}"
+
+    _ok(kops("up", *src, "--timeout", UP_TIMEOUT), "kops up after a kill")
+    after = _started(client, preset)
+    assert after["kafka2"][0] == before["kafka2"][0], "kafka2 was recreated, not started"
+    assert after["kafka2"][1] != before["kafka2"][1], "kafka2 was not started again"
+    others = {n: v for n, v in after.items() if n != "kafka2"}
+    assert others == {n: v for n, v in before.items() if n != "kafka2"}, "other nodes were restarted"
+    nnodes = sum(PRESETS[preset][1:3]) + PRESETS[preset][3]
+    _assert_healthy(kops, src, 3, nnodes)
+    assert sorted(_wait_isr(_bootstrap(3), topic, 3)) == [1, 2, 3]
+
+
+def check_config_change_recreates_one_node(client, kops, preset: str, tmp_path: Path, topic: str) -> None:
+    """nodes.kafka2.config changes: only kafka2 is recreated, on the same data volume."""
+    data = _preset_data(preset)
+    data["nodes"] = {"kafka2": {"config": {"log.retention.hours": 100}}}
+    inv = _write_inventory(tmp_path, data)
+    before = _started(client, preset)
+    # a marker in kafka2's data volume: the same volume (not a new one of that name) after
+    # (a volume's CreatedAt is its root's ctime in Docker: it moves as Kafka writes there)
+    marker = f"kops-test-{uuid.uuid4().hex}"
+    res = client.containers.get(before["kafka2"][0]).exec_run(
+        ["sh", "-c", f"echo {marker} > /var/lib/kafka/data/kops-test-marker"])
+    assert res.exit_code == 0, res.output
+
+    plan = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run (config change)").stdout
+    actions = {ln.split()[0]: ln.split()[1] for ln in plan.splitlines() if ln.strip()}
+    assert actions == {**{n: "unchanged" for n in before}, "kafka2": "recreate"}, plan
+    assert _started(client, preset) == before, "--dry-run changed containers"
+
+    _ok(kops("up", "-i", inv, "--timeout", UP_TIMEOUT), "kops up (config change)")
+    after = _started(client, preset)
+    assert set(after) == set(before)
+    assert after["kafka2"][0] != before["kafka2"][0], "kafka2 was not recreated"
+    for n in before:
+        if n != "kafka2":
+            assert after[n] == before[n], f"{n} was restarted or recreated: {before[n]} -> {after[n]}"
+    k2 = client.containers.get(after["kafka2"][0])
+    mounts = {m["Destination"]: m.get("Name") for m in k2.attrs["Mounts"]}
+    assert mounts.get("/var/lib/kafka/data") == f"{preset}-kafka2-data", mounts
+    res = k2.exec_run(["cat", "/var/lib/kafka/data/kops-test-marker"])
+    assert res.exit_code == 0 and res.output.decode().strip() == marker, \
+        f"kafka2's data volume is not the one it had: {res.output!r}"
+    # the change is live on kafka2 only, and kafka2 still has its replica of the old topic
+    assert _broker_config(_bootstrap(3), 2, "log.retention.hours") == "100"
+    assert _broker_config(_bootstrap(3), 1, "log.retention.hours") == "168"
+    assert sorted(_wait_isr(_bootstrap(3), topic, 3)) == [1, 2, 3]
+    _assert_healthy(kops, ("-i", inv), 3, 4)
+
+
+# -- 1 (+2, 3, 4, 5, 7): every preset ---------------------------------------------------
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_preset_comes_up_ready_and_serves_clients(preset, cluster, engine, kops, tmp_path):
+    version, nzk, nctl, nb = PRESETS[preset]
+    nnodes = nzk + nctl + nb
+    src = ("--preset", preset)
+    cluster(preset)
+
+    up = _ok(kops("up", *src, "--timeout", UP_TIMEOUT), f"kops up --preset {preset}")
+    assert _bootstrap(nb) in up.stdout, up.stdout
+    _assert_healthy(kops, src, nb, nnodes)
+    cs = _containers(engine, preset)
+    assert len(cs) == nnodes and all(c.labels["io.kops.kafka-version"] == version for c in cs.values())
+
+    # a real client on the host; with three brokers: replication 3, acks=all, 3 in sync
+    topic = _round_trip(_bootstrap(nb), min(3, nb))
+    if nb == 3:
+        assert sorted(_wait_isr(_bootstrap(nb), topic, 3)) == [1, 2, 3]
+
+    # 4. a second `up` changes nothing; a dry run says so and changes nothing either
+    before = _started(engine, preset)
+    again = _ok(kops("up", *src, "--output", "json", "--timeout", UP_TIMEOUT), "second kops up")
+    res = _json(again)
+    assert res["changed"] is False, res
+    assert {a["action"] for a in res["actions"]} == {"unchanged"}, res["actions"]
+    assert "nothing to change" in again.stderr, again.stderr
+    assert res["status"]["state"] == "healthy", res["status"]
+    assert _started(engine, preset) == before, "a second `kops up` restarted or recreated containers"
+    dry = _ok(kops("up", *src, "--dry-run"), "kops up --dry-run")
+    lines = [ln.split() for ln in dry.stdout.splitlines() if ln.strip()]
+    assert sorted(ln[0] for ln in lines) == sorted(before) and {ln[1] for ln in lines} == {"unchanged"}, dry.stdout
+    assert _started(engine, preset) == before, "`kops up --dry-run` changed containers"
+
+    if nb == 1 and nzk <= 1:             # zk-single-kafka-single, kraft-single
+        check_network_clients(engine, kops, preset)
+        check_down_up_keeps_messages(engine, kops, preset)
+    elif preset == "zk-single-kafka-multiple":
+        check_config_change_recreates_one_node(engine, kops, preset, tmp_path, topic)
+    elif preset in ("zk-multiple-kafka-multiple", "kraft-multiple"):
+        check_killed_broker_recovers(engine, kops, preset, topic)
+
+
+# -- 4: dry run on a cluster that does not exist --------------------------------------------
+
+def test_dry_run_on_a_new_cluster_creates_nothing(cluster, engine, kops, tmp_path, state_dir):
+    name = cluster("dry-run-test")
+    inv = _write_inventory(tmp_path, {
+        "name": name, "kafka": {"version": "4.4.0", "mode": "kraft", "heap": "256m"},
+        "brokers": {"nodes": 3, "external_port": 24092, "docker_port": 24192}})
+    proc = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run")
+    actions = {ln.split()[0]: ln.split()[1] for ln in proc.stdout.splitlines() if ln.strip()}
+    assert actions == {"kafka1": "create", "kafka2": "create", "kafka3": "create"}, proc.stdout
+    assert "nothing was changed" in proc.stderr
+    proc = _ok(kops("up", "-i", inv, "--dry-run", "--output", "json"), "kops up --dry-run --output json")
+    res = _json(proc)
+    assert res["dry_run"] is True and res["changed"] is True and res["status"] is None, res
+    assert _labelled(engine, name) == {"containers": [], "volumes": [], "networks": []}
+    assert not (state_dir / "clusters" / name).exists(), "a dry run kept a cluster id"
+
+
+# -- 6: port clash, and two clusters side by side ------------------------------------------
+
+@pytest.mark.parametrize("held,node", [(19392, "kafka1"), (19492, "kafka1"), (19592, "zoo1")],
+                         ids=["external", "docker", "zookeeper"])
+def test_port_clash_is_refused_and_creates_nothing(held, node, cluster, engine, kops, tmp_path):
+    name = cluster("clash-test")
+    inv = _write_inventory(tmp_path, {
+        "name": name, "kafka": {"version": "3.9.2", "heap": "256m"},
+        "zookeeper": {"nodes": 1, "client_port": 19592},
+        "brokers": {"nodes": 1, "external_port": 19392, "docker_port": 19492}})
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("0.0.0.0", held))
+        s.listen()
+        proc = kops("up", "-i", inv, "--timeout", "60")
+    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert str(held) in proc.stderr and node in proc.stderr, proc.stderr
+    assert "nothing was created" in proc.stderr, proc.stderr
+    assert _labelled(engine, name) == {"containers": [], "volumes": [], "networks": []}
+
+
+def test_two_clusters_side_by_side(cluster, engine, kops, tmp_path):
+    invs = {}
+    for name, ext, dock in (("side-a", 21092, 21192), ("side-b", 22092, 22192)):
+        cluster(name)
+        # The controller port of combined nodes cannot be set (a controllers section makes
+        # dedicated controllers); it is not published, so only the host ports must differ.
+        invs[name] = (_write_inventory(tmp_path, {
+            "name": name, "kafka": {"version": "4.4.0", "mode": "kraft", "heap": "256m"},
+            "brokers": {"nodes": 1, "external_port": ext, "docker_port": dock}}, f"{name}.yaml"), ext)
+    _ok(kops("up", "-i", invs["side-a"][0], "--timeout", UP_TIMEOUT), "kops up side-a")
+    up_b = _ok(kops("up", "-i", invs["side-b"][0], "--timeout", UP_TIMEOUT), "kops up side-b (side-a running)")
+    assert "127.0.0.1:22092" in up_b.stdout
+    for name, (inv, ext) in invs.items():
+        _assert_healthy(kops, ("-i", inv), 1, 1)
+        _round_trip(f"127.0.0.1:{ext}", 1)
+    rows = {r["cluster"]: r for r in _json(_ok(kops("ls", "--output", "json"), "kops ls"))}
+    for name in invs:
+        assert name in rows and rows[name]["nodes"] == rows[name]["running"] == 1, rows
+    assert engine.networks.get("kops-side-a").id != engine.networks.get("kops-side-b").id
+
+
+# -- 8: a broker that cannot start ----------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["kraft", "zookeeper"])
+def test_broken_broker_property_is_reported_with_its_log(mode, cluster, engine, kops, tmp_path):
+    name = cluster(f"broken-{mode[:2]}")
+    data = {"name": name, "kafka": {"version": "4.4.0" if mode == "kraft" else "3.9.2", "mode": mode,
+                                    "heap": "256m"},
+            "brokers": {"nodes": 1, "external_port": 23092, "docker_port": 23192},
+            "nodes": {"kafka1": {"config": {"num.network.threads": "abc"}}}}
+    if mode == "zookeeper":
+        data["zookeeper"] = {"nodes": 1, "client_port": 23281}
+    inv = _write_inventory(tmp_path, data)
+    t0 = time.monotonic()
+    proc = kops("up", "-i", inv, "--timeout", "90")
+    took = time.monotonic() - t0
+    assert proc.returncode == 1, f"exit {proc.returncode} (1: failed fast)\n{proc.stdout}\n{proc.stderr}"
+    assert took < 85, f"took {took:.0f} s: it waited for the timeout instead of failing fast"
+    err = proc.stderr
+    assert "kafka1" in err and "exited" in err, err
+    assert "Invalid value" in err or "ConfigException" in err, f"no log lines in the error:\n{err}"
+    assert "num.network.threads" in err, err
+    assert _volume_exists(engine, f"{name}-kafka1-data"), "the data volume was removed"
+    c = engine.containers.get(f"{name}-kafka1")
+    assert c.status == "exited", c.status
