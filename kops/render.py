@@ -184,16 +184,22 @@ def container_plan(topo: Topology, node: Node) -> dict:
     launch = launch_for(topo, node)
     files = node_files(topo, node)
     cid = topo.cluster_id if topo.mode == "kraft" and node.is_kafka else None
+    # Clients advertised on loopback get the port on loopback only (not on the LAN).
+    adv = topo.spec.brokers.advertised_host
+    bind = "127.0.0.1" if adv in ("127.0.0.1", "localhost") else "0.0.0.0"
     if node.role == "zookeeper":
         cmd = container_command(launch, "zookeeper", zk_data_dir=lay.data_dir)
-        health = ["CMD-SHELL", f"echo srvr | nc -w 2 127.0.0.1 {node.ports['client']} | grep -q Mode"]
-        published = {f"{node.ports['client']}/tcp": node.ports["client"]}
+        health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['client']} && "
+                  "printf srvr >&3 && timeout 5 cat <&3' | grep -q Mode"]
+        published = {f"{node.ports['client']}/tcp": [bind, node.ports["client"]]}
         stop_timeout = 30
     else:
         cmd = container_command(launch, "kafka", cluster_id=cid)
         probe = node.ports.get("internal") or node.ports["controller"]
         health = ["CMD-SHELL", f"nc -z 127.0.0.1 {probe}"]
-        published = {f"{node.ports[p]}/tcp": node.ports[p] for p in ("external", "docker") if p in node.ports}
+        # DOCKER must listen where host.docker.internal (the bridge gateway) lands: all interfaces.
+        published = {f"{node.ports['external']}/tcp": [bind, node.ports["external"]],
+                     f"{node.ports['docker']}/tcp": ["0.0.0.0", node.ports["docker"]]} if node.is_broker else {}
         stop_timeout = 120
     image = topo.spec.kafka.image_ref
     labels = {

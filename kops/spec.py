@@ -86,6 +86,7 @@ class BrokerSpec(_Strict):
     internal_port: int = Field(default=19092, ge=1, le=65535)
     external_port: int = Field(default=9092, ge=1, le=65535)
     docker_port: int = Field(default=29092, ge=1, le=65535)
+    controller_port: int = Field(default=19192, ge=1, le=65535)  # KRaft combined nodes
     advertised_host: str = "127.0.0.1"
     config: dict[str, ConfigValue] = Field(default_factory=dict)
 
@@ -375,6 +376,13 @@ def validate(spec: ClusterSpec) -> list[str]:
             mine, other = (seen[key], n.name) if seen[key] in spec.nodes else (n.name, seen[key])
             p.append(f"nodes.{mine}.id: {n.id} is also the id of {other}; node ids must be unique")
         seen[key] = n.name
+    for n in topo.nodes:
+        own: dict[int, str] = {}
+        for pname, port in n.ports.items():
+            if port in own:
+                p.append(f"port {port}: {n.name} would listen on it twice ({own[port]} and {pname}); "
+                         "give the *_port settings distinct ranges")
+            own.setdefault(port, pname)
     ports: dict[tuple[str, int], str] = {}
     for n in topo.nodes:
         for pname, port in n.bound_ports(spec.driver).items():

@@ -208,7 +208,7 @@ def build(spec: ClusterSpec, cluster_id: str) -> Topology:
         ports = {"internal": br.internal_port + o, "external": br.external_port + o,
                  "docker": br.docker_port + o}
         if combined:
-            ports["controller"] = ct.port + off("ctl", i, host)
+            ports["controller"] = br.controller_port + off("ctl", i, host)
         nodes.append(mk(f"kafka{i}", "combined" if combined else "broker", i, i, host,
                         br.heap or spec.kafka.heap, ports, [spec.kafka.config, br.config]))
     return Topology(spec, cluster_id, nodes)

@@ -138,7 +138,8 @@ def down(spec_source, name, purge):
         progress(f"cluster {name} stopped ({len(stopped)} nodes); data kept. `kops up` brings it back")
     else:
         progress(f"cluster {name}: nothing running")
-    click.echo(" ".join(stopped))
+    if stopped:
+        click.echo(" ".join(stopped))
 
 
 @click.command("ls")

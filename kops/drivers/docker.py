@@ -207,7 +207,7 @@ class DockerDriver(Driver):
         problems = []
         for a in todo:
             mine = existing.get(a.node)
-            for hport in plans[a.node]["ports"].values():
+            for _ip, hport in plans[a.node]["ports"].values():
                 holder = held.get(hport)
                 if holder and not (mine is not None and holder == mine.name):
                     problems.append(f"port {hport} (for {a.node}) is taken by container {holder}")
@@ -264,7 +264,7 @@ class DockerDriver(Driver):
         api = self.cli.api
         host_config = api.create_host_config(
             binds={plan["volume"]: {"bind": plan["data_mount"], "mode": "rw"}},
-            port_bindings={cport: hport for cport, hport in plan["ports"].items()},
+            port_bindings={cport: (ip, hport) for cport, (ip, hport) in plan["ports"].items()},
             extra_hosts={"host.docker.internal": "host-gateway"},
         )
         net_config = api.create_networking_config({net.name: api.create_endpoint_config(aliases=[node.name])})
@@ -446,7 +446,10 @@ class DockerDriver(Driver):
                     ok = c.status == "running"
             ok = ok and c.status == "running"
             if not ok:
-                problems.append(f"{n}: {c.status}" + (f", {hs}" if hs and c.status == "running" else ""))
+                code = (c.attrs.get("State") or {}).get("ExitCode")
+                why = (f" (exit code {code}{', OOM-killed' if c.attrs['State'].get('OOMKilled') else ''}; "
+                       f"kops logs {n})") if c.status == "exited" else ""
+                problems.append(f"{n}: {c.status}{why}" + (f", {hs}" if hs and c.status == "running" else ""))
             started = c.attrs.get("State", {}).get("StartedAt")
             nodes.append(NodeStatus(n, role, nid, c.status, addrs, hs, ok, started, c.name))
         for n in sorted(set(expected) - set(cs)):

@@ -281,7 +281,7 @@ def test_compose_file(preset):
             assert sorted(deps) == sorted(z.name for z in topo.zookeepers)
             assert all(d["condition"] == "service_healthy" for d in deps.values())
         for p in svc.get("ports", []):
-            hp, cp = p.split(":")
+            _ip, hp, cp = p.split(":")
             assert cp == f"{hp}/tcp", p  # published on the same port it listens on
             host_ports.append(int(hp))
     assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
@@ -290,8 +290,8 @@ def test_compose_file(preset):
 def test_compose_publishes_expected_ports():
     doc = yaml.safe_load(_bundle("zk-single-kafka-multiple")["docker-compose.yml"])
     s = doc["services"]
-    assert s["zoo1"]["ports"] == ["2181:2181/tcp"]
-    assert sorted(s["kafka2"]["ports"]) == ["29093:29093/tcp", "9093:9093/tcp"]
+    assert s["zoo1"]["ports"] == ["127.0.0.1:2181:2181/tcp"]  # loopback: clients are advertised there
+    assert sorted(s["kafka2"]["ports"]) == ["0.0.0.0:29093:29093/tcp", "127.0.0.1:9093:9093/tcp"]
     doc = yaml.safe_load(_bundle("kraft-split")["docker-compose.yml"])
     assert "ports" not in doc["services"]["controller1"]
 
