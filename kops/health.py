@@ -141,25 +141,33 @@ def round_trip(bootstrap: str, replication: int, timeout: float = 20.0) -> float
 
 
 def wait_until(what: str, probe, *, deadline: float, interval: float = 0.5,
-               fail_fast=None, describe=None):
+               fail_fast=None, describe=None, settle: float = 0.0):
     """Call ``probe()`` until it returns a truthy value or ``deadline`` (monotonic) passes.
 
-    ``probe`` may raise ``_NotYet(reason)`` or return falsy; ``fail_fast()`` runs each
-    round and raises when waiting cannot help (a container exited). On timeout, raise
-    WaitTimeout naming what was awaited and the last reason seen.
+    ``probe`` may raise ``NotYet(reason)`` or return falsy; ``fail_fast()`` runs each
+    round and raises when waiting cannot help (a container exited). With ``settle``, the
+    probe must keep passing for that many seconds: after an unclean restart, the cluster's
+    metadata can look whole for a moment before the controller notices the new incarnation.
+    On timeout, raise WaitTimeout naming what was awaited and the last reason seen.
     """
     last = None
+    first_ok = None
     while True:
         if fail_fast:
             fail_fast()
         try:
             result = probe()
             if result:
-                return result
+                now = time.monotonic()
+                first_ok = first_ok if first_ok is not None else now
+                if now - first_ok >= settle:
+                    return result
+            else:
+                first_ok = None
         except NotYet as exc:
-            last = str(exc)
+            last, first_ok = str(exc), None
         except Exception as exc:  # noqa: BLE001 - the reason is reported on timeout
-            last = f"{exc.__class__.__name__}: {exc}"
+            last, first_ok = f"{exc.__class__.__name__}: {exc}", None
         if time.monotonic() >= deadline:
             detail = describe() if describe else None
             raise WaitTimeout(f"timed out waiting for {what}" + (f": {last}" if last else ""),

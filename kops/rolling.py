@@ -73,7 +73,7 @@ def rolling_restart(driver, spec, *, nodes: list[str] | None, timeout: float, lo
             return s
 
         st = health.wait_until(f"the cluster to be healthy after restarting {n.name}", healthy,
-                               deadline=deadline, interval=1)
+                               deadline=deadline, interval=1, settle=3.0)
         secs = time.monotonic() - t0
         log(f"{n.name}: back, cluster healthy ({secs:.1f} s)")
         done.append({"node": n.name, "seconds": round(secs, 1)})

@@ -49,6 +49,13 @@ def _heap(v: str | None) -> str | None:
     return v
 
 
+class DownloadSpec(_Strict):
+    """SSH driver: hosts download the official tarball themselves instead of receiving it."""
+
+    url: str
+    sha512: str = Field(pattern=r"^[0-9a-fA-F]{128}$")
+
+
 class KafkaSpec(_Strict):
     version: str = "3.9.2"
     mode: Literal["zookeeper", "kraft"] | None = None  # default: zookeeper below 4.0, else kraft
@@ -57,6 +64,7 @@ class KafkaSpec(_Strict):
     cluster_id: str | None = None
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
     config: dict[str, ConfigValue] = Field(default_factory=dict)
+    download: DownloadSpec | None = None
 
     _heap = field_validator("heap")(_heap)
 
@@ -353,6 +361,10 @@ def validate(spec: ClusterSpec) -> list[str]:
                              f"use at most {nb} or add brokers")
                 elif val < 1 and key != "default.replication.factor":
                     p.append(f"{section}.{key}: {val} must be at least 1")
+    if spec.driver == "docker" and k.download:
+        p.append("kafka.download: only used with driver: ssh (Docker nodes run the image)")
+    if k.download and not k.download.url.startswith(("http://", "https://")):
+        p.append(f"kafka.download.url: {k.download.url!r} must be an http:// or https:// URL")
     if spec.driver == "docker" and spec.hosts:
         p.append("hosts: only used with driver: ssh (this inventory has driver: docker)")
     if spec.driver == "ssh":

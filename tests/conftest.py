@@ -32,3 +32,11 @@ def docker_client():
         pytest.fail(f"no Docker engine answers ({problem}); {SETUP_HINT}", pytrace=False)
     yield client
     client.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report as ``item.rep_setup`` / ``rep_call`` (for clean-up fixtures)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

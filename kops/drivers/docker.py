@@ -21,6 +21,12 @@ from ..render import LABEL, container_plan
 from ..topology import Topology, build
 from .base import Action, ClusterStatus, Driver, NodeStatus, UpResult
 
+# Seconds a restarted cluster must stay ready before `up` says so (the controller may not
+# have seen a killed broker's new incarnation yet when metadata first looks whole).
+SETTLE = 10.0
+# A KRaft broker's controlled shutdown needs a controller quorum; when a whole cluster
+# stops, the last nodes may have none and would wait minutes. Past this grace: SIGKILL.
+KRAFT_STOP_GRACE = 40
 ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2}
 
 
@@ -131,8 +137,10 @@ class DockerDriver(Driver):
         for n in sorted(rolling, key=lambda n: n.is_controller):
             self.log(f"{n.name}: config changed; recreating it (data kept), then waiting for the cluster")
             self._apply(topo, n, plans[n.name], "recreate", existing, net)
-            self._wait_kafka(topo, deadline, quiet=True)
-        self._wait_kafka(topo, deadline)
+            self._wait_kafka(topo, deadline, quiet=True, settle=SETTLE)
+        # Nodes of a cluster that was already serving came back: make sure it stays whole.
+        was_live = any(by_action[n.name] == "unchanged" for n in topo.nodes if n.is_kafka)
+        self._wait_kafka(topo, deadline, settle=SETTLE if was_live else 0.0)
         st = self.status(spec)
         return UpResult(actions, st, time.monotonic() - t0, True)
 
@@ -329,7 +337,7 @@ class DockerDriver(Driver):
         self.log(f"zookeeper ready in {time.monotonic() - t0:.1f} s: "
                  + ", ".join(f"{k} {v}" for k, v in modes.items()))
 
-    def _wait_kafka(self, topo: Topology, deadline: float, quiet: bool = False) -> None:
+    def _wait_kafka(self, topo: Topology, deadline: float, quiet: bool = False, settle: float = 0.0) -> None:
         t0 = time.monotonic()
         want = {b.id for b in topo.brokers}
         seen = {"n": -1}
@@ -357,7 +365,7 @@ class DockerDriver(Driver):
             secs = health.round_trip(topo.bootstrap_servers, min(3, len(want)), timeout=15)
             return h, secs
 
-        h, secs = health.wait_until("Kafka to be ready", probe, deadline=deadline,
+        h, secs = health.wait_until("Kafka to be ready", probe, deadline=deadline, settle=settle,
                                     fail_fast=self._fail_fast(topo),
                                     describe=lambda: self._describe_tails(topo, "kafka"))
         if not quiet:
@@ -511,6 +519,8 @@ class DockerDriver(Driver):
         for rank in sorted(groups):
             running = [(n, c) for n, c in groups[rank] if c.status in ("running", "restarting", "paused")]
             if running:
+                # All at once: a KRaft broker's controlled shutdown needs the quorum, which
+                # stopping them one by one would take away from the last ones.
                 self._parallel(lambda nc: self._stop(nc[0], nc[1]), running)
                 done += [n for n, _ in running]
         if purge:
@@ -528,8 +538,16 @@ class DockerDriver(Driver):
 
     def _stop(self, name, c) -> None:
         t0 = time.monotonic()
-        c.stop(timeout=120 if c.labels.get(f"{LABEL}.role") != "zookeeper" else 30)
-        self.log(f"{name}: stopped in {time.monotonic() - t0:.1f} s")
+        role, kraft = c.labels.get(f"{LABEL}.role"), c.labels.get(f"{LABEL}.mode") == "kraft"
+        grace = 30 if role == "zookeeper" else (KRAFT_STOP_GRACE if kraft else 120)
+        c.stop(timeout=grace)
+        c.reload()
+        code = (c.attrs.get("State") or {}).get("ExitCode")
+        if code == 137:
+            self.log(f"{name}: did not finish its controlled shutdown within {grace} s and was killed "
+                     "(no KRaft quorum left to acknowledge it); its logs are recovered on the next start")
+        else:
+            self.log(f"{name}: stopped in {time.monotonic() - t0:.1f} s")
 
     def logs(self, spec=None, name: str | None = None, node: str = "", tail: int = 100) -> str:
         name = spec.name if spec else name

@@ -26,6 +26,8 @@ from ..render import KAFKA_USER, layout, node_files, systemd_unit, unit_name
 from ..topology import Node, Topology, build
 from .base import Action, ClusterStatus, Driver, NodeStatus, UpResult
 
+SETTLE = 10.0  # see drivers/docker.py
+KRAFT_STOP_GRACE = 40  # see drivers/docker.py
 JAVA_PACKAGES = {"apt": "openjdk-17-jre-headless", "dnf": "java-17-openjdk-headless",
                  "yum": "java-17-openjdk-headless"}
 
@@ -285,7 +287,8 @@ class SSHDriver(Driver):
         from pyinfra.operations import files, server
 
         st = self.state
-        d = self._distribution(topo.version) if any(not f.dist for f in facts.values()) else None
+        dl = spec.kafka.download
+        d = self._distribution(topo.version) if not dl and any(not f.dist for f in facts.values()) else None
         for hname, f in facts.items():
             nodes = [n for n in topo.nodes if n.host_key == hname]
             if not nodes or hname not in host_changes:
@@ -314,9 +317,15 @@ class SSHDriver(Driver):
                 home = layout(topo, nodes[0]).home
                 remote_tgz = f"/opt/kops/{Path(d).name}"
                 add_op(st, files.directory, path="/opt/kops", host=host, name="/opt/kops")
-                add_op(st, files.put, src=str(d), dest=remote_tgz, host=host, name="push Kafka")
+                if dl:
+                    remote_tgz = f"/opt/kops/kafka_2.13-{topo.version}.tgz"
+                    add_op(st, server.shell, commands=[_download_script(dl.url, dl.sha512.lower(), remote_tgz)],
+                           host=host, name="download Kafka")
+                else:
+                    add_op(st, files.put, src=str(d), dest=remote_tgz, host=host, name="push Kafka")
                 add_op(st, server.shell, commands=[
-                    f"tar -xzf {remote_tgz} -C /opt/kops && test -d {home}/libs && rm -f {remote_tgz}"],
+                    f"tar -xzf {remote_tgz} -C /opt/kops && rm -f {remote_tgz} && {{ test -d {home}/libs || "
+                    f"{{ echo 'the tarball has no kafka_2.13-{topo.version}/libs folder' >&2; exit 1; }}; }}"],
                     host=host, name="unpack Kafka")
             for n in nodes:
                 lay = layout(topo, n)
@@ -404,8 +413,9 @@ class SSHDriver(Driver):
             # A live cluster: one node at a time, controllers last, each back to ready first.
             for n in sorted(kafka, key=lambda n: n.is_controller):
                 apply(n, act[n.name])
-                self._wait_kafka(spec, topo, deadline, quiet=True)
-        self._wait_kafka(spec, topo, deadline)
+                self._wait_kafka(spec, topo, deadline, quiet=True, settle=SETTLE)
+        was_live = any(act[n.name] == "unchanged" for n in topo.nodes if n.is_kafka)
+        self._wait_kafka(spec, topo, deadline, settle=SETTLE if was_live else 0.0)
 
     def _fail_fast(self, spec, topo, nodes):
         def check():
@@ -435,7 +445,7 @@ class SSHDriver(Driver):
                                   fail_fast=self._fail_fast(spec, topo, topo.zookeepers))
         self.log(f"zookeeper ready in {time.monotonic() - t0:.1f} s: " + ", ".join(f"{k} {v}" for k, v in modes.items()))
 
-    def _wait_kafka(self, spec, topo, deadline, quiet=False) -> None:
+    def _wait_kafka(self, spec, topo, deadline, quiet=False, settle: float = 0.0) -> None:
         t0 = time.monotonic()
         want = {b.id for b in topo.brokers}
 
@@ -453,7 +463,7 @@ class SSHDriver(Driver):
                     raise health.NotYet(f"{b.name} does not answer on {topo.external_address(b)}")
             return h, health.round_trip(topo.bootstrap_servers, min(3, len(want)), timeout=15)
 
-        _, secs = health.wait_until("Kafka to be ready", probe, deadline=deadline,
+        _, secs = health.wait_until("Kafka to be ready", probe, deadline=deadline, settle=settle,
                                     fail_fast=self._fail_fast(spec, topo, [n for n in topo.nodes if n.is_kafka]))
         if not quiet:
             self.log(f"kafka ready in {time.monotonic() - t0:.1f} s: {len(want)} broker(s) registered, "
@@ -521,12 +531,24 @@ class SSHDriver(Driver):
             for group in (topo.brokers, [c for c in topo.controllers if c.role == "controller"], topo.zookeepers):
                 def stop(n):
                     unit = unit_name(topo, n)
+                    grace = KRAFT_STOP_GRACE if spec.mode == "kraft" and n.is_kafka else 0
+                    stop_cmd = (f"systemctl stop {unit}" if not grace else
+                                f"{{ timeout {grace} systemctl stop {unit} || {{ systemctl kill -s KILL {unit}; "
+                                f"systemctl stop {unit}; systemctl reset-failed {unit}; echo KILLED; }}; }}")
                     ok, text = self._run(spec, n.host_key, f"systemctl is-active {unit} >/dev/null 2>&1 && "
-                                                           f"systemctl stop {unit} && echo STOPPED || true")
+                                                           f"{stop_cmd} && echo STOPPED || true")
+                    if "KILLED" in text:
+                        self.log(f"{n.name}: did not finish its controlled shutdown within {grace} s on "
+                                 f"{n.host_key} and was killed (no KRaft quorum left to acknowledge it); "
+                                 "its logs are recovered on the next start")
                     if "STOPPED" in text:
-                        self.log(f"{n.name}: stopped on {n.host_key}")
+                        if "KILLED" not in text:
+                            self.log(f"{n.name}: stopped on {n.host_key}")
                         return n.name
                     return None
+                # All of a group at once: KRaft brokers need the controllers' quorum to finish
+                # a controlled shutdown, so the nodes must not leave one by one (the last
+                # one alone would wait minutes for a quorum that is gone).
                 with ThreadPoolExecutor(max_workers=8) as pool:
                     stopped += [x for x in pool.map(stop, group) if x]
             if purge:
@@ -578,3 +600,17 @@ class SSHDriver(Driver):
             return self._journal(spec, n, topo, tail) + "\n"
         finally:
             self._disconnect()
+
+
+def _download_script(url: str, sha512: str, dest: str) -> str:
+    """Download on the host with whatever it has (curl, wget, python3), then check SHA-512:
+    a mismatch removes the file and fails the step, so nothing unverified is unpacked."""
+    q = shlex.quote
+    fetch = (f"if command -v curl >/dev/null; then curl -fsSL -o {q(dest)} {q(url)}; "
+             f"elif command -v wget >/dev/null; then wget -q -O {q(dest)} {q(url)}; "
+             f"else python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "
+             f"{q(url)} {q(dest)}; fi")
+    check = (f"echo {q(sha512 + '  ' + dest)} | sha512sum -c --status || "
+             f"{{ rm -f {q(dest)}; echo {q(f'SHA-512 mismatch for {url}: the download was removed')} >&2; exit 1; }}")
+    failed = f"{{ rm -f {q(dest)}; echo {q(f'download of {url} failed')} >&2; exit 1; }}"
+    return f"{{ {fetch}; }} || {failed}; {check}"

@@ -131,7 +131,7 @@ def _port_holders(client, ports: list[int]) -> str:
 
 
 def _published_ports(compose: dict) -> list[int]:
-    return sorted(int(p.split(":")[0]) for svc in compose["services"].values() for p in svc.get("ports", []))
+    return sorted(int(p.split(":")[-2]) for svc in compose["services"].values() for p in svc.get("ports", []))
 
 
 def _roundtrip(bootstrap: str, topic: str, payload: bytes, deadline: float) -> tuple[bytes, float]:
