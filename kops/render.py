@@ -48,8 +48,11 @@ def layout(topo: Topology, node: Node) -> Layout:
 def launch_for(topo: Topology, node: Node) -> Launch:
     lay = layout(topo, node)
     java = "java" if topo.driver == "docker" else "/usr/bin/java"
+    jmx = node.ports.get("jmx")
+    # JMX hands out an RMI address: it must be the one clients reach (like EXTERNAL).
     return Launch(topo.version, home=lay.home, conf_dir=lay.conf_dir, log_dir=lay.log_dir,
-                  heap=node.heap, java=java)
+                  heap=node.heap, java=java, jmx_port=jmx,
+                  jmx_host=topo.advertised_host(node) if jmx else None)
 
 
 def _propvalue(v) -> str:
@@ -200,6 +203,8 @@ def container_plan(topo: Topology, node: Node) -> dict:
         # DOCKER must listen where host.docker.internal (the bridge gateway) lands: all interfaces.
         published = {f"{node.ports['external']}/tcp": [bind, node.ports["external"]],
                      f"{node.ports['docker']}/tcp": ["0.0.0.0", node.ports["docker"]]} if node.is_broker else {}
+        if "jmx" in node.ports:
+            published[f"{node.ports['jmx']}/tcp"] = [bind, node.ports["jmx"]]
         stop_timeout = 120
     image = topo.spec.kafka.image_ref
     labels = {
@@ -218,6 +223,8 @@ def container_plan(topo: Topology, node: Node) -> dict:
         labels[f"{LABEL}.external"] = topo.external_address(node)
         labels[f"{LABEL}.internal"] = f"{node.hostname}:{node.ports['internal']}"
         labels[f"{LABEL}.docker"] = f"host.docker.internal:{node.ports['docker']}"
+        if "jmx" in node.ports:
+            labels[f"{LABEL}.jmx"] = f"{topo.advertised_host(node)}:{node.ports['jmx']}"
     if node.role == "zookeeper":
         labels[f"{LABEL}.client-port"] = str(node.ports["client"])
     return {

@@ -95,6 +95,7 @@ class BrokerSpec(_Strict):
     external_port: int = Field(default=9092, ge=1, le=65535)
     docker_port: int = Field(default=29092, ge=1, le=65535)
     controller_port: int = Field(default=19192, ge=1, le=65535)  # KRaft combined nodes
+    jmx_port: int | None = Field(default=None, ge=1, le=65535)   # off unless set: 9999, 10000, ...
     advertised_host: str = "127.0.0.1"
     config: dict[str, ConfigValue] = Field(default_factory=dict)
 

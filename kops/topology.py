@@ -56,7 +56,7 @@ class Node:
     def bound_ports(self, driver: str) -> dict[str, int]:
         """Ports this node takes on its host: published ports (docker) or listened ports (ssh)."""
         if driver == "docker":
-            keep = ("client", "external", "docker")
+            keep = ("client", "external", "docker", "jmx")
             return {k: v for k, v in self.ports.items() if k in keep}
         return {k: v for k, v in self.ports.items() if k != "docker"}
 
@@ -209,6 +209,8 @@ def build(spec: ClusterSpec, cluster_id: str) -> Topology:
                  "docker": br.docker_port + o}
         if combined:
             ports["controller"] = br.controller_port + off("ctl", i, host)
+        if br.jmx_port:
+            ports["jmx"] = br.jmx_port + o
         nodes.append(mk(f"kafka{i}", "combined" if combined else "broker", i, i, host,
                         br.heap or spec.kafka.heap, ports, [spec.kafka.config, br.config]))
     return Topology(spec, cluster_id, nodes)

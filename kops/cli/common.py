@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 
 import click
@@ -43,6 +44,14 @@ def handle_errors(fn):
         except KeyboardInterrupt:
             err_console.print("interrupted")
             sys.exit(130)
+        except (SystemExit, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug: say so plainly, traceback on request
+            if os.environ.get("KOPS_DEBUG"):
+                raise
+            fail(KopsError(f"unexpected {exc.__class__.__name__}: {exc}",
+                           hint="this is a kops bug: rerun with KOPS_DEBUG=1 for the traceback and "
+                                "report it"))
 
     return wrapper
 

@@ -433,6 +433,8 @@ class DockerDriver(Driver):
                 if c.labels.get(f"{LABEL}.external"):
                     addrs = {"host": c.labels[f"{LABEL}.external"], "network": c.labels[f"{LABEL}.internal"],
                              "containers": c.labels[f"{LABEL}.docker"]}
+                    if c.labels.get(f"{LABEL}.jmx"):
+                        addrs["jmx"] = c.labels[f"{LABEL}.jmx"]
                 parts, ok = [], True
                 if c.status != "running":
                     parts, ok = [], False

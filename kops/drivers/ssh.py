@@ -315,10 +315,9 @@ class SSHDriver(Driver):
                    ensure_home=False, host=host, name="kafka user")
             if not f.dist:
                 home = layout(topo, nodes[0]).home
-                remote_tgz = f"/opt/kops/{Path(d).name}"
+                remote_tgz = f"/opt/kops/kafka_2.13-{topo.version}.tgz"
                 add_op(st, files.directory, path="/opt/kops", host=host, name="/opt/kops")
                 if dl:
-                    remote_tgz = f"/opt/kops/kafka_2.13-{topo.version}.tgz"
                     add_op(st, server.shell, commands=[_download_script(dl.url, dl.sha512.lower(), remote_tgz)],
                            host=host, name="download Kafka")
                 else:

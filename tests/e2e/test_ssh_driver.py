@@ -544,7 +544,7 @@ def test_hosts_download_the_tarball_with_checksum(lab):
     def inventory(sha: str) -> Path:
         return lab.inventory(DL, "\n".join([
             f"name: {DL}", "kafka:", "  version: 3.9.2", "  mode: kraft", "  heap: 384m",
-            f"  download: {{url: '{url}', sha512: {sha}}}", "driver: ssh", "hosts:",
+            f"  download: {{url: '{url}', sha512: '{sha}'}}", "driver: ssh", "hosts:",
             f"  vm2: {{address: {vm2.address}, user: root, key: {lab.key}, roles: [broker]}}", ""]))
 
     try:
