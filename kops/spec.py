@@ -434,10 +434,3 @@ def _ssh_rules(spec: ClusterSpec) -> list[str]:
         if h.key is not None and not Path(h.key).expanduser().is_file():
             p.append(f"hosts.{hname}.key: {h.key!r}: no such file")
     return p
-
-
-def dump_schema_keys() -> dict[str, list[str]]:  # used by `kops init --explain` and docs
-    return {name: list(m.model_fields) for name, m in (
-        ("(top)", ClusterSpec), ("kafka", KafkaSpec), ("zookeeper", ZooKeeperSpec),
-        ("brokers", BrokerSpec), ("controllers", ControllerSpec), ("hosts.NAME", HostSpec),
-        ("nodes.NAME", NodeOverride))}

@@ -7,7 +7,7 @@ import sys
 import click
 from rich.table import Table
 
-from ..errors import EXIT_NOT_FOUND, InputError
+from ..errors import InputError
 from .common import err_console, handle_errors, out_console, print_json, progress
 from .config import inventory_options, load_spec
 
@@ -240,5 +240,3 @@ def restart(spec_source, nodes, timeout, force):
     for d in done:
         click.echo(f"{d['node']}\trestarted\t{d['seconds']} s")
 
-
-_ = EXIT_NOT_FOUND

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import EXIT_INPUT, KopsError
+from ..errors import KopsError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 # Tables keep their columns whole when stdout is a file or a pipe (CI logs, `| grep`).
@@ -58,7 +58,3 @@ def handle_errors(fn):
 
 def print_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
-def usage_error_code() -> int:
-    return EXIT_INPUT

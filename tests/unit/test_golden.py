@@ -273,7 +273,7 @@ def test_compose_file(preset):
         else:
             assert "io.kops.cluster-id" not in labels
         if n.role == "zookeeper":
-            assert f"cp /etc/kafka/myid /var/lib/zookeeper/myid" in cmd[2]
+            assert "cp /etc/kafka/myid /var/lib/zookeeper/myid" in cmd[2]
             assert "org.apache.zookeeper.server.quorum.QuorumPeerMain /etc/kafka/zoo.cfg" in cmd[2]
         else:
             assert "kafka.Kafka /etc/kafka/server.properties" in cmd[2]
@@ -319,7 +319,7 @@ def test_ssh_presets_render_systemd_units(preset):
         assert f"StateDirectory={lay.data_dir.removeprefix('/var/lib/')}" in unit
         assert f"LogsDirectory={lay.log_dir.removeprefix('/var/log/')}" in unit
         if spec.mode == "kraft":
-            assert f"ExecStartPre=/usr/bin/java" in unit and f"format -t {CID}" in unit
+            assert "ExecStartPre=/usr/bin/java" in unit and f"format -t {CID}" in unit
         elif n.role == "zookeeper":
             assert f"ExecStartPre=/bin/cp {lay.conf_dir}/myid {lay.data_dir}/myid" in unit
         else:
