@@ -44,7 +44,7 @@ def _cluster_line(st) -> str:
     k = st.kafka or {}
     regs = len(k.get("brokers") or {})
     exp = k.get("brokers_expected", regs)
-    return (f"brokers registered {regs}/{exp} · controller {k.get('controller', '-')} · "
+    return (f"brokers registered {regs}/{exp} · controller {k.get('controller') if k.get('controller') is not None else '-'} · "
             f"under-replicated {len(k.get('under_replicated') or [])} · "
             f"offline {len(k.get('offline') or [])}")
 

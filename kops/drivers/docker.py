@@ -412,14 +412,20 @@ class DockerDriver(Driver):
         live_brokers = [c for n, c in sorted(brokers.items()) if c.status == "running"]
         with ThreadPoolExecutor(max_workers=4) as pool:
             kh_f = pool.submit(health.kafka_health, bootstrap, 4) if live_brokers else None
-            q_f = pool.submit(self._quorum, live_brokers[0]) if live_brokers and mode == "kraft" else None
+            voters = [c for c in cs.values() if c.status == "running"
+                      and c.labels.get(f"{LABEL}.role") in ("controller", "combined")]
+            q_f = pool.submit(self._quorum_fast, voters, live_brokers) if voters and mode == "kraft" else None
             zk_modes = dict(pool.map(zk_probe, zks))
             kh = kh_f.result() if kh_f else health.KafkaHealth(error="no broker is running")
             quorum = q_f.result() if q_f else {}
-        if quorum.get("leader") is not None:
-            # In KRaft, clients are shown a random broker as "controller": the quorum leader is the truth.
-            kh.controller = quorum["leader"]
         nodes, problems = [], []
+        if mode == "kraft" and live_brokers:
+            # In KRaft, clients are shown a random broker as "controller": the quorum leader is the truth.
+            kh.controller = quorum.get("leader")
+            if kh.controller is None:
+                alive = sum(1 for c in cs.values() if c.status == "running"
+                            and c.labels.get(f"{LABEL}.role") in ("controller", "combined"))
+                problems.append(f"kraft: the controller quorum has no leader ({alive} voter(s) running)")
         for n, c in sorted(cs.items(), key=lambda kv: (ROLE_ORDER.get(kv[1].labels.get(f"{LABEL}.role"), 9), kv[0])):
             role = c.labels.get(f"{LABEL}.role", "?")
             nid = int(c.labels.get(f"{LABEL}.node-id", "0"))
@@ -470,7 +476,7 @@ class DockerDriver(Driver):
             if kh.error:
                 problems.append(f"kafka: {kh.error}")
             else:
-                if kh.controller is None:
+                if kh.controller is None and mode != "kraft":  # KRaft: reported above
                     problems.append("kafka: no active controller")
                 if kh.offline:
                     problems.append(f"kafka: {len(kh.offline)} offline partition(s): {', '.join(kh.offline[:5])}")
@@ -484,6 +490,29 @@ class DockerDriver(Driver):
         kafka = kh.as_dict()
         kafka["brokers_expected"] = len(brokers)
         return ClusterStatus(name, "docker", mode, version, nodes, kafka, st, problems, bootstrap)
+
+    def _quorum_fast(self, voters: list, live_brokers: list) -> dict:
+        """The KRaft leader as the voters record it in ``quorum-state`` (a file read, no JVM):
+        the highest epoch that the running voters agree on. Falls back to MetadataQuorumCommand."""
+        import json as _json
+
+        def read(c):
+            res = c.exec_run(["cat", "/var/lib/kafka/data/__cluster_metadata-0/quorum-state"])
+            try:
+                return _json.loads(res.output) if res.exit_code == 0 else None
+            except ValueError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=len(voters)) as pool:
+            states = [s for s in pool.map(read, voters) if s]
+        known = [(s.get("leaderEpoch", -1), s.get("leaderId", -1)) for s in states if s.get("leaderId", -1) >= 0]
+        if known and len(states) == len(voters):
+            epoch, leader = max(known)
+            ids = {v["voterId"] for s in states for v in s.get("currentVoters") or [] if "voterId" in v}
+            ids = ids or {int(c.labels.get(f"{LABEL}.node-id", "-1")) for c in voters}
+            # a majority of the configured voters must be running for the leader to lead
+            return {"leader": leader if 2 * len(voters) > len(ids) else None, "voters": ids, "epoch": epoch}
+        return self._quorum(live_brokers[0]) if live_brokers else {}
 
     def _quorum(self, broker_container) -> dict:
         """KRaft quorum as MetadataQuorumCommand reports it, run inside a broker container."""
