@@ -13,6 +13,7 @@ setup:
 
 up: setup
 	$(KOPS) up
+	@echo "(kops is $(VENV)/bin/kops: run 'source $(VENV)/bin/activate' to type just 'kops')" >&2
 
 down:
 	$(KOPS) down
