@@ -98,13 +98,7 @@ def _clear_leftovers(client, cluster: str, volume_names: list[str], project: str
 
 
 def _volume_exists(client, name: str) -> bool:
-    import docker.errors
-
-    try:
-        client.volumes.get(name)
-        return True
-    except docker.errors.NotFound:
-        return False
+    return any(v.name == name for v in client.volumes.list(filters={"name": name}))
 
 
 def _port_free(port: int) -> bool:

@@ -388,13 +388,7 @@ def check_down_up_keeps_messages(client, kops, preset: str) -> None:
 
 
 def _volume_exists(client, name: str) -> bool:
-    import docker
-
-    try:
-        client.volumes.get(name)
-        return True
-    except docker.errors.NotFound:
-        return False
+    return any(v.name == name for v in client.volumes.list(filters={"name": name}))
 
 
 def check_killed_broker_recovers(client, kops, preset: str, topic: str) -> None:
