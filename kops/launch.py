@@ -85,9 +85,6 @@ class Launch:
                 "-cp", self.classpath, STORAGE_TOOL, "format", "-t", cluster_id,
                 "-c", f"{self.conf_dir}/server.properties", "--ignore-formatted"]
 
-    def tool(self, main_class: str, *args: str) -> list[str]:
-        return [self.java, "-Xmx128m", "-cp", self.classpath, main_class, *args]
-
 
 def shell_line(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)

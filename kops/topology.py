@@ -130,11 +130,6 @@ class Topology:
         """For clients on the cluster network (INTERNAL)."""
         return ",".join(f"{b.hostname}:{b.ports['internal']}" for b in self.brokers)
 
-    @property
-    def docker_bootstrap(self) -> str:
-        """For clients in other containers on the same engine (DOCKER)."""
-        return ",".join(f"host.docker.internal:{b.ports['docker']}" for b in self.brokers)
-
     def listeners(self, n: Node) -> dict[str, tuple[str, str]]:
         """Listener name -> (bind address, advertised address or '' when not advertised)."""
         out: dict[str, tuple[str, str]] = {}
