@@ -1,12 +1,12 @@
-"""Health probes and waits, as the field checks a cluster.
+"""Client-side probes, as the field checks a cluster (waits with deadlines: kops.gates).
 
 * ZooKeeper: ``srvr`` over the client port (Mode: leader | follower | standalone).
 * Kafka: metadata through the clients' bootstrap address (registered brokers, topics,
   partitions with leader and ISR), the active controller (describe cluster), and a
   produce/consume round trip through a real client (librdkafka via confluent-kafka).
 
-Waits observe progress with a deadline and a poll interval; they never sleep a fixed time
-and they fail fast when a node is gone (the caller's ``fail_fast`` raises).
+A probe reports what it saw; it never turns an unreadable value into a permissive
+default (an unknown ``min.insync.replicas`` stops a roll, it does not become 1).
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
-from .errors import KopsError, WaitTimeout
+from .errors import KopsError
 
 CHECK_TOPIC = "__kops_check"
+
+
+class NotYet(Exception):
+    """A probe's way of saying why it is not ready yet (the only exception a wait retries)."""
 
 
 def four_letter(host: str, port: int, word: str = "srvr", timeout: float = 3.0) -> str:
@@ -92,30 +97,40 @@ def kafka_health(bootstrap: str, timeout: float = 5.0) -> KafkaHealth:
         try:
             desc = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
             h.controller = desc.controller.id if desc.controller is not None else None
-        except Exception:  # noqa: BLE001 - older brokers; metadata still names a controller
+        except (KafkaException, FutureTimeout):  # metadata still names a controller
             h.controller = md.controller_id if md.controller_id >= 0 else None
     except KafkaException as exc:
-        h.error = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
-    except Exception as exc:  # noqa: BLE001
-        h.error = f"{exc.__class__.__name__}: {exc}"
+        h.error = kafka_error(exc)
     return h
 
 
+def kafka_error(exc: Exception) -> str:
+    """A librdkafka error in words (its name and reason), not the KafkaError repr."""
+    err = exc.args[0] if exc.args else None
+    return err.str() if hasattr(err, "str") else f"{exc.__class__.__name__}: {exc}"
+
+
 def round_trip(bootstrap: str, replication: int, timeout: float = 20.0) -> float:
-    """Produce one message to ``__kops_check`` and read it back; returns seconds taken."""
+    """Produce one message to ``__kops_check`` and read it back; returns seconds taken.
+    Raises NotYet with the reason when the cluster cannot do it yet."""
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
     t0 = time.monotonic()
     admin = AdminClient(_quiet_conf(bootstrap, 5))
-    md = admin.list_topics(timeout=10)
-    if CHECK_TOPIC not in md.topics:
-        fut = admin.create_topics([NewTopic(CHECK_TOPIC, 1, replication)], operation_timeout=15)
-        try:
-            fut[CHECK_TOPIC].result(timeout=20)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise KopsError(f"cannot create the check topic: {exc}") from exc
+    try:
+        md = admin.list_topics(timeout=10)
+        if CHECK_TOPIC not in md.topics:
+            fut = admin.create_topics([NewTopic(CHECK_TOPIC, 1, replication)], operation_timeout=15)
+            try:
+                fut[CHECK_TOPIC].result(timeout=20)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise NotYet(f"cannot create the check topic: {kafka_error(exc)}") from exc
+    except KafkaException as exc:
+        raise NotYet(f"round trip: {kafka_error(exc)}") from exc
+    except FutureTimeout as exc:
+        raise NotYet("round trip: the check topic was not created in time") from exc
     payload = uuid.uuid4().hex.encode()
     delivered = {}
     prod = Producer({**_quiet_conf(bootstrap, 10), "acks": "all", "message.timeout.ms": int(timeout * 1000)})
@@ -123,7 +138,7 @@ def round_trip(bootstrap: str, replication: int, timeout: float = 20.0) -> float
                  on_delivery=lambda err, msg: delivered.update(err=err, offset=msg.offset() if msg else None))
     prod.flush(timeout)
     if delivered.get("err") or delivered.get("offset") is None:
-        raise KopsError(f"produce to {CHECK_TOPIC} failed: {delivered.get('err') or 'not delivered in time'}")
+        raise NotYet(f"produce to {CHECK_TOPIC} failed: {delivered.get('err') or 'not delivered in time'}")
     cons = Consumer({**_quiet_conf(bootstrap, 10), "group.id": f"kops-check-{uuid.uuid4().hex[:8]}",
                      "enable.auto.commit": False})
     try:
@@ -135,65 +150,29 @@ def round_trip(bootstrap: str, replication: int, timeout: float = 20.0) -> float
                 continue
             if msg.value() == payload:
                 return time.monotonic() - t0
-        raise KopsError(f"consumed nothing from {CHECK_TOPIC} within {timeout:.0f} s")
+        raise NotYet(f"consumed nothing from {CHECK_TOPIC} within {timeout:.0f} s")
     finally:
         cons.close()
-
-
-def wait_until(what: str, probe, *, deadline: float, interval: float = 0.5,
-               fail_fast=None, describe=None, settle: float = 0.0):
-    """Call ``probe()`` until it returns a truthy value or ``deadline`` (monotonic) passes.
-
-    ``probe`` may raise ``NotYet(reason)`` or return falsy; ``fail_fast()`` runs each
-    round and raises when waiting cannot help (a container exited). With ``settle``, the
-    probe must keep passing for that many seconds: after an unclean restart, the cluster's
-    metadata can look whole for a moment before the controller notices the new incarnation.
-    On timeout, raise WaitTimeout naming what was awaited and the last reason seen.
-    """
-    last = None
-    first_ok = None
-    while True:
-        if fail_fast:
-            fail_fast()
-        try:
-            result = probe()
-            if result:
-                now = time.monotonic()
-                first_ok = first_ok if first_ok is not None else now
-                if now - first_ok >= settle:
-                    return result
-            else:
-                first_ok = None
-        except NotYet as exc:
-            last, first_ok = str(exc), None
-        except Exception as exc:  # noqa: BLE001 - the reason is reported on timeout
-            last, first_ok = f"{exc.__class__.__name__}: {exc}", None
-        if time.monotonic() >= deadline:
-            detail = describe() if describe else None
-            raise WaitTimeout(f"timed out waiting for {what}" + (f": {last}" if last else ""),
-                              details=detail,
-                              hint="raise --timeout on a slow machine, or look at the node's log "
-                                   "(kops logs NODE)")
-        time.sleep(interval)
-
-
-class NotYet(Exception):
-    """A probe's way of saying why it is not ready yet."""
 
 
 # -- rolling restarts and smoke checks -------------------------------------------------------
 
 def partitions(bootstrap: str, timeout: float = 5.0) -> list[tuple[str, int, list[int], list[int], int]]:
     """(topic, partition, replicas, isr, leader) of every partition."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    md = AdminClient(_quiet_conf(bootstrap, timeout)).list_topics(timeout=timeout)
+    try:
+        md = AdminClient(_quiet_conf(bootstrap, timeout)).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise NotYet(f"metadata: {kafka_error(exc)}") from exc
     return [(t.topic, p.id, list(p.replicas), list(p.isrs), p.leader)
             for t in md.topics.values() for p in t.partitions.values()]
 
 
 def min_isr(bootstrap: str, topics: list[str], timeout: float = 10.0) -> dict[str, int]:
     """Effective ``min.insync.replicas`` of each topic (topic config, else the broker default)."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, ConfigResource
 
     admin = AdminClient(_quiet_conf(bootstrap, timeout))
@@ -205,8 +184,9 @@ def min_isr(bootstrap: str, topics: list[str], timeout: float = 10.0) -> dict[st
         try:
             cfg = fut.result(timeout=timeout)
             out[res.name] = int(cfg["min.insync.replicas"].value)
-        except Exception:  # noqa: BLE001 - unknown: assume the safest common default
-            out[res.name] = 1
+        except (KafkaException, FutureTimeout, KeyError, ValueError) as exc:  # fail closed: stops the roll
+            raise NotYet(f"cannot read min.insync.replicas of topic {res.name}: "
+                         f"{exc.__class__.__name__}: {exc}") from exc
     return out
 
 
@@ -217,8 +197,8 @@ def restart_blockers(bootstrap: str, broker_id: int) -> list[str]:
     mins = min_isr(bootstrap, sorted({t for t, *_ in parts}))
     out = []
     for topic, pid, replicas, isr, _leader in parts:
-        if broker_id in isr and len(replicas) > 1 and len(isr) - 1 < mins.get(topic, 1):
-            out.append(f"{topic}-{pid} (ISR {isr}, min.insync.replicas {mins.get(topic, 1)})")
+        if broker_id in isr and len(replicas) > 1 and len(isr) - 1 < mins[topic]:
+            out.append(f"{topic}-{pid} (ISR {isr}, min.insync.replicas {mins[topic]})")
     return out
 
 

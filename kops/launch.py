@@ -3,10 +3,16 @@
 Kafka's scripts are not on Maven, so kops starts the main classes itself. The same line
 works with a Maven-assembled distribution, the official tarball and the official
 ``apache/kafka`` image: all of them have ``<home>/libs``.
+
+Everything here is an argv (a list of words): containers get it as their command, systemd
+units get it quoted by systemd's rules, and the one place that needs a shell (the compose
+bundle, which has no kops to format storage) quotes every word. No inventory value is
+ever sourced or evaluated by a shell.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -38,6 +44,7 @@ class Launch:
     home: str = "/opt/kafka"
     conf_dir: str = "/etc/kafka"
     log_dir: str = "/var/log/kafka"
+    data_dir: str = "/var/lib/kafka/data"
     heap: str = "512m"
     jmx_port: int | None = None
     jmx_host: str | None = None
@@ -61,10 +68,6 @@ class Launch:
                 log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
                 *self.extra_opts]
 
-    def env_file(self, role: str) -> str:
-        """``jvm.env``: read by the systemd unit (EnvironmentFile) and the container command."""
-        return f'KOPS_JVM_OPTS="{" ".join(self.jvm_opts(role))}"\n'
-
     @property
     def classpath(self) -> str:
         return f"{self.home}/libs/*"
@@ -75,8 +78,15 @@ class Launch:
         return [KAFKA_MAIN, f"{self.conf_dir}/server.properties"]
 
     def argv(self, role: str) -> list[str]:
-        """The whole command line, flags expanded (for running outside systemd or sh)."""
+        """The whole command line of the node's service."""
         return [self.java, *self.jvm_opts(role), "-cp", self.classpath, *self.main(role)]
+
+    def prestart(self, role: str) -> list[list[str]]:
+        """Commands run before the service on every start: ZooKeeper's ``myid`` goes from
+        the rendered files into the data folder (the one way it is placed)."""
+        if role == "zookeeper":
+            return [["/bin/cp", f"{self.conf_dir}/myid", f"{self.data_dir}/myid"]]
+        return []
 
     def format_storage(self, cluster_id: str) -> list[str]:
         """Format KRaft storage; ``--ignore-formatted`` makes it a no-op on a formatted node."""
@@ -90,14 +100,30 @@ def shell_line(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def container_command(launch: Launch, role: str, cluster_id: str | None = None,
-                      zk_data_dir: str = "/var/lib/zookeeper") -> list[str]:
-    """``sh -c``: read jvm.env, make the log dir, place myid / format KRaft once, exec the JVM."""
-    steps = ["set -f", f". {launch.conf_dir}/jvm.env", f"mkdir -p {shlex.quote(launch.log_dir)}"]
-    if role == "zookeeper":
-        steps.append(f"cp {launch.conf_dir}/myid {zk_data_dir}/myid")
-    elif cluster_id:
-        steps.append(shell_line(launch.format_storage(cluster_id)) + " >/dev/null")
-    steps.append(f"exec {launch.java} $KOPS_JVM_OPTS -cp {shlex.quote(launch.classpath)} "
-                 + shell_line(launch.main(role)))
-    return ["sh", "-c", " && ".join(steps[1:]).join(["set -f; ", ""])]
+def container_command(launch: Launch, role: str, cluster_id: str | None = None) -> list[str]:
+    """The container's command: the service's argv, after the prestart steps (and, for a
+    standalone bundle with no kops to plan it, KRaft storage formatting when not yet done).
+    The argv is passed as positional parameters (``exec "$@"``), never parsed by the shell."""
+    steps = [shell_line(p) for p in launch.prestart(role)]
+    if cluster_id:
+        meta = shlex.quote(f"{launch.data_dir}/meta.properties")
+        steps.append(f"{{ [ -f {meta} ] || {shell_line(launch.format_storage(cluster_id))} >/dev/null; }}")
+    argv = launch.argv(role)
+    if not steps:
+        return argv
+    return ["sh", "-c", " && ".join([*steps, 'exec "$@"']), "kops-node", *argv]
+
+
+_SYSTEMD_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./*-]+")
+
+
+def systemd_quote(word: str) -> str:
+    """One word of an ExecStart= line: systemd splits on spaces, expands $VAR and %x."""
+    word = word.replace("%", "%%").replace("$", "$$")
+    if _SYSTEMD_PLAIN.fullmatch(word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def systemd_line(argv: list[str]) -> str:
+    return " ".join(systemd_quote(a) for a in argv)

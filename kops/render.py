@@ -1,28 +1,35 @@
-"""Jinja environment; renders each node's files and the whole bundle.
+"""The bundle: every node's rendered files and service definition, the one source of truth.
 
 Templates live under ``templates/`` and render with ``StrictUndefined``: a missing value
-is an error naming the template and its line, never an empty string in a config. The
-rendered files are the single source of truth: the Docker driver copies them into
-containers, the SSH driver places them on hosts, and the compose bundle mounts them.
+is an error naming the template and its line, never an empty string in a config. What a
+node needs (its files, where they go, its command line, its stop grace period, its
+container or systemd unit) is computed here once; the planner compares it with what a
+provider observes, and the providers copy it. No provider builds a path, a config line or
+a command line of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
 from . import paths
-from .errors import KopsError
-from .launch import Launch, container_command, log_config_name, shell_line
+from .errors import InputError, KopsError
+from .launch import Launch, container_command, log_config_name, systemd_line
 from .topology import Node, Topology
 
 LABEL = "io.kops"
 KAFKA_USER = "kafka"
+
+# Seconds a node gets to stop before SIGKILL. A ZooKeeper-mode broker's controlled
+# shutdown moves leadership away (can take a while); a KRaft node's needs the controller
+# quorum, which is gone when a whole cluster stops, so it would only wait in vain.
+STOP_GRACE = {"zookeeper": 30, "kafka-zookeeper-mode": 120, "kafka-kraft": 40}
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,44 @@ class Layout:
     conf_dir: str
     data_dir: str
     log_dir: str
+
+
+@dataclass(frozen=True)
+class NodeBundle:
+    """Everything one node needs, as data."""
+
+    node: Node
+    layout: Layout
+    files: dict[str, str]            # absolute path on the node's machine -> content
+    argv: list[str]                  # the service's command line (no shell)
+    prestart: list[list[str]]        # run before every start (myid)
+    format_argv: list[str] | None    # KRaft: formats storage once (planned as its own action)
+    stop_grace: int
+    unit: str | None = None          # SSH: systemd unit name (its file is in ``files``)
+    container: dict | None = None    # Docker: name, image, ports, labels, volume, ...
+    sums: dict[str, str] = field(default_factory=dict)   # path -> sha256 of the content
+    digest: str = ""                 # the whole definition: files, argv, image, ports
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def changed_files(self, observed: dict[str, str]) -> list[str]:
+        """Paths whose observed sha256 differs from the rendered one."""
+        return [p for p, s in self.sums.items() if observed.get(p) != s]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    topo: Topology
+    nodes: dict[str, NodeBundle]
+
+    def __iter__(self):
+        return iter(self.nodes.values())
+
+    @property
+    def driver(self) -> str:
+        return self.topo.driver
 
 
 def layout(topo: Topology, node: Node) -> Layout:
@@ -51,14 +96,36 @@ def launch_for(topo: Topology, node: Node) -> Launch:
     jmx = node.ports.get("jmx")
     # JMX hands out an RMI address: it must be the one clients reach (like EXTERNAL).
     return Launch(topo.version, home=lay.home, conf_dir=lay.conf_dir, log_dir=lay.log_dir,
-                  heap=node.heap, java=java, jmx_port=jmx,
+                  data_dir=lay.data_dir, heap=node.heap, java=java, jmx_port=jmx,
                   jmx_host=topo.advertised_host(node) if jmx else None)
 
 
+def stop_grace(topo: Topology, node: Node) -> int:
+    if node.role == "zookeeper":
+        return STOP_GRACE["zookeeper"]
+    return STOP_GRACE["kafka-kraft" if topo.mode == "kraft" else "kafka-zookeeper-mode"]
+
+
+# -- templates ----------------------------------------------------------------------------
+
+_PROP_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}
+
+
 def _propvalue(v) -> str:
+    """A value as java.util.Properties reads it back: escapes, never a second line."""
     if isinstance(v, bool):
         return "true" if v else "false"
-    return str(v)
+    text = str(v)
+    out = "".join(_PROP_ESCAPES.get(c, c) for c in text)
+    return ("\\" + out) if out.startswith(" ") else out
+
+
+def _propkey(k) -> str:
+    text = str(k)
+    if not text or any(c in text for c in " =:#!\\\n\r\t\f"):
+        raise InputError(f"config key {text!r} cannot be written to a properties file",
+                         hint="keys are letters, digits, '.', '_' and '-'")
+    return text
 
 
 def _compose_escape(argv: list[str]) -> list[str]:
@@ -76,9 +143,11 @@ def env() -> jinja2.Environment:
         autoescape=False,
     )
     e.filters["propvalue"] = _propvalue
+    e.filters["propkey"] = _propkey
     e.filters["join_listener"] = lambda item: f"{item[0]}://{item[1]}"
     e.filters["compose_escape"] = _compose_escape
-    e.policies["json.dumps_kwargs"] = {"sort_keys": False}
+    e.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+    e.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
     return e
 
 
@@ -128,8 +197,6 @@ def _server_properties(topo: Topology, node: Node, lay: Layout) -> str:
 def node_files(topo: Topology, node: Node) -> dict[str, str]:
     """File name -> content: everything this node needs in its config folder."""
     lay = layout(topo, node)
-    launch = launch_for(topo, node)
-    role = "zookeeper" if node.role == "zookeeper" else "kafka"
     files: dict[str, str] = {}
     if node.role == "zookeeper":
         files["zoo.cfg"] = render_template(
@@ -141,8 +208,11 @@ def node_files(topo: Topology, node: Node) -> dict[str, str]:
     name = log_config_name(topo.version)
     files[name] = render_template(f"log/{name}.j2", version=topo.version,
                                   level=topo.spec.kafka.log_level)
-    files["jvm.env"] = launch.env_file(role)
     return files
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def config_hash(files: dict[str, str], extra: str = "") -> str:
@@ -160,19 +230,44 @@ def systemd_unit(topo: Topology, node: Node) -> str:
     lay = layout(topo, node)
     launch = launch_for(topo, node)
     role = "zookeeper" if node.role == "zookeeper" else "kafka"
-    exec_line = (f"{launch.java} $KOPS_JVM_OPTS -cp {launch.classpath} "
-                 + shell_line(launch.main(role)))
-    ctx = dict(cluster=topo.name, node=node, version=topo.version, layout=lay, user=KAFKA_USER,
-               exec_line=exec_line)
-    if role == "zookeeper":
-        return render_template("systemd/zookeeper.service.j2", **ctx)
-    cid = topo.cluster_id if topo.mode == "kraft" else None
-    after = [unit_name(topo, z) for z in topo.zookeepers if z.host_key == node.host_key]
-    return render_template("systemd/kafka.service.j2", cluster_id=cid, after=after,
-                           format_line=shell_line(launch.format_storage(cid)) if cid else "", **ctx)
+    after = [unit_name(topo, z) for z in topo.zookeepers if z.host_key == node.host_key] if node.is_kafka else []
+    return render_template(
+        "systemd/node.service.j2", cluster=topo.name, node=node, version=topo.version, layout=lay,
+        user=KAFKA_USER, after=after, exec_start=systemd_line(launch.argv(role)),
+        exec_start_pre=[systemd_line(p) for p in launch.prestart(role)],
+        stop_grace=stop_grace(topo, node))
 
 
-# -- containers (Docker driver and compose bundle share this) ------------------------------
+def node_bundle(topo: Topology, node: Node) -> NodeBundle:
+    lay = layout(topo, node)
+    launch = launch_for(topo, node)
+    role = "zookeeper" if node.role == "zookeeper" else "kafka"
+    files = {f"{lay.conf_dir}/{name}": text for name, text in node_files(topo, node).items()}
+    unit = container = None
+    if topo.driver == "ssh":
+        unit = unit_name(topo, node)
+        files[f"/etc/systemd/system/{unit}"] = systemd_unit(topo, node)
+    fmt = launch.format_storage(topo.cluster_id) if topo.mode == "kraft" and node.is_kafka else None
+    argv = launch.argv(role)
+    sums = {p: _sha(t) for p, t in files.items()}
+    if topo.driver == "docker":
+        container = container_plan(topo, node)
+    definition = json.dumps([argv, launch.prestart(role), container and container["image"],
+                             container and container["ports"]])
+    digest = config_hash({p: s for p, s in sums.items()}, definition)
+    if container is not None:
+        container["labels"][f"{LABEL}.config-hash"] = digest
+        container["labels"][f"{LABEL}.sums"] = ",".join(
+            f"{p}={s}" for p, s in sorted(sums.items()))
+    return NodeBundle(node, lay, files, argv, launch.prestart(role), fmt, stop_grace(topo, node),
+                      unit, container, sums, digest)
+
+
+def build(topo: Topology) -> Bundle:
+    return Bundle(topo, {n.name: node_bundle(topo, n) for n in topo.nodes})
+
+
+# -- containers (the Docker provider and the compose bundle share this) ------------------------
 
 def container_name(topo: Topology, node: Node) -> str:
     return f"{topo.name}-{node.name}"
@@ -182,30 +277,33 @@ def volume_name(topo: Topology, node: Node) -> str:
     return f"{topo.name}-{node.name}-data"
 
 
-def container_plan(topo: Topology, node: Node) -> dict:
+def network_name(name: str) -> str:
+    return f"kops-{name}"
+
+
+def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> dict:
+    """The container of a node. ``standalone`` (the compose bundle): the command also
+    formats KRaft storage on first start, since no kops plans it there."""
     lay = layout(topo, node)
     launch = launch_for(topo, node)
-    files = node_files(topo, node)
+    role = "zookeeper" if node.role == "zookeeper" else "kafka"
     cid = topo.cluster_id if topo.mode == "kraft" and node.is_kafka else None
     # Clients advertised on loopback get the port on loopback only (not on the LAN).
     adv = topo.spec.brokers.advertised_host
     bind = "127.0.0.1" if adv in ("127.0.0.1", "localhost") else "0.0.0.0"
+    cmd = container_command(launch, role, cid if standalone else None)
     if node.role == "zookeeper":
-        cmd = container_command(launch, "zookeeper", zk_data_dir=lay.data_dir)
-        health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['client']} && "
-                  "printf srvr >&3 && timeout 5 cat <&3' | grep -q Mode"]
+        # a plain TCP connect: a four-letter word here would log a line every 2 s
+        health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['client']}'"]
         published = {f"{node.ports['client']}/tcp": [bind, node.ports["client"]]}
-        stop_timeout = 30
     else:
-        cmd = container_command(launch, "kafka", cluster_id=cid)
         probe = node.ports.get("internal") or node.ports["controller"]
-        health = ["CMD-SHELL", f"nc -z 127.0.0.1 {probe}"]
+        health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{probe}'"]
         # DOCKER must listen where host.docker.internal (the bridge gateway) lands: all interfaces.
         published = {f"{node.ports['external']}/tcp": [bind, node.ports["external"]],
                      f"{node.ports['docker']}/tcp": ["0.0.0.0", node.ports["docker"]]} if node.is_broker else {}
         if "jmx" in node.ports:
             published[f"{node.ports['jmx']}/tcp"] = [bind, node.ports["jmx"]]
-        stop_timeout = 120
     image = topo.spec.kafka.image_ref
     labels = {
         f"{LABEL}.cluster": topo.name,
@@ -214,7 +312,7 @@ def container_plan(topo: Topology, node: Node) -> dict:
         f"{LABEL}.node-id": str(node.id),
         f"{LABEL}.mode": topo.mode,
         f"{LABEL}.kafka-version": topo.version,
-        f"{LABEL}.config-hash": config_hash(files, json.dumps([image, cmd, published])),
+        f"{LABEL}.stop-grace": str(stop_grace(topo, node)),
         **{f"{LABEL}.user.{k}": v for k, v in topo.spec.labels.items()},
     }
     if cid:
@@ -230,22 +328,27 @@ def container_plan(topo: Topology, node: Node) -> dict:
     return {
         "name": container_name(topo, node), "hostname": node.name, "image": image,
         "command": cmd, "ports": published, "volume": volume_name(topo, node),
-        "data_mount": str(Path(lay.data_dir)) if node.role == "zookeeper" else "/var/lib/kafka/data",
-        "conf_dir": lay.conf_dir, "files": files, "healthcheck": health, "labels": labels,
-        "stop_timeout": stop_timeout,
+        "data_mount": lay.data_dir, "conf_dir": lay.conf_dir, "healthcheck": health,
+        "labels": labels, "stop_timeout": stop_grace(topo, node),
+        "network": network_name(topo.name),
         "depends_on": [z.name for z in topo.zookeepers] if node.is_kafka else [],
     }
 
 
 def compose_file(topo: Topology) -> str:
-    containers = [container_plan(topo, n) for n in topo.nodes]
+    containers = []
+    for n in topo.nodes:
+        c = container_plan(topo, n, standalone=True)
+        c["labels"][f"{LABEL}.config-hash"] = "compose"
+        containers.append(c)
     return render_template("compose/docker-compose.yml.j2", cluster=topo.name, mode=topo.mode,
                            version=topo.version, containers=containers,
                            bootstrap=topo.bootstrap_servers, internal_bootstrap=topo.internal_bootstrap)
 
 
-def bundle(topo: Topology) -> dict[str, str]:
-    """Relative path -> content: every node's files, plus compose (docker) or units (ssh)."""
+def export(topo: Topology) -> dict[str, str]:
+    """Relative path -> content for `kops render`: every node's files, plus compose (docker)
+    or units (ssh)."""
     out: dict[str, str] = {}
     for node in topo.nodes:
         for name, text in node_files(topo, node).items():
@@ -257,7 +360,7 @@ def bundle(topo: Topology) -> dict[str, str]:
     return out
 
 
-def write_bundle(files: dict[str, str], out_dir: Path) -> list[Path]:
+def write_export(files: dict[str, str], out_dir: Path) -> list[Path]:
     written = []
     for rel, text in files.items():
         path = out_dir / rel

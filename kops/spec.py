@@ -1,30 +1,96 @@
-"""The inventory: a YAML cluster spec, loaded strictly, defaulted, then validated.
+"""The inventory model: what a cluster spec may say, with every rule that the spec alone decides.
 
-Structure errors (unknown keys, wrong types) come from pydantic; the rules that need the
-whole picture (ensemble sizes, versions, ports, hosts and roles) come from
-:func:`validate`. Every problem found is reported at once, each with its path in the file,
-the bad value and what is allowed. Any problem raises :class:`SpecError` (exit code 2)
-before anything is created anywhere.
+Single-field rules (names, hosts, users, paths, ports, versions, heaps, config keys and
+values) live on the fields, so a library caller that builds a ``ClusterSpec`` gets the
+same validation as the CLI. Rules that need the whole spec (ensemble sizes, mode vs
+version, replication factors vs brokers, hosts vs roles) run in a model validator and are
+reported together. Rules that need the derived nodes (ids, ports) belong to
+:mod:`kops.topology`; reading YAML belongs to :mod:`kops.inventory`. This module imports
+neither.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints,
+                      ValidationInfo, model_validator)
+from pydantic_core import PydanticCustomError
 
-from . import paths
 from .errors import InputError
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
-HEAP_RE = re.compile(r"^\d+[mMgG]$")
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-ConfigValue = str | int | float | bool
+NAME_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
+VERSION_RE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}")
 DEFAULT_PRESET = "zk-single-kafka-single"
+RULES_ERROR = "kops_rules"
+
+# Limits that keep a typo (`nodes: 1000000000`) from building a huge cluster in memory.
+MAX_BROKERS = 64
+MAX_ZOOKEEPERS = 7
+MAX_CONTROLLERS = 9
+
+# Keys that kops renders itself from the topology: setting them in `config` would break
+# the listeners, ids or quorum kops relies on.
+MANAGED_KEYS = {
+    "broker.id", "node.id", "process.roles", "listeners", "advertised.listeners",
+    "listener.security.protocol.map", "inter.broker.listener.name", "controller.listener.names",
+    "controller.quorum.voters", "controller.quorum.bootstrap.servers", "zookeeper.connect",
+    "log.dirs", "log.dir", "metadata.log.dir",
+    # zoo.cfg
+    "dataDir", "clientPort", "myid", "dataLogDir",
+}
+
+
+def _short(value, limit: int = 60) -> str:
+    """A value as the error shows it: repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + f" ({len(str(value))} chars)"
+
+
+def _pattern(regex: str, what: str, example: str):
+    compiled = re.compile(regex)
+
+    def check(v: str) -> str:
+        if not compiled.fullmatch(v):
+            raise ValueError(f"{_short(v)} is not {what}: {example}")
+        return v
+    return AfterValidator(check)
+
+
+Name = Annotated[str, _pattern(NAME_RE.pattern, "DNS-safe",
+                               "use 1-32 lowercase letters, digits and '-', starting with a letter")]
+Heap = Annotated[str, _pattern(r"[1-9]\d{0,5}[mMgG]", "a heap size", "use e.g. 256m or 1g")]
+Version = Annotated[str, _pattern(VERSION_RE.pattern, "a version", "use X.Y.Z, e.g. 3.9.2 or 4.1.1")]
+# A host name (RFC 1123 labels) or an IPv4 address; no spaces, quotes or shell characters.
+HostAddress = Annotated[str, _pattern(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+                                      "a host name or IPv4 address", "e.g. 10.0.0.11 or kafka1.example.com")]
+UserName = Annotated[str, _pattern(r"[a-z_][a-z0-9_-]{0,31}", "a user name", "e.g. root or deploy")]
+ImageRef = Annotated[str, _pattern(r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+                                   r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?",
+                                   "an image reference", "e.g. kops/kafka:3.9.2 or registry:5000/kafka:4.1.1")]
+ClusterId = Annotated[str, _pattern(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", "a Kafka cluster id",
+                                    "22 characters of base64url, not starting with '-' "
+                                    "(`kops` makes one when this is absent)")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+LabelKey = Annotated[str, _pattern(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?", "a label key",
+                                   "lowercase letters, digits, '.', '_' and '-'")]
+LabelValue = Annotated[str, StringConstraints(max_length=200), _pattern(r"[A-Za-z0-9 ._:/@+=-]*", "a label value",
+                                                                     "letters, digits, spaces and ._:/@+=-")]
+
+
+def _config_value(v):
+    if isinstance(v, str) and (any(c in v for c in "\n\r\0") or len(v) > 4096):
+        raise ValueError(f"{_short(v)} is not a config value: one line, no NUL, at most 4096 characters")
+    return v
+
+
+ConfigKey = Annotated[str, _pattern(r"[A-Za-z][A-Za-z0-9._-]{0,127}", "a config key",
+                                    "letters, digits, '.', '_' and '-', like min.insync.replicas")]
+ConfigValue = Annotated[str | int | float | bool, AfterValidator(_config_value)]
+Config = dict[ConfigKey, ConfigValue]
 
 
 class SpecError(InputError):
@@ -40,37 +106,30 @@ class SpecError(InputError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-def _heap(v: str | None) -> str | None:
-    if v is not None and not HEAP_RE.match(v):
-        raise ValueError(f"heap {v!r} must look like 256m or 1g")
-    return v
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
 
 
 class DownloadSpec(_Strict):
     """SSH driver: hosts download the official tarball themselves instead of receiving it."""
 
-    url: str
-    sha512: str = Field(pattern=r"^[0-9a-fA-F]{128}$")
+    url: Annotated[str, _pattern(r"https?://[A-Za-z0-9._~:/?#\[\]@!&'()*+,;=%-]{1,2000}", "an http(s) URL",
+                                 "e.g. https://mirror.example.com/kafka/3.9.2/kafka_2.13-3.9.2.tgz")]
+    sha512: Annotated[str, _pattern(r"[0-9a-fA-F]{128}", "a SHA-512 digest", "128 hex characters")]
 
 
 class KafkaSpec(_Strict):
-    version: str = "3.9.2"
+    version: Version = "3.9.2"
     mode: Literal["zookeeper", "kraft"] | None = None  # default: zookeeper below 4.0, else kraft
-    image: str | None = None
-    heap: str = "512m"
-    cluster_id: str | None = None
+    image: ImageRef | None = None
+    heap: Heap = "512m"
+    cluster_id: ClusterId | None = None
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
-    config: dict[str, ConfigValue] = Field(default_factory=dict)
+    config: Config = Field(default_factory=dict)
     download: DownloadSpec | None = None
-
-    _heap = field_validator("heap")(_heap)
 
     @property
     def major(self) -> int:
-        return int(self.version.split(".")[0]) if VERSION_RE.match(self.version) else 0
+        return int(self.version.split(".")[0])
 
     @property
     def image_ref(self) -> str:
@@ -78,69 +137,76 @@ class KafkaSpec(_Strict):
 
 
 class ZooKeeperSpec(_Strict):
-    nodes: int | None = Field(default=None, ge=1)
-    heap: str = "256m"
-    client_port: int = Field(default=2181, ge=1, le=65535)
-    peer_port: int = Field(default=2888, ge=1, le=65535)
-    election_port: int = Field(default=3888, ge=1, le=65535)
-    config: dict[str, ConfigValue] = Field(default_factory=dict)
-
-    _heap = field_validator("heap")(_heap)
+    nodes: int | None = Field(default=None, ge=1, le=MAX_ZOOKEEPERS)
+    heap: Heap = "256m"
+    client_port: Port = 2181
+    peer_port: Port = 2888
+    election_port: Port = 3888
+    config: Config = Field(default_factory=dict)
 
 
 class BrokerSpec(_Strict):
-    nodes: int | None = Field(default=None, ge=1)
-    heap: str | None = None  # default: kafka.heap
-    internal_port: int = Field(default=19092, ge=1, le=65535)
-    external_port: int = Field(default=9092, ge=1, le=65535)
-    docker_port: int = Field(default=29092, ge=1, le=65535)
-    controller_port: int = Field(default=19192, ge=1, le=65535)  # KRaft combined nodes
-    jmx_port: int | None = Field(default=None, ge=1, le=65535)   # off unless set: 9999, 10000, ...
-    advertised_host: str = "127.0.0.1"
-    config: dict[str, ConfigValue] = Field(default_factory=dict)
-
-    _heap = field_validator("heap")(_heap)
+    nodes: int | None = Field(default=None, ge=1, le=MAX_BROKERS)
+    heap: Heap | None = None  # default: kafka.heap
+    internal_port: Port = 19092
+    external_port: Port = 9092
+    docker_port: Port = 29092
+    controller_port: Port = 19192  # KRaft combined nodes
+    jmx_port: Port | None = None   # off unless set: 9999, 10000, ...
+    advertised_host: HostAddress = "127.0.0.1"
+    config: Config = Field(default_factory=dict)
 
 
 class ControllerSpec(_Strict):
-    nodes: int | None = Field(default=None, ge=1)
-    heap: str = "256m"
-    port: int = Field(default=19192, ge=1, le=65535)
-    config: dict[str, ConfigValue] = Field(default_factory=dict)
-
-    _heap = field_validator("heap")(_heap)
+    nodes: int | None = Field(default=None, ge=1, le=MAX_CONTROLLERS)
+    heap: Heap = "256m"
+    port: Port = 19192
+    config: Config = Field(default_factory=dict)
 
 
 Role = Literal["zookeeper", "broker", "controller"]
+KeyPath = Annotated[str, _pattern(r"[A-Za-z0-9_./~+-][A-Za-z0-9_./~+ -]{0,1023}", "a key file path",
+                                  "a path such as ~/.ssh/id_ed25519")]
 
 
 class HostSpec(_Strict):
-    address: str
-    user: str = "root"
-    port: int = Field(default=22, ge=1, le=65535)
-    key: str | None = None
+    address: HostAddress
+    user: UserName = "root"
+    port: Port = 22
+    key: KeyPath | None = None
     sudo: bool = False
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1, max_length=3)
 
 
 class NodeOverride(_Strict):
-    id: int | None = Field(default=None, ge=0)
-    heap: str | None = None
-    config: dict[str, ConfigValue] = Field(default_factory=dict)
+    id: int | None = Field(default=None, ge=0, le=2_000_000_000)
+    heap: Heap | None = None
+    config: Config = Field(default_factory=dict)
 
-    _heap = field_validator("heap")(_heap)
+
+NodeName = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,40}", "a node name", "zoo1, kafka2, controller3, ...")]
 
 
 class ClusterSpec(_Strict):
-    name: str = "kops"
+    name: Name = "kops"
     kafka: KafkaSpec = Field(default_factory=KafkaSpec)
     zookeeper: ZooKeeperSpec | None = None
     brokers: BrokerSpec = Field(default_factory=BrokerSpec)
     controllers: ControllerSpec | None = None
     driver: Literal["docker", "ssh"] = "docker"
-    hosts: dict[str, HostSpec] = Field(default_factory=dict)
-    nodes: dict[str, NodeOverride] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    hosts: dict[Name, HostSpec] = Field(default_factory=dict, max_length=64)
+    nodes: dict[NodeName, NodeOverride] = Field(default_factory=dict, max_length=200)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+
+    @model_validator(mode="after")
+    def _whole_spec(self, info: ValidationInfo):
+        if info.context and info.context.get("skip_rules"):
+            return self
+        problems = rules(self)
+        if problems:
+            raise PydanticCustomError(RULES_ERROR, "{text}",
+                                      {"text": "; ".join(problems), "problems": problems})
+        return self
 
     @property
     def mode(self) -> str:
@@ -176,151 +242,17 @@ class ClusterSpec(_Strict):
         return self.controllers or ControllerSpec()
 
 
-# -- loading ---------------------------------------------------------------------------
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in paths.inventories_dir().glob("*.yaml"))
-
-
-def preset_path(name: str) -> Path:
-    path = paths.inventories_dir() / f"{name}.yaml"
-    if not path.is_file():
-        close = difflib.get_close_matches(name, preset_names(), n=1)
-        raise InputError(f"no preset named {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                         hint="presets: " + ", ".join(preset_names()))
-    return path
-
-
-def load(path: str | Path | None = None, preset: str | None = None) -> ClusterSpec:
-    """Load an inventory file or a preset (the default preset when both are None)."""
-    if path and preset:
-        raise InputError("give either -i FILE or --preset NAME, not both")
-    if path is None:
-        path = preset_path(preset or DEFAULT_PRESET)
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read inventory {path}: {exc.strerror}",
-                         hint="check the path, or use --preset NAME") from exc
-    return loads(text, str(path))
-
-
-def loads(text: str, source: str = "<inventory>") -> ClusterSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise SpecError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SpecError(source, [f"the top level must be a mapping of keys, not {type(data).__name__}"])
-    try:
-        spec = ClusterSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = [_describe(e, data) for e in exc.errors()]
-        problems += _rules_without(data, exc)
-        raise SpecError(source, problems) from exc
-    problems = validate(spec)
-    if problems:
-        raise SpecError(source, problems)
-    return spec
-
-
-def _rules_without(data: dict, exc: ValidationError) -> list[str]:
-    """The whole-spec rules, run on the inventory minus its broken keys, so that every
-    problem shows at once. Skipped when a node count is broken: the rules would count wrong."""
-    import copy
-
-    trimmed = copy.deepcopy(data)
-    for _ in range(3):
-        errors = exc.errors()
-        if any(e["loc"] and e["loc"][-1] == "nodes" and e["type"] != "extra_forbidden" for e in errors):
-            return []
-        for e in errors:
-            parent = trimmed
-            try:
-                for part in e["loc"][:-1]:
-                    parent = parent[part]
-                if isinstance(parent, dict):
-                    parent.pop(e["loc"][-1], None)
-                else:
-                    return []
-            except (KeyError, IndexError, TypeError):
-                return []
-        try:
-            return validate(ClusterSpec.model_validate(trimmed))
-        except ValidationError as again:
-            exc = again
-    return []
-
-
-def _allowed_keys(data: Any, loc: tuple) -> list[str]:
-    model: Any = ClusterSpec
-    for part in loc[:-1]:
-        if model is None:
-            return []
-        field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
-        if field is None:
-            # inside a dict[str, Model]: the key is a free name, keep the model
-            if isinstance(part, str) and model in (HostSpec, NodeOverride):
-                continue
-            return []
-        ann = field.annotation
-        inner = _model_of(ann)
-        model = inner
-    return list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
-
-
-def _model_of(ann) -> Any:
-    import typing
-
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in typing.get_args(ann):
-        m = _model_of(arg)
-        if m is not None:
-            return m
-    return None
-
-
-def _describe(err: dict, data: dict) -> str:
-    loc = tuple(err["loc"])
-    where = ".".join(str(p) for p in loc) or "(top level)"
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        allowed = _allowed_keys(data, loc)
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        hint = f" (did you mean {'.'.join(str(p) for p in loc[:-1] + (close[0],))}?)" if close else ""
-        known = f"; known keys: {', '.join(allowed)}" if allowed else ""
-        return f"{where}: unknown key{hint}{known}"
-    value = err.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    msg = err["msg"]
-    if kind == "missing":
-        return f"{where}: required and missing"
-    if kind == "literal_error":
-        return f"{where}: {shown} is not allowed: {msg.replace('Input should be', 'use')}"
-    return f"{where}: {shown} is not valid: {msg}"
-
-
 # -- whole-spec rules -------------------------------------------------------------------
 
-def validate(spec: ClusterSpec) -> list[str]:
-    """Rules that need the whole spec. Returns every problem found (empty: valid)."""
-    from .topology import build  # the rules about ports and ids need the derived nodes
+_REPLICATION_KEYS = ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                     "default.replication.factor", "min.insync.replicas", "transaction.state.log.min.isr")
 
+
+def rules(spec: ClusterSpec) -> list[str]:
+    """Rules that need the whole spec (but not the derived nodes). Every problem found."""
     p: list[str] = []
     k = spec.kafka
-    if not NAME_RE.match(spec.name):
-        p.append(f"name: {spec.name!r} is not DNS-safe: use 1-32 lowercase letters, digits and '-', "
-                 "starting with a letter")
-    if not VERSION_RE.match(k.version):
-        p.append(f"kafka.version: {k.version!r} is not a version: use X.Y.Z, e.g. 3.9.2 or 4.1.1")
-    elif k.major < 3:
+    if k.major < 3:
         p.append(f"kafka.version: {k.version!r} is too old: kops supports 3.x (ZooKeeper or KRaft) and 4.x (KRaft)")
     if spec.mode == "zookeeper" and k.major >= 4:
         p.append(f"kafka.mode: zookeeper needs Kafka below 4.0, and kafka.version is {k.version!r}: "
@@ -330,16 +262,13 @@ def validate(spec: ClusterSpec) -> list[str]:
     if spec.mode == "zookeeper" and spec.controllers is not None:
         p.append("controllers: dedicated controllers exist only in KRaft mode: remove the section, "
                  "or set kafka.mode: kraft")
-    if k.cluster_id is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", k.cluster_id):
-        p.append(f"kafka.cluster_id: {k.cluster_id!r} is not a Kafka cluster id: 22 characters of "
-                 "base64url, not starting with '-' (`kops` makes one when this is absent)")
     zn = spec.zk_nodes
     if spec.mode == "zookeeper":
         if zn % 2 == 0:
             p.append(f"zookeeper.nodes: {zn} is even: an ensemble of {zn} survives no more failures than "
                      f"{zn - 1}; use 1, 3 or 5")
-        elif zn > 7:
-            p.append(f"zookeeper.nodes: {zn} is too many: use 1, 3 or 5 (7 at most)")
+        elif zn > MAX_ZOOKEEPERS:
+            p.append(f"zookeeper.nodes: {zn} is too many: use 1, 3 or 5 ({MAX_ZOOKEEPERS} at most)")
     cn = spec.controller_nodes
     if cn and cn % 2 == 0:
         p.append(f"controllers.nodes: {cn} is even: a KRaft quorum of {cn} survives no more failures "
@@ -347,64 +276,41 @@ def validate(spec: ClusterSpec) -> list[str]:
     if spec.mode == "kraft" and not cn and spec.broker_nodes % 2 == 0:
         p.append(f"brokers.nodes: {spec.broker_nodes} combined broker,controller nodes make an even KRaft "
                  "quorum; use 1, 3 or 5, or add a controllers section for dedicated controllers")
-    nb = spec.broker_nodes
-    for section, cfg in (("kafka.config", k.config), ("brokers.config", spec.brokers.config)):
-        for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-                    "default.replication.factor", "min.insync.replicas", "transaction.state.log.min.isr"):
-            if key in cfg:
-                try:
-                    val = int(cfg[key])
-                except (TypeError, ValueError):
-                    p.append(f"{section}.{key}: {cfg[key]!r} is not a whole number")
-                    continue
-                if val > nb:
-                    p.append(f"{section}.{key}: {val} is above the number of brokers ({nb}); "
-                             f"use at most {nb} or add brokers")
-                elif val < 1 and key != "default.replication.factor":
-                    p.append(f"{section}.{key}: {val} must be at least 1")
+    p += _config_rules(spec)
     if spec.driver == "docker" and k.download:
         p.append("kafka.download: only used with driver: ssh (Docker nodes run the image)")
-    if k.download and not k.download.url.startswith(("http://", "https://")):
-        p.append(f"kafka.download.url: {k.download.url!r} must be an http:// or https:// URL")
     if spec.driver == "docker" and spec.hosts:
         p.append("hosts: only used with driver: ssh (this inventory has driver: docker)")
     if spec.driver == "ssh":
         p += _ssh_rules(spec)
-    try:
-        topo = build(spec, cluster_id=k.cluster_id or "AAAAAAAAAAAAAAAAAAAAAA")
-    except Exception:  # the problems above already explain why it cannot be built
-        return p
-    names = {n.name for n in topo.nodes}
-    for name in spec.nodes:
-        if name not in names:
-            close = difflib.get_close_matches(name, sorted(names), n=1)
-            p.append(f"nodes.{name}: no such node" + (f" (did you mean {close[0]}?)" if close else "")
-                     + f"; nodes of this cluster: {', '.join(sorted(names))}")
-    seen: dict[tuple[str, int], str] = {}
-    for n in topo.nodes:
-        if n.role == "zookeeper":
+    return p
+
+
+def _config_rules(spec: ClusterSpec) -> list[str]:
+    p: list[str] = []
+    nb = spec.broker_nodes
+    sections = [("kafka.config", spec.kafka.config), ("brokers.config", spec.brokers.config),
+                ("zookeeper.config", spec.zk.config), ("controllers.config", spec.ctl.config)]
+    sections += [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()]
+    for section, cfg in sections:
+        for key in sorted(set(cfg) & MANAGED_KEYS):
+            p.append(f"{section}.{key}: kops sets this key itself from the inventory (ids, listeners, "
+                     "quorum, data folders); remove it and use the inventory's fields instead")
+        if section.startswith("zookeeper") or section.startswith("controllers"):
             continue
-        key = ("kafka-id", n.id)
-        if key in seen:
-            mine, other = (seen[key], n.name) if seen[key] in spec.nodes else (n.name, seen[key])
-            p.append(f"nodes.{mine}.id: {n.id} is also the id of {other}; node ids must be unique")
-        seen[key] = n.name
-    for n in topo.nodes:
-        own: dict[int, str] = {}
-        for pname, port in n.ports.items():
-            if port in own:
-                p.append(f"port {port}: {n.name} would listen on it twice ({own[port]} and {pname}); "
-                         "give the *_port settings distinct ranges")
-            own.setdefault(port, pname)
-    ports: dict[tuple[str, int], str] = {}
-    for n in topo.nodes:
-        for pname, port in n.bound_ports(spec.driver).items():
-            key = (n.host_key, port)
-            if key in ports and ports[key] != f"{n.name} ({pname})":
-                where = "the Docker engine's host" if spec.driver == "docker" else f"host {n.host_key}"
-                p.append(f"port {port}: {n.name} ({pname}) and {ports[key]} both need it on {where}; "
-                         "change one of the *_port settings")
-            ports.setdefault(key, f"{n.name} ({pname})")
+        for key in _REPLICATION_KEYS:
+            if key not in cfg:
+                continue
+            try:
+                val = int(cfg[key])
+            except (TypeError, ValueError):
+                p.append(f"{section}.{key}: {_short(cfg[key])} is not a whole number")
+                continue
+            if val > nb:
+                p.append(f"{section}.{key}: {val} is above the number of brokers ({nb}); "
+                         f"use at most {nb} or add brokers")
+            elif val < 1 and key != "default.replication.factor":
+                p.append(f"{section}.{key}: {val} must be at least 1")
     return p
 
 
@@ -428,9 +334,14 @@ def _ssh_rules(spec: ClusterSpec) -> list[str]:
                  "(combined nodes); add controllers: {nodes: N} or drop the role")
     if spec.mode == "kraft" and spec._hosts_with("zookeeper"):
         p.append("hosts: role zookeeper is given, but a KRaft cluster has no ZooKeeper; drop the role")
+    seen: dict[tuple[str, int], str] = {}
     for hname, h in spec.hosts.items():
-        if not NAME_RE.match(hname):
-            p.append(f"hosts.{hname}: host names must be DNS-safe (lowercase letters, digits, '-')")
+        if len(set(h.roles)) != len(h.roles):
+            p.append(f"hosts.{hname}.roles: {h.roles} names a role twice")
+        other = seen.setdefault((h.address.lower(), h.port), hname)
+        if other != hname:
+            p.append(f"hosts.{hname}.address: {h.address}:{h.port} is also the address of host {other}; "
+                     "give each machine one host entry (several roles per host are fine)")
         if h.key is not None and not Path(h.key).expanduser().is_file():
             p.append(f"hosts.{hname}.key: {h.key!r}: no such file")
     return p

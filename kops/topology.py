@@ -1,8 +1,12 @@
 """What a spec implies: the nodes, their ids, roles, ports, listeners and quorum.
 
-Pure data, no I/O: the same topology feeds the renderer, both drivers and the health
-checks. Naming follows the seed compose files: ``zoo1..``, ``kafka1..`` and, for
-dedicated KRaft controllers, ``controller1..`` (node ids 101..).
+Pure data, no I/O: the same topology feeds the renderer, the planner, both providers,
+the gates and the status. Naming follows the seed compose files: ``zoo1..``,
+``kafka1..`` and, for dedicated KRaft controllers, ``controller1..`` (node ids 101..).
+
+:func:`build` checks what only the derived nodes show (unique ids, ports that fit and do
+not clash on a host) and raises :class:`~kops.spec.SpecError` (exit 2) on any problem, so
+a library caller can never get a topology that the CLI would refuse.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import base64
 import uuid
 from dataclasses import dataclass, field
 
-from .spec import ClusterSpec
+import difflib
+
+from .spec import ClusterSpec, SpecError
 
 CONTROLLER_ID_BASE = 100
 
@@ -36,6 +42,11 @@ class Node:
     ports: dict[str, int] = field(default_factory=dict)
     config: dict = field(default_factory=dict)    # per-node overrides (already merged)
     host: dict | None = None  # the SSH host's spec (address, user, ...)
+
+    @property
+    def host_address(self) -> str:
+        """The machine this node runs on, as an address (one Docker engine: "docker")."""
+        return str(self.host["address"]).lower() if self.host else self.host_key
 
     @property
     def is_kafka(self) -> bool:
@@ -120,6 +131,23 @@ class Topology:
             return self.spec.brokers.advertised_host
         return n.hostname
 
+    def addresses(self, n: Node) -> dict[str, str]:
+        """How clients reach a node: on the host, on the cluster network, from other containers."""
+        if n.role == "zookeeper":
+            host = self.spec.brokers.advertised_host if self.driver == "docker" else n.hostname
+            out = {"host": f"{host}:{n.ports['client']}"}
+            if self.driver == "docker":
+                out["network"] = f"{n.hostname}:{n.ports['client']}"
+            return out
+        if not n.is_broker:
+            return {}
+        out = {"host": self.external_address(n), "network": f"{n.hostname}:{n.ports['internal']}"}
+        if self.driver == "docker":
+            out["containers"] = f"host.docker.internal:{n.ports['docker']}"
+        if "jmx" in n.ports:
+            out["jmx"] = f"{self.advertised_host(n)}:{n.ports['jmx']}"
+        return out
+
     @property
     def bootstrap_servers(self) -> str:
         """For clients on the host (EXTERNAL)."""
@@ -159,7 +187,65 @@ def _placement(spec: ClusterSpec, role: str, count: int) -> list[tuple[str, dict
             for i in range(count)]
 
 
+PLACEHOLDER_ID = "AAAAAAAAAAAAAAAAAAAAAA"
+ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2}
+
+
 def build(spec: ClusterSpec, cluster_id: str) -> Topology:
+    """The topology of a spec; raises SpecError when its nodes do not fit together."""
+    topo = _assemble(spec, cluster_id)
+    found = check(topo)
+    if found:
+        raise SpecError(f"cluster {spec.name}", found)
+    return topo
+
+
+def problems(spec: ClusterSpec) -> list[str]:
+    """What :func:`build` would refuse, as a list (for reporting with the spec's own rules)."""
+    return check(_assemble(spec, PLACEHOLDER_ID))
+
+
+def check(topo: Topology) -> list[str]:
+    spec, p = topo.spec, []
+    names = {n.name for n in topo.nodes}
+    for name in spec.nodes:
+        if name not in names:
+            close = difflib.get_close_matches(name, sorted(names), n=1)
+            p.append(f"nodes.{name}: no such node" + (f" (did you mean {close[0]}?)" if close else "")
+                     + f"; nodes of this cluster: {', '.join(sorted(names))}")
+    for group, kinds in (("kafka", ("broker", "combined", "controller")), ("zookeeper", ("zookeeper",))):
+        seen: dict[int, str] = {}
+        for n in topo.of(*kinds):
+            if n.id in seen:
+                mine, other = (seen[n.id], n.name) if seen[n.id] in spec.nodes else (n.name, seen[n.id])
+                p.append(f"nodes.{mine}.id: {n.id} is also the id of {other}; {group} node ids must be unique")
+            seen.setdefault(n.id, n.name)
+    for n in topo.zookeepers:
+        if not 1 <= n.id <= 255:
+            p.append(f"nodes.{n.name}.id: {n.id}: a ZooKeeper myid is 1..255")
+    for n in topo.nodes:
+        own: dict[int, str] = {}
+        for pname, port in n.ports.items():
+            if port > 65535:
+                p.append(f"port {port}: {n.name} ({pname}) would need it, above 65535; lower the "
+                         f"*_port settings so that every node's port fits")
+            if port in own:
+                p.append(f"port {port}: {n.name} would listen on it twice ({own[port]} and {pname}); "
+                         "give the *_port settings distinct ranges")
+            own.setdefault(port, pname)
+    ports: dict[tuple[str, int], str] = {}
+    for n in topo.nodes:
+        for pname, port in n.bound_ports(spec.driver).items():
+            key = (n.host_address, port)
+            if key in ports and ports[key] != f"{n.name} ({pname})":
+                where = "the Docker engine's host" if spec.driver == "docker" else f"host {n.host_key}"
+                p.append(f"port {port}: {n.name} ({pname}) and {ports[key]} both need it on {where}; "
+                         "change one of the *_port settings")
+            ports.setdefault(key, f"{n.name} ({pname})")
+    return p
+
+
+def _assemble(spec: ClusterSpec, cluster_id: str) -> Topology:
     nodes: list[Node] = []
     zk, br, ct = spec.zk, spec.brokers, spec.ctl
 

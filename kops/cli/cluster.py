@@ -1,4 +1,4 @@
-"""`kops up`, `status`, `down`, `ls`, `logs`: the cluster lifecycle."""
+"""`kops up`, `status`, `down`, `ls`, `logs`, `check`, `restart`: the cluster lifecycle."""
 
 from __future__ import annotations
 
@@ -7,26 +7,29 @@ import sys
 import click
 from rich.table import Table
 
+from .. import lifecycle
 from ..errors import InputError
 from .common import err_console, handle_errors, out_console, print_json, progress
 from .config import inventory_options, load_spec
 
 
-def _target(spec_source, name):
-    """Spec from -i/--preset, or just a cluster name (--name) for status/down/logs."""
-    inventory, preset = spec_source
-    if name and (inventory or preset):
-        raise InputError("give --name, or -i FILE / --preset NAME, not both")
-    if name:
-        return None, name
-    spec = load_spec(spec_source)
-    return spec, spec.name
+class Target:
+    """What a command acts on: a spec (-i/--preset, or the default preset) or a cluster name,
+    and the words that repeat that choice in every hint kops prints."""
 
+    def __init__(self, spec_source, name: str | None = None, *, allow_name: bool = True):
+        inventory, preset = spec_source
+        if name and (inventory or preset):
+            raise InputError("give --name, or -i FILE / --preset NAME, not both")
+        self.spec = None if (name and allow_name) else load_spec(spec_source)
+        self.name = name if self.spec is None else self.spec.name
+        self.scope = (f" -i {inventory}" if inventory else f" --preset {preset}" if preset
+                      else f" --name {name}" if name else "")
 
-def _driver(spec):
-    from ..drivers import docker_for_name, for_spec
+    def provider(self):
+        from ..providers import for_spec
 
-    return for_spec(spec, progress) if spec else docker_for_name(progress)
+        return for_spec(self.spec, progress, name=self.name)
 
 
 def status_table(st) -> Table:
@@ -44,7 +47,8 @@ def _cluster_line(st) -> str:
     k = st.kafka or {}
     regs = len(k.get("brokers") or {})
     exp = k.get("brokers_expected", regs)
-    return (f"brokers registered {regs}/{exp} · controller {k.get('controller') if k.get('controller') is not None else '-'} · "
+    ctl = k.get("controller")
+    return (f"brokers registered {regs}/{exp} · controller {ctl if ctl is not None else '-'} · "
             f"under-replicated {len(k.get('under_replicated') or [])} · "
             f"offline {len(k.get('offline') or [])}")
 
@@ -56,11 +60,22 @@ def print_status(st) -> None:
         out_console.print(f"  problem: {p}", markup=False)
 
 
+def print_plan(res, what: str) -> None:
+    for row in res.plan.as_dict()["nodes"]:
+        click.echo(f"{row['node']:14} {row['action']:12} {row['reason']}")
+    lines = res.plan.lines()
+    if lines:
+        click.echo(f"\nplan ({what}):")
+        for line in lines:
+            click.echo(f"  {line}")
+    progress("dry run: nothing was changed")
+
+
 @click.command("up")
 @inventory_options
 @click.option("--timeout", default=300, show_default=True, type=click.FloatRange(min=1),
               help="Seconds to wait for the cluster to be ready.")
-@click.option("--dry-run", is_flag=True, help="Print what would be created or changed; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (ordered actions and gates); change nothing.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @handle_errors
 def up(spec_source, timeout, dry_run, output):
@@ -69,34 +84,33 @@ def up(spec_source, timeout, dry_run, output):
     Ready means observed: every broker registered, an active controller, no offline
     partitions and a produce/consume round trip. Re-running changes only what changed.
     """
-    spec = load_spec(spec_source)
-    drv = _driver(spec)
+    t = Target(spec_source, allow_name=False)
+    spec = t.spec
     progress(f"cluster {spec.name}: {spec.mode} mode, Kafka {spec.kafka.version}, driver {spec.driver}")
-    res = drv.up(spec, timeout=timeout, dry_run=dry_run)
+    prov = t.provider()
+    try:
+        res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope)
+    finally:
+        prov.close()
     if output == "json":
         print_json(res.as_dict())
+        if res.status and res.status.exit_code:
+            sys.exit(res.status.exit_code)
         return
     if dry_run:
-        for a in res.actions:
-            click.echo(f"{a.node:14} {a.action:10} {a.reason}")
-        progress("dry run: nothing was changed")
+        print_plan(res, f"kops up{t.scope}")
         return
-    if res.status:
-        print_status(res.status)
-        verb = "ready" if res.changed else "already up to date"
-        out_console.print(f"\ncluster {spec.name} {verb} in {res.seconds:.1f} s", markup=False)
-        src = _source_flag(spec_source)
-        out_console.print(f"  bootstrap servers:  {res.status.bootstrap}", markup=False)
-        out_console.print(f"  status:             kops status{src}", markup=False)
-        out_console.print(f"  stop (keeps data):  kops down{src}", markup=False)
-        out_console.print(f"  remove everything:  kops down{src} --purge", markup=False)
-        if res.status.exit_code != 0:
-            sys.exit(res.status.exit_code)
-
-
-def _source_flag(spec_source) -> str:
-    inventory, preset = spec_source
-    return f" -i {inventory}" if inventory else (f" --preset {preset}" if preset else "")
+    print_status(res.status)
+    if res.status.exit_code != 0:
+        out_console.print(f"\ncluster {spec.name} is {res.status.state} after `kops up` "
+                          f"({res.seconds:.1f} s): see the problems above", markup=False)
+        sys.exit(res.status.exit_code)
+    verb = "ready" if res.changed else "already up to date"
+    out_console.print(f"\ncluster {spec.name} {verb} in {res.seconds:.1f} s", markup=False)
+    out_console.print(f"  bootstrap servers:  {res.status.bootstrap}", markup=False)
+    out_console.print(f"  status:             kops status{t.scope}", markup=False)
+    out_console.print(f"  stop (keeps data):  kops down{t.scope}", markup=False)
+    out_console.print(f"  remove everything:  kops down{t.scope} --purge", markup=False)
 
 
 @click.command("status")
@@ -106,12 +120,16 @@ def _source_flag(spec_source) -> str:
 @handle_errors
 def status(spec_source, name, output):
     """Health of a cluster. Exit 0 healthy, 1 degraded, 3 not found or stopped."""
-    spec, name = _target(spec_source, name)
-    st = _driver(spec).status(spec, name)
+    t = Target(spec_source, name)
+    prov = t.provider()
+    try:
+        st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
+    finally:
+        prov.close()
     if output == "json":
         print_json(st.as_dict())
     elif st.state == "not-found":
-        err_console.print(f"cluster {name} not found", markup=False)
+        err_console.print(f"cluster {t.name} not found", markup=False)
     else:
         print_status(st)
     sys.exit(st.exit_code)
@@ -120,24 +138,33 @@ def status(spec_source, name, output):
 @click.command("down")
 @inventory_options
 @click.option("--name", help="Cluster name (instead of an inventory).")
-@click.option("--purge", is_flag=True, help="Also remove containers, data volumes and the network.")
+@click.option("--purge", is_flag=True, help="Also remove containers, data volumes and the network "
+                                            "(SSH: units, configs, data, logs).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @handle_errors
-def down(spec_source, name, purge):
+def down(spec_source, name, purge, dry_run):
     """Stop a cluster gracefully (brokers first); data is kept unless --purge.
 
     Exit 0 also when the cluster does not exist (safe to repeat).
     """
-    spec, name = _target(spec_source, name)
-    drv = _driver(spec)
-    stopped = drv.down(spec, name, purge=purge)
+    t = Target(spec_source, name)
+    prov = t.provider()
+    try:
+        res = lifecycle.down(t.spec, prov, name=t.name, purge=purge, dry_run=dry_run, log=progress)
+    finally:
+        prov.close()
+    if dry_run:
+        print_plan(res, f"kops down{t.scope}" + (" --purge" if purge else ""))
+        return
+    stopped = [a.node for a in res.plan.of("stop")]
     if purge:
         what = ("units, configs, data, logs and the distribution removed from the hosts"
-                if spec is not None and spec.driver == "ssh" else "containers, volumes and network removed")
-        progress(f"cluster {name} purged: {what}")
+                if t.spec is not None and t.spec.driver == "ssh" else "containers, volumes and network removed")
+        progress(f"cluster {t.name} purged: {what}")
     elif stopped:
-        progress(f"cluster {name} stopped ({len(stopped)} nodes); data kept. `kops up` brings it back")
+        progress(f"cluster {t.name} stopped ({len(stopped)} nodes); data kept. `kops up{t.scope}` brings it back")
     else:
-        progress(f"cluster {name}: nothing running")
+        progress(f"cluster {t.name}: nothing running")
     if stopped:
         click.echo(" ".join(stopped))
 
@@ -147,11 +174,12 @@ def down(spec_source, name, purge):
 @handle_errors
 def ls(output):
     """List kops clusters on the Docker engine."""
-    from ..drivers.docker import DockerDriver
+    from ..providers.docker import DockerProvider
     from ..render import LABEL
 
     rows = []
-    for name, cs in sorted(DockerDriver(progress).clusters().items()):
+    prov = DockerProvider("", progress)
+    for name, cs in sorted(prov.clusters().items()):
         running = sum(1 for c in cs if c.status == "running")
         rows.append({"cluster": name, "nodes": len(cs), "running": running,
                      "mode": cs[0].labels.get(f"{LABEL}.mode"),
@@ -171,18 +199,23 @@ def ls(output):
 @click.argument("node")
 @inventory_options
 @click.option("--name", help="Cluster name (instead of an inventory).")
-@click.option("--tail", default=100, show_default=True, help="Lines from the end.")
+@click.option("--tail", default=100, show_default=True, type=click.IntRange(min=1, max=100000),
+              help="Lines from the end.")
 @handle_errors
 def logs(node, spec_source, name, tail):
     """Print the last log lines of NODE (zoo1, kafka1, controller1, ...)."""
-    spec, name = _target(spec_source, name)
-    click.echo(_driver(spec).logs(spec, name, node, tail), nl=False)
+    t = Target(spec_source, name)
+    prov = t.provider()
+    try:
+        click.echo(lifecycle.logs(t.spec, prov, node, name=t.name, lines=tail), nl=False)
+    finally:
+        prov.close()
 
 
 @click.command("check")
 @inventory_options
 @click.option("--name", help="Cluster name (Docker driver, instead of an inventory).")
-@click.option("--messages", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--messages", default=100, show_default=True, type=click.IntRange(min=1, max=1_000_000))
 @click.option("--timeout", default=60, show_default=True, type=click.FloatRange(min=1))
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
@@ -191,30 +224,23 @@ def check(spec_source, name, messages, timeout, output):
 
     Exit 0 pass, 1 fail, 3 cluster not found or stopped. Made for CI: `kops check && run-tests`.
     """
-    from .. import health
-    from ..errors import KopsError
-
-    spec, name = _target(spec_source, name)
-    st = _driver(spec).status(spec, name)
-    if st.state in ("not-found", "stopped"):
-        err_console.print(f"cluster {name} is {st.state}", markup=False)
-        sys.exit(st.exit_code)
-    brokers = st.kafka.get("brokers_expected") or len(st.kafka.get("brokers") or {}) or 1
-    result = {"cluster": name, "state": st.state, "bootstrap_servers": st.bootstrap, "passed": False}
+    t = Target(spec_source, name)
+    prov = t.provider()
     try:
-        result.update(health.smoke(st.bootstrap, min(3, brokers), messages, timeout))
-        result["passed"] = True
-    except KopsError as exc:
-        result["error"] = exc.message
-    except Exception as exc:  # noqa: BLE001 - a client error is a failed check, said plainly
-        result["error"] = f"{exc.__class__.__name__}: {exc}"
+        st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
+    finally:
+        prov.close()
+    if st.state in ("not-found", "stopped"):
+        err_console.print(f"cluster {t.name} is {st.state}", markup=False)
+        sys.exit(st.exit_code)
+    result = lifecycle.check(st, messages=messages, timeout=timeout)
     if output == "json":
         print_json(result)
     elif result["passed"]:
-        click.echo(f"PASS {name}: {messages} messages produced (acks=all, replication "
+        click.echo(f"PASS {t.name}: {messages} messages produced (acks=all, replication "
                    f"{result['replication']}) and consumed in {result['total_seconds']:.2f} s via {st.bootstrap}")
     else:
-        click.echo(f"FAIL {name}: {result['error']}")
+        click.echo(f"FAIL {t.name}: {result['error']}")
         for p in st.problems:
             click.echo(f"  problem: {p}")
     sys.exit(0 if result["passed"] else 1)
@@ -222,21 +248,26 @@ def check(spec_source, name, messages, timeout, output):
 
 @click.command("restart")
 @inventory_options
-@click.option("--node", "nodes", multiple=True, help="Only these Kafka nodes (repeatable).")
+@click.option("--node", "nodes", multiple=True, help="Only these nodes (repeatable; ZooKeeper nodes too).")
 @click.option("--timeout", default=600, show_default=True, type=click.FloatRange(min=1))
 @click.option("--force", is_flag=True, help="Roll even if the cluster is not healthy now.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @handle_errors
-def restart(spec_source, nodes, timeout, force):
+def restart(spec_source, nodes, timeout, force, dry_run):
     """Rolling restart of the Kafka nodes, one at a time, active controller last.
 
     Before each broker stops, no partition may drop below min.insync.replicas; after it
     is back, the cluster must be healthy (registered, ISRs whole) before the next one.
     """
-    from ..rolling import rolling_restart
-
-    spec = load_spec(spec_source)
-    done = rolling_restart(_driver(spec), spec, nodes=list(nodes) or None, timeout=timeout,
-                           log=progress, force=force)
-    for d in done:
-        click.echo(f"{d['node']}\trestarted\t{d['seconds']} s")
-
+    t = Target(spec_source, allow_name=False)
+    prov = t.provider()
+    try:
+        res = lifecycle.restart(t.spec, prov, nodes=list(nodes) or None, timeout=timeout, force=force,
+                                dry_run=dry_run, log=progress, scope=t.scope)
+    finally:
+        prov.close()
+    if dry_run:
+        print_plan(res, f"kops restart{t.scope}")
+        return
+    for a in res.plan.of("restart"):
+        click.echo(f"{a.node}\trestarted")

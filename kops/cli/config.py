@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from .. import spec as speclib
+from .. import inventory as invlib
+from ..spec import DEFAULT_PRESET
 from ..errors import InputError
 from .common import handle_errors, print_json, progress
 
@@ -18,7 +19,7 @@ def inventory_options(fn):
 
     @click.option("-i", "--inventory", "inventory", type=click.Path(dir_okay=False),
                   help="Inventory file (YAML cluster spec).")
-    @click.option("--preset", help=f"A shipped preset (default {speclib.DEFAULT_PRESET}).")
+    @click.option("--preset", help=f"A shipped preset (default {DEFAULT_PRESET}).")
     @functools.wraps(fn)
     def wrapper(*args, inventory=None, preset=None, **kwargs):
         return fn(*args, spec_source=(inventory, preset), **kwargs)
@@ -28,11 +29,11 @@ def inventory_options(fn):
 
 def load_spec(spec_source):
     inventory, preset = spec_source
-    return speclib.load(inventory, preset)
+    return invlib.load(inventory, preset)
 
 
 @click.command("init")
-@click.option("--preset", default=speclib.DEFAULT_PRESET, show_default=True, help="Preset to start from.")
+@click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="Preset to start from.")
 @click.option("-o", "--output", "out", default=None, help="File to write (default: <preset>.yaml here).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--list", "list_", is_flag=True, help="List the presets and exit.")
@@ -40,11 +41,11 @@ def load_spec(spec_source):
 def init(preset, out, force, list_):
     """Write a preset inventory to start from."""
     if list_:
-        for name in speclib.preset_names():
-            first = speclib.preset_path(name).read_text().splitlines()[0].lstrip("# ")
+        for name in invlib.preset_names():
+            first = invlib.preset_path(name).read_text().splitlines()[0].lstrip("# ")
             click.echo(f"{name:28} {first.split(':', 1)[-1].strip()}")
         return
-    src = speclib.preset_path(preset)
+    src = invlib.preset_path(preset)
     dest = Path(out or f"{preset}.yaml")
     if dest.exists() and not force:
         raise InputError(f"{dest} exists; not overwriting it", hint="pass --force, or -o another file")
@@ -67,8 +68,8 @@ def render(spec_source, out, output_format):
     spec = load_spec(spec_source)
     cid = state.cluster_id(spec) if spec.mode == "kraft" else "n/a"
     topo = topology.build(spec, cid)
-    files = renderlib.bundle(topo)
-    written = renderlib.write_bundle(files, Path(out))
+    files = renderlib.export(topo)
+    written = renderlib.write_export(files, Path(out))
     progress(f"rendered {len(written)} files for cluster {spec.name} ({spec.mode}, Kafka "
              f"{spec.kafka.version}, {len(topo.nodes)} nodes) into {out}")
     if spec.driver == "docker":

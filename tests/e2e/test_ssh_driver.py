@@ -311,17 +311,19 @@ def test_zk_config_change_restarts_one_broker(lab):
     _, before = sh(vm2, f"sha256sum {props}")
 
     proc = ok(kops(lab, "up", "-i", inv, "--dry-run"))
-    plan = dict(line.split(None, 2)[:2] for line in proc.stdout.splitlines() if line.strip())
+    table = proc.stdout.split("\n\n")[0]
+    plan = dict(line.split(None, 2)[:2] for line in table.splitlines() if line.strip())
     assert plan == {"zoo1": "unchanged", "zoo2": "unchanged", "zoo3": "unchanged", "kafka1": "unchanged",
-                    "kafka2": "restart", "kafka3": "unchanged"}, proc.stdout
-    assert "vm2: would write 1 file(s) of kafka2: server.properties" in proc.stderr, proc.stderr
-    assert "vm1: would" not in proc.stderr and "vm3: would" not in proc.stderr
+                    "kafka2": "reconfigure", "kafka3": "unchanged"}, proc.stdout
+    steps = [ln.strip() for ln in proc.stdout.splitlines() if re.match(r"\s+\d+\. ", ln)]
+    assert steps[0] == "1. reconfigure kafka2 on vm2: rendered server.properties changed; data kept", steps
+    assert len(steps) == 2 and steps[1].startswith("2. wait for Kafka to be ready"), steps
     assert "nothing was changed" in proc.stderr
     assert sh(vm2, f"sha256sum {props}")[1] == before
     assert unit_stamps(lab, ZK) == stamps
 
     proc = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
-    assert "kafka2: restarted on vm2" in proc.stderr, proc.stderr
+    assert "kafka2: restarted on vm2 (files changed: server.properties)" in proc.stderr, proc.stderr
     after = unit_stamps(lab, ZK)
     changed = {k for k in after if after[k] != stamps[k]}
     assert changed == {f"kops-{ZK}-kafka2.service@vm2"}, (stamps, after)

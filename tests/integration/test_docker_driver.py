@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -167,6 +168,22 @@ def _ok(proc, what: str = "") -> subprocess.CompletedProcess:
     assert proc.returncode == 0, (f"{what or 'kops'} exited {proc.returncode}\n--- stdout\n{proc.stdout}"
                                   f"\n--- stderr\n{proc.stderr}")
     return proc
+
+
+def _summary(stdout: str) -> dict[str, str]:
+    """node -> action, from the node table that `--dry-run` prints before its numbered plan."""
+    out = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            break
+        words = line.split()
+        out[words[0]] = words[1]
+    return out
+
+
+def _steps(stdout: str) -> list[str]:
+    """The numbered plan lines of `--dry-run`."""
+    return [ln.strip() for ln in stdout.splitlines() if re.match(r"\s+\d+\. ", ln)]
 
 
 def _json(proc) -> dict | list:
@@ -430,8 +447,11 @@ def check_config_change_recreates_one_node(client, kops, preset: str, tmp_path: 
     assert res.exit_code == 0, res.output
 
     plan = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run (config change)").stdout
-    actions = {ln.split()[0]: ln.split()[1] for ln in plan.splitlines() if ln.strip()}
-    assert actions == {**{n: "unchanged" for n in before}, "kafka2": "recreate"}, plan
+    assert _summary(plan) == {**{n: "unchanged" for n in before}, "kafka2": "reconfigure"}, plan
+    steps = _steps(plan)
+    assert steps[0].startswith("1. reconfigure kafka2: rendered server.properties changed"), plan
+    assert steps[1].startswith("2. wait for Kafka to be ready") and "steady for 10 s" in steps[1], plan
+    assert len(steps) == 2, plan
     assert _started(client, preset) == before, "--dry-run changed containers"
 
     _ok(kops("up", "-i", inv, "--timeout", UP_TIMEOUT), "kops up (config change)")
@@ -484,8 +504,9 @@ def test_preset_comes_up_ready_and_serves_clients(preset, cluster, engine, kops,
     assert res["status"]["state"] == "healthy", res["status"]
     assert _started(engine, preset) == before, "a second `kops up` restarted or recreated containers"
     dry = _ok(kops("up", *src, "--dry-run"), "kops up --dry-run")
-    lines = [ln.split() for ln in dry.stdout.splitlines() if ln.strip()]
-    assert sorted(ln[0] for ln in lines) == sorted(before) and {ln[1] for ln in lines} == {"unchanged"}, dry.stdout
+    summary = _summary(dry.stdout)
+    assert sorted(summary) == sorted(before) and set(summary.values()) == {"unchanged"}, dry.stdout
+    assert _steps(dry.stdout) == [], dry.stdout
     assert _started(engine, preset) == before, "`kops up --dry-run` changed containers"
 
     if nb == 1 and nzk <= 1:             # zk-single-kafka-single, kraft-single
@@ -505,12 +526,16 @@ def test_dry_run_on_a_new_cluster_creates_nothing(cluster, engine, kops, tmp_pat
         "name": name, "kafka": {"version": "4.4.0", "mode": "kraft", "heap": "256m"},
         "brokers": {"nodes": 3, "external_port": 24092, "docker_port": 24192}})
     proc = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run")
-    actions = {ln.split()[0]: ln.split()[1] for ln in proc.stdout.splitlines() if ln.strip()}
-    assert actions == {"kafka1": "create", "kafka2": "create", "kafka3": "create"}, proc.stdout
+    assert _summary(proc.stdout) == {"kafka1": "create", "kafka2": "create", "kafka3": "create"}, proc.stdout
     assert "nothing was changed" in proc.stderr
     proc = _ok(kops("up", "-i", inv, "--dry-run", "--output", "json"), "kops up --dry-run --output json")
     res = _json(proc)
     assert res["dry_run"] is True and res["changed"] is True and res["status"] is None, res
+    # the plan as data: the network first, storage formatted before the nodes start, the gate last
+    kinds = [[a["kind"] for a in step] for step in res["plan"]]
+    assert kinds == [["prepare"], ["format"] * 3, ["create"] * 3, ["wait"]], kinds
+    assert res["plan"][0][0]["needs"] == [f"network kops-{name}"], res["plan"][0]
+    assert res["plan"][-1][0]["gate"] == "kafka-ready"
     assert _labelled(engine, name) == {"containers": [], "volumes": [], "networks": []}
     assert not (state_dir / "clusters" / name).exists(), "a dry run kept a cluster id"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kops import render, spec as speclib, topology
+from kops import inventory as speclib, render, topology
 from kops.errors import KopsError
 
 CID = "MkU3OEVBNTcwNTJENDM2Qk"
@@ -24,7 +24,7 @@ PRESETS = speclib.preset_names()
 
 def _bundle(preset: str) -> dict[str, str]:
     spec = speclib.load(preset=preset)
-    return render.bundle(topology.build(spec, CID))
+    return render.export(topology.build(spec, CID))
 
 
 def _props(text: str) -> dict[str, str]:
@@ -56,7 +56,7 @@ def test_golden(preset, update_golden):
     if update_golden:
         if gdir.exists():
             shutil.rmtree(gdir)
-        render.write_bundle(files, gdir)
+        render.write_export(files, gdir)
         return
     assert gdir.is_dir(), f"no golden files for {preset}: run `make golden`"
     extra = _files_under(gdir) - set(files)
@@ -220,7 +220,8 @@ def test_myid_single():
 def test_log_config_matches_version(preset, logname):
     files = _bundle(preset)
     assert f"kafka1/{logname}" in files
-    assert logname in files["kafka1/jvm.env"]
+    assert f"/etc/kafka/{logname}" in " ".join(yaml.safe_load(files["docker-compose.yml"])
+                                               ["services"]["kafka1"]["command"])
     if logname.endswith(".yaml"):
         yaml.safe_load(files[f"kafka1/{logname}"])
 
@@ -235,7 +236,7 @@ SSH_PRESETS = [p for p in PRESETS if speclib.load(preset=p).driver == "ssh"]
 def test_compose_file(preset):
     spec = speclib.load(preset=preset)
     topo = topology.build(spec, CID)
-    files = render.bundle(topo)
+    files = render.export(topo)
     text = files["docker-compose.yml"]
     doc = yaml.safe_load(text)
     assert isinstance(doc, dict)
@@ -260,23 +261,28 @@ def test_compose_file(preset):
         # every file the node reads from /etc/kafka is part of the bundle
         assert any(rel.startswith(f"{n.name}/") for rel in files)
         cmd = svc["command"]
-        assert cmd[:2] == ["sh", "-c"] and len(cmd) == 3
-        assert "$$KOPS_JVM_OPTS" in cmd[2]
-        assert not re.search(r"(?<!\$)\$KOPS_JVM_OPTS", cmd[2].replace("$$", "")), "unescaped $ in command"
+        if n.role == "zookeeper" or spec.mode == "kraft":
+            # prestart steps in a fixed script; the JVM's argv passed as positional parameters
+            assert cmd[:2] == ["sh", "-c"] and cmd[2].endswith('exec "$$@"') and cmd[3] == "kops-node"
+            argv, script = cmd[4:], cmd[2]
+        else:
+            argv, script = cmd, ""
+        assert argv[0] == "java" and f"-Xmx{n.heap}" in argv and "-cp" in argv, argv
+        assert all("$" not in a.replace("$$", "") for a in cmd), "unescaped $ in the command"
         labels = svc["labels"]
         assert labels["io.kops.cluster"] == spec.name
         assert labels["io.kops.node"] == n.name
         assert labels["io.kops.mode"] == spec.mode
         if spec.mode == "kraft":
             assert labels["io.kops.cluster-id"] == CID
-            assert f"format -t {CID}" in cmd[2]
+            assert f"format -t {CID}" in script and "meta.properties" in script
         else:
             assert "io.kops.cluster-id" not in labels
         if n.role == "zookeeper":
-            assert "cp /etc/kafka/myid /var/lib/zookeeper/myid" in cmd[2]
-            assert "org.apache.zookeeper.server.quorum.QuorumPeerMain /etc/kafka/zoo.cfg" in cmd[2]
+            assert "/bin/cp /etc/kafka/myid /var/lib/zookeeper/myid" in script
+            assert argv[-2:] == ["org.apache.zookeeper.server.quorum.QuorumPeerMain", "/etc/kafka/zoo.cfg"]
         else:
-            assert "kafka.Kafka /etc/kafka/server.properties" in cmd[2]
+            assert argv[-2:] == ["kafka.Kafka", "/etc/kafka/server.properties"]
             deps = svc.get("depends_on", {})
             assert sorted(deps) == sorted(z.name for z in topo.zookeepers)
             assert all(d["condition"] == "service_healthy" for d in deps.values())
@@ -302,7 +308,7 @@ def test_compose_publishes_expected_ports():
 def test_ssh_presets_render_systemd_units(preset):
     spec = speclib.load(preset=preset)
     topo = topology.build(spec, CID)
-    files = render.bundle(topo)
+    files = render.export(topo)
     assert "docker-compose.yml" not in files
     for n in topo.nodes:
         rel = f"{n.name}/kops-{spec.name}-{n.name}.service"
@@ -311,16 +317,17 @@ def test_ssh_presets_render_systemd_units(preset):
         exec_start = [ln for ln in unit.splitlines() if ln.startswith("ExecStart=")]
         assert len(exec_start) == 1
         assert f" -cp /opt/kops/kafka_2.13-{spec.kafka.version}/libs/* " in exec_start[0]
-        assert exec_start[0].startswith("ExecStart=/usr/bin/java $KOPS_JVM_OPTS ")
-        assert f"EnvironmentFile=/etc/kops/{spec.name}/{n.name}/jvm.env" in unit
+        assert exec_start[0].startswith(f"ExecStart=/usr/bin/java -Xmx{n.heap} -Xms{n.heap} ")
+        assert "EnvironmentFile" not in unit and "$" not in exec_start[0]
+        assert f"TimeoutStopSec={render.stop_grace(topo, n)}" in unit
         assert "User=kafka" in unit
         assert "WantedBy=multi-user.target" in unit
         lay = render.layout(topo, n)
         assert f"StateDirectory={lay.data_dir.removeprefix('/var/lib/')}" in unit
         assert f"LogsDirectory={lay.log_dir.removeprefix('/var/log/')}" in unit
-        if spec.mode == "kraft":
-            assert "ExecStartPre=/usr/bin/java" in unit and f"format -t {CID}" in unit
-        elif n.role == "zookeeper":
+        # KRaft storage is formatted once, as a planned action: never in the unit
+        assert "StorageTool" not in unit
+        if n.role == "zookeeper":
             assert f"ExecStartPre=/bin/cp {lay.conf_dir}/myid {lay.data_dir}/myid" in unit
         else:
             assert "ExecStartPre" not in unit

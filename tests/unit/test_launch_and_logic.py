@@ -1,15 +1,13 @@
-"""Pure logic: launcher command lines, ZooKeeper srvr parsing, rolling-restart order, the
-host-side download script, SHA handling of the state file. No engine, no JVM."""
+"""Pure logic: launcher command lines, ZooKeeper srvr parsing, the host-side download
+script, the kept cluster id. No engine, no JVM."""
 
 from __future__ import annotations
 
 import pytest
 
-from kops import health, launch, rolling, state
-from kops.drivers.base import ClusterStatus, NodeStatus
-from kops.drivers.ssh import _download_script
-from kops.errors import InputError
-from kops import spec as speclib
+from kops import health, launch, state
+from kops import inventory as speclib
+from kops.providers.ssh import _download_script
 
 
 @pytest.mark.parametrize("version, flag, name", [
@@ -40,22 +38,32 @@ def test_jmx_flags_when_asked():
     assert "-Djava.rmi.server.hostname=kafka1" in opts
 
 
-def test_container_command_formats_kraft_once_and_places_myid():
+def test_container_command_is_an_argv_with_prestart_steps():
     l = launch.Launch("4.4.0")
-    kraft = launch.container_command(l, "kafka", cluster_id="MkU3OEVBNTcwNTJENDM2Qk")[2]
-    assert kraft.startswith("set -f; . /etc/kafka/jvm.env")
-    assert "StorageTool format -t MkU3OEVBNTcwNTJENDM2Qk" in kraft and "--ignore-formatted" in kraft
-    assert kraft.endswith("exec java $KOPS_JVM_OPTS -cp '/opt/kafka/libs/*' kafka.Kafka /etc/kafka/server.properties")
-    zk = launch.container_command(launch.Launch("3.9.2"), "zookeeper")[2]
-    assert "cp /etc/kafka/myid /var/lib/zookeeper/myid" in zk and "StorageTool" not in zk
-    broker_zk_mode = launch.container_command(launch.Launch("3.9.2"), "kafka")[2]
-    assert "StorageTool" not in broker_zk_mode
+    plain = launch.container_command(l, "kafka")
+    assert plain == l.argv("kafka"), "a broker's container runs the JVM argv, no shell"
+    standalone = launch.container_command(l, "kafka", cluster_id="MkU3OEVBNTcwNTJENDM2Qk")
+    assert standalone[:2] == ["sh", "-c"] and standalone[3:] == ["kops-node", *l.argv("kafka")]
+    assert "[ -f /var/lib/kafka/data/meta.properties ] ||" in standalone[2]
+    assert "StorageTool format -t MkU3OEVBNTcwNTJENDM2Qk" in standalone[2]
+    assert standalone[2].endswith('exec "$@"')
+    zl = launch.Launch("3.9.2", data_dir="/var/lib/zookeeper")
+    zk = launch.container_command(zl, "zookeeper")
+    assert zk[2] == '/bin/cp /etc/kafka/myid /var/lib/zookeeper/myid && exec "$@"'
+    assert zk[4:] == zl.argv("zookeeper")
 
 
-def test_env_file_is_one_quoted_assignment():
-    text = launch.Launch("3.9.2", heap="1g").env_file("zookeeper")
-    assert text.startswith('KOPS_JVM_OPTS="-Xmx1g -Xms1g ') and text.endswith('"\n')
-    assert "zookeeper-gc.log" in text and text.count("\n") == 1
+@pytest.mark.parametrize("word, quoted", [
+    ("-Xmx1g", "-Xmx1g"),
+    ("/opt/kafka/libs/*", "/opt/kafka/libs/*"),
+    ("a b", '"a b"'),
+    ("50%", "50%%"),
+    ("$HOME", '"$$HOME"'),
+    ('say "hi"', '"say \\"hi\\""'),
+    ("back\\slash", '"back\\\\slash"'),
+])
+def test_systemd_quoting(word, quoted):
+    assert launch.systemd_quote(word) == quoted
 
 
 @pytest.mark.parametrize("reply, mode", [
@@ -67,31 +75,6 @@ def test_env_file_is_one_quoted_assignment():
 ])
 def test_zk_mode_parsing(reply, mode):
     assert health.zk_mode(reply) == mode
-
-
-def _status(controller: int, roles: dict[str, tuple[str, int]]) -> ClusterStatus:
-    nodes = [NodeStatus(n, r, i, "running") for n, (r, i) in roles.items()]
-    return ClusterStatus("c", "docker", "kraft", "4.4.0", nodes, {"controller": controller}, "healthy")
-
-
-def test_rolling_order_brokers_then_controllers_active_controller_last():
-    st = _status(102, {"controller1": ("controller", 101), "controller2": ("controller", 102),
-                       "controller3": ("controller", 103), "kafka1": ("broker", 1),
-                       "kafka2": ("broker", 2), "zoo1": ("zookeeper", 1)})
-    assert [n.name for n in rolling.order(st)] == ["kafka1", "kafka2", "controller1", "controller3", "controller2"]
-
-
-def test_rolling_order_combined_and_zk_mode_controller_last():
-    st = _status(1, {"kafka1": ("combined", 1), "kafka2": ("combined", 2), "kafka3": ("combined", 3)})
-    assert [n.name for n in rolling.order(st)] == ["kafka2", "kafka3", "kafka1"]
-    assert [n.name for n in rolling.order(st, ["kafka1", "kafka3"])] == ["kafka3", "kafka1"]
-
-
-def test_rolling_unknown_node_is_an_input_error():
-    st = _status(1, {"kafka1": ("broker", 1), "zoo1": ("zookeeper", 1)})
-    with pytest.raises(InputError) as err:
-        rolling.order(st, ["kafka9", "zoo1"])
-    assert err.value.exit_code == 2 and "kafka9" in err.value.message and "zoo1" in err.value.message
 
 
 def test_download_script_checks_sha512_and_cleans_up():

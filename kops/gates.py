@@ -1,0 +1,216 @@
+"""Gates: observed conditions awaited with a deadline, the same for every provider.
+
+A gate is a probe that returns a result when its condition holds and raises
+``health.NotYet(reason)`` while it does not. :func:`wait` polls it until the deadline,
+optionally until it has held for ``settle`` seconds, checks each round that the nodes it
+depends on are still running (fail fast, naming the node and showing its log), and on a
+time-out raises WaitTimeout (exit 4) with the last reason and the nodes' last log lines.
+Only NotYet is retried: any other exception in a probe is a bug and surfaces as one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from . import health
+from .errors import KopsError, WaitTimeout
+from .health import NotYet
+from .plan import Wait
+from .topology import Topology
+
+POLL = 0.5
+
+
+@dataclass
+class Context:
+    topo: Topology
+    provider: object        # kops.providers.base.Provider
+    log: object             # progress lines
+    scope: str = ""         # the -i/--preset/--name words that repeat this command's target
+    zk_started: float | None = None
+
+
+def _nodes_for(gate: str, topo: Topology, named: tuple[str, ...]) -> list[str]:
+    if named:
+        return list(named)
+    if gate.startswith("zookeeper"):
+        return [n.name for n in topo.zookeepers]
+    return [n.name for n in topo.nodes if n.is_kafka]
+
+
+def wait(ctx: Context, action: Wait, deadline: float) -> object:
+    """Wait for ``action.gate``; returns the gate's result."""
+    t0 = time.monotonic()
+    probe, describe_ok = GATES[action.gate](ctx, action)
+    watched = _nodes_for(action.gate, ctx.topo, action.nodes)
+    if action.gate in ("zookeeper-sessions",):
+        watched = []
+    last: str | None = None
+    first_ok: float | None = None
+    last_note = time.monotonic()
+    while True:
+        _fail_fast(ctx, watched)
+        try:
+            result = probe()
+            now = time.monotonic()
+            first_ok = first_ok if first_ok is not None else now
+            if now - first_ok >= action.settle:
+                if not action.quiet and describe_ok:
+                    ctx.log(describe_ok(result, time.monotonic() - t0))
+                return result
+            last = f"steady for {now - first_ok:.0f} of {action.settle:.0f} s"
+        except NotYet as exc:
+            last, first_ok = str(exc), None
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"timed out after {time.monotonic() - t0:.0f} s waiting for {_what(action)}"
+                + (f": {last}" if last else ""),
+                details=_tails(ctx, watched or [n.name for n in ctx.topo.nodes]),
+                hint=f"raise --timeout on a slow machine, or look at the nodes' logs "
+                     f"(kops logs NODE{ctx.scope})")
+        if time.monotonic() - last_note >= 15 and last and first_ok is None:
+            ctx.log(f"still waiting for {_what(action)}: {last}")
+            last_note = time.monotonic()
+        time.sleep(POLL)
+
+
+def _what(action: Wait) -> str:
+    from .plan import GATE_WORDS
+
+    return GATE_WORDS.get(action.gate, action.gate).split(" (")[0]
+
+
+def _fail_fast(ctx: Context, names: list[str]) -> None:
+    """A node the gate waits on has stopped: waiting cannot help, say so with its log."""
+    if not names:
+        return
+    for name, (running, state) in ctx.provider.node_states(names).items():
+        if not running:
+            raise KopsError(f"{name} ({state}) stopped while kops waited for it",
+                            details=f"--- {name}, last log lines:\n{ctx.provider.tail(name, 30)}",
+                            hint=f"its last log lines are above; `kops logs {name}{ctx.scope}` shows more")
+
+
+def _tails(ctx: Context, names: list[str]) -> str:
+    out = []
+    for name in names:
+        out.append(f"--- {name}, last log lines:\n{ctx.provider.tail(name, 12)}")
+    return "\n".join(out)
+
+
+# -- the gates ----------------------------------------------------------------------------------
+
+def zookeeper_quorum(ctx: Context, action: Wait):
+    zks = ctx.topo.zookeepers
+
+    def probe():
+        modes = {z.name: health.zk_mode(ctx.provider.zk_srvr(z.name) or "") for z in zks}
+        silent = [n for n, m in modes.items() if not m]
+        if silent:
+            raise NotYet(f"no answer yet from {', '.join(silent)}")
+        if len(modes) > 1 and list(modes.values()).count("leader") != 1:
+            raise NotYet(f"no single leader yet: {modes}")
+        return modes
+
+    return probe, lambda modes, secs: (f"zookeeper ready in {secs:.1f} s: "
+                                       + ", ".join(f"{k} {v}" for k, v in modes.items()))
+
+
+def zookeeper_sessions(ctx: Context, action: Wait):
+    """A ZooKeeper-mode broker that died without closing its session (kill, OOM) leaves
+    /brokers/ids/<id> behind until ZooKeeper expires the session; started before that,
+    it exits at once ("node already exists"). Hold until the other brokers stop listing
+    the id, at most the session timeout after the death (or after ZooKeeper restarted,
+    which restores the sessions it had)."""
+    ids = {nid for _, nid, _, _ in action.sessions}
+    until = max(max(died, ctx.zk_started or 0.0) + session + 3.0
+                for _, _, died, session in action.sessions)
+    if until > time.time():
+        ctx.log(f"{', '.join(action.nodes)} stopped without closing its ZooKeeper session: waiting up to "
+                f"{until - time.time():.0f} s for the session to expire, so it can register again")
+
+    def probe():
+        if time.time() >= until:
+            return True
+        h = health.kafka_health(ctx.topo.bootstrap_servers, timeout=2)
+        if not h.error and h.brokers and not ids & set(h.brokers):
+            return True  # the controller saw the registrations go: the sessions are gone
+        raise NotYet(f"broker id(s) {sorted(ids)} still registered in ZooKeeper")
+
+    return probe, None
+
+
+def kafka_ready(ctx: Context, action: Wait):
+    topo = ctx.topo
+    want = {b.id for b in topo.brokers}
+    seen = {"n": -1}
+
+    def probe():
+        h = health.kafka_health(topo.bootstrap_servers, timeout=3)
+        if h.error:
+            raise NotYet(h.error)
+        have = want & set(h.brokers)
+        if len(have) != seen["n"] and not action.quiet:
+            seen["n"] = len(have)
+            ctx.log(f"brokers registered {len(have)}/{len(want)}")
+        if have != want:
+            raise NotYet(f"brokers registered {sorted(have)} of {sorted(want)}")
+        if h.controller is None:
+            raise NotYet("no active controller yet")
+        if h.offline:
+            raise NotYet(f"offline partitions: {', '.join(h.offline[:5])}")
+        if h.under_replicated:
+            raise NotYet(f"under-replicated partitions: {', '.join(h.under_replicated[:5])}")
+        for b in topo.brokers:  # every broker answers on its own advertised address
+            hb = health.kafka_health(topo.external_address(b), timeout=3)
+            if hb.error or not hb.brokers:
+                raise NotYet(f"{b.name} does not answer on {topo.external_address(b)}"
+                             + (f": {hb.error}" if hb.error else ""))
+        secs = health.round_trip(topo.bootstrap_servers, min(3, len(want)), timeout=15)
+        return h, secs
+
+    def ok(result, secs):
+        h, rt = result
+        ctl = f", controller {h.controller}" if topo.mode == "zookeeper" else ""
+        return (f"kafka ready in {secs:.1f} s: {len(want)} broker(s) registered{ctl}, "
+                f"produce/consume round trip {rt * 1000:.0f} ms")
+
+    return probe, ok
+
+
+def safe_to_stop(ctx: Context, action: Wait):
+    node = ctx.topo.node(action.nodes[0])
+
+    def probe():
+        blockers = health.restart_blockers(ctx.topo.bootstrap_servers, node.id)
+        if blockers:
+            raise NotYet(f"stopping {node.name} now would take {len(blockers)} partition(s) below "
+                         f"min.insync.replicas: {', '.join(blockers[:5])}")
+        return True
+
+    return probe, None
+
+
+def healthy(ctx: Context, action: Wait):
+    from . import status
+
+    def probe():
+        observed = ctx.provider.observe(None)
+        probes = status.collect(ctx.provider, ctx.topo, observed, ctx.topo.mode, timeout=3)
+        st = status.build(ctx.topo.name, ctx.provider.name, ctx.topo.mode, ctx.topo.version, ctx.topo,
+                          observed, probes, scope=ctx.scope)
+        if st.state != "healthy":
+            raise NotYet("; ".join(st.problems) or st.state)
+        return st
+
+    return probe, None
+
+
+GATES = {
+    "zookeeper-quorum": zookeeper_quorum,
+    "zookeeper-sessions": zookeeper_sessions,
+    "kafka-ready": kafka_ready,
+    "safe-to-stop": safe_to_stop,
+    "healthy": healthy,
+}

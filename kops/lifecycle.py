@@ -1,0 +1,222 @@
+"""The library behind `kops up/down/status/restart/logs/check`, the same for every provider.
+
+Each operation follows one path: spec -> topology -> bundle -> observe (provider) ->
+plan (pure) -> apply step by step (provider) with gates between steps -> status. Library
+callers use these functions directly; the CLI only parses flags and prints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from . import gates, health, render, state, status, topology
+from .errors import InputError, KopsError, NotFoundError, WaitTimeout
+from .plan import Create, Observed, Plan, Reconfigure, Start, Wait, plan_down, plan_restart, plan_up
+from .spec import ClusterSpec
+from .status import ClusterStatus
+
+
+@dataclass
+class Result:
+    plan: Plan
+    status: ClusterStatus | None
+    seconds: float
+    changed: bool
+    dry_run: bool = False
+
+    def as_dict(self) -> dict:
+        d = self.plan.as_dict()
+        return {"changed": self.changed, "dry_run": self.dry_run, "seconds": round(self.seconds, 1),
+                "actions": d["nodes"], "plan": d["steps"],
+                "status": self.status.as_dict() if self.status else None}
+
+
+# -- shared steps ------------------------------------------------------------------------------
+
+def _cluster_id(spec: ClusterSpec, observed: Observed, persist: bool) -> str:
+    """KRaft: the id the nodes hold wins; a conflicting one is bad input on every provider."""
+    if spec.mode != "kraft":
+        return "n/a"
+    found = sorted({o.cluster_id for o in observed.nodes.values() if o.cluster_id})
+    if len(found) > 1:
+        raise InputError(f"the nodes of {spec.name} hold data of different Kafka clusters: {', '.join(found)}",
+                         hint="another cluster used these data folders: purge it (kops down --purge) or "
+                              "give this one another name")
+    if found and spec.kafka.cluster_id and spec.kafka.cluster_id != found[0]:
+        raise InputError(f"kafka.cluster_id: {spec.kafka.cluster_id!r} differs from the id of the existing "
+                         f"cluster {spec.name!r} ({found[0]})",
+                         hint="an existing cluster keeps its id: remove kafka.cluster_id, or "
+                              "`kops down --purge` first (deletes its data)")
+    return state.cluster_id(spec, found[0] if found else None, persist=persist)
+
+
+def resolve(spec: ClusterSpec, provider, *, persist: bool):
+    """(topology, bundle, observed) with the cluster id the nodes already hold."""
+    provisional = spec.kafka.cluster_id or (state.cluster_id(spec, persist=False) if spec.mode == "kraft"
+                                            else "n/a")
+    topo = topology.build(spec, provisional)
+    bundle = render.build(topo)
+    observed = provider.observe(bundle)
+    cid = _cluster_id(spec, observed, persist)
+    if cid != provisional:
+        topo = topology.build(spec, cid)
+        bundle = render.build(topo)
+    return topo, bundle, observed
+
+
+def _probe_status(provider, topo, observed, mode: str, version: str, name: str, scope: str) -> ClusterStatus:
+    probes = status.collect(provider, topo, observed, mode) if observed.nodes else None
+    return status.build(name, provider.name, mode, version, topo, observed, probes, scope=scope)
+
+
+def active_controller(provider, topo, observed) -> int | None:
+    running = [o for o in observed.nodes.values() if o.running]
+    if not running:
+        return None
+    st = _probe_status(provider, topo, observed, topo.mode, topo.version, topo.name, "")
+    return st.controller
+
+
+def run(plan: Plan, ctx: gates.Context, bundle, deadline: float) -> None:
+    """Apply a plan: each step through the provider, each Wait through its gate."""
+    for step in plan.steps:
+        if len(step) == 1 and isinstance(step[0], Wait):
+            gates.wait(ctx, step[0], deadline)
+            continue
+        if any(isinstance(a, (Create, Start, Reconfigure)) and bundle.nodes[a.node].node.role == "zookeeper"
+               for a in step if a.node and a.node in bundle.nodes):
+            ctx.zk_started = time.time()
+        ctx.provider.apply(step, bundle)
+
+
+# -- operations --------------------------------------------------------------------------------
+
+def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
+       scope: str = "") -> Result:
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
+    plan = plan_up(bundle, observed)
+    if sum(1 for a in plan.actions if isinstance(a, Reconfigure) and a.node and
+           bundle.nodes[a.node].node.is_controller) > 1 or \
+            any(isinstance(a, Wait) and a.gate == "kafka-ready" and a.nodes for a in plan.actions):
+        # a live roll: the active controller goes last, so find it first
+        observed.controller = active_controller(provider, topo, observed)
+        plan = plan_up(bundle, observed)
+    if plan.changes:
+        provider.preflight(plan, bundle, observed)
+    if dry_run:
+        return Result(plan, None, time.monotonic() - t0, plan.changes, dry_run=True)
+    if not plan.changes:
+        log(f"cluster {spec.name}: every node is running with its current config; nothing to change")
+        st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
+        return Result(plan, st, time.monotonic() - t0, False)
+    ctx = gates.Context(topo, provider, log, scope)
+    run(plan, ctx, bundle, deadline)
+    observed = provider.observe(bundle)
+    st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
+    return Result(plan, st, time.monotonic() - t0, True)
+
+
+def _observe(spec: ClusterSpec | None, provider):
+    """(topology or None, bundle or None, observed) for a command that changes nothing."""
+    if spec is None:
+        return None, None, provider.observe(None)
+    return resolve(spec, provider, persist=False)
+
+
+def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, scope: str = "") -> ClusterStatus:
+    topo, _bundle, observed = _observe(spec, provider)
+    name = spec.name if spec else name
+    mode = spec.mode if spec else observed.meta.get("mode", "?")
+    version = spec.kafka.version if spec else observed.meta.get("version", "?")
+    return _probe_status(provider, topo, observed, mode, version, name, scope)
+
+
+def down(spec: ClusterSpec | None, provider, *, name: str | None = None, purge: bool = False,
+         dry_run: bool = False, log=print) -> Result:
+    t0 = time.monotonic()
+    topo, bundle, observed = _observe(spec, provider)
+    plan = plan_down(observed, purge=purge)
+    if dry_run:
+        return Result(plan, None, time.monotonic() - t0, plan.changes, dry_run=True)
+    for step in plan.steps:
+        provider.apply(step, bundle)
+    if purge:
+        state.forget(spec.name if spec else name)
+    return Result(plan, None, time.monotonic() - t0, plan.changes)
+
+
+def restart(spec: ClusterSpec, provider, *, nodes: list[str] | None = None, timeout: float = 600,
+            force: bool = False, dry_run: bool = False, log=print, scope: str = "") -> Result:
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    topo, bundle, observed = resolve(spec, provider, persist=False)
+    st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
+    if st.state == "not-found":
+        raise NotFoundError(f"cluster {spec.name} not found", hint=f"kops up{scope} first")
+    known = {n.name for n in topo.nodes}
+    unknown = sorted(set(nodes or []) - known)
+    if unknown:
+        raise InputError(f"no node named {', '.join(unknown)} in cluster {spec.name}",
+                         hint="nodes: " + ", ".join(n.name for n in topo.nodes))
+    if st.state != "healthy" and not force:
+        raise KopsError(f"cluster {spec.name} is {st.state}: " + "; ".join(st.problems),
+                        hint="a rolling restart of an unhealthy cluster risks availability: fix it first "
+                             f"(kops up{scope}), or pass --force")
+    plan = plan_restart([(n.name, n.role, n.id) for n in topo.nodes], st.controller, nodes)
+    if dry_run:
+        return Result(plan, st, time.monotonic() - t0, plan.changes, dry_run=True)
+    ctx = gates.Context(topo, provider, log, scope)
+    done_at = time.monotonic()
+    for step in plan.steps:
+        a = step[0]
+        if isinstance(a, Wait) and a.gate == "safe-to-stop":
+            try:
+                gates.wait(ctx, a, deadline)
+            except WaitTimeout as exc:
+                raise KopsError(f"not restarting {a.nodes[0]}: {exc.message.split(': ', 1)[-1]}",
+                                hint="wait for those partitions' ISR to catch up (kops status), or add "
+                                     "replicas; nothing after this node was restarted") from exc
+        elif isinstance(a, Wait):
+            st = gates.wait(ctx, a, deadline)
+            log(f"{a.nodes[0]}: back, cluster healthy ({time.monotonic() - done_at:.1f} s)")
+            done_at = time.monotonic()
+        else:
+            log(f"{a.node}: restarting")
+            provider.apply(step, bundle)
+    return Result(plan, st, time.monotonic() - t0, True)
+
+
+def logs(spec: ClusterSpec | None, provider, node: str, *, name: str | None = None, lines: int = 100) -> str:
+    topo, _bundle, observed = _observe(spec, provider)
+    known = sorted(set(observed.nodes) | ({n.name for n in topo.nodes} if topo else set()))
+    cluster = spec.name if spec else name
+    if not observed.nodes:
+        raise NotFoundError(f"cluster {cluster} not found")
+    if node not in known:
+        raise InputError(f"cluster {cluster} has no node {node!r}", hint="nodes: " + ", ".join(known))
+    if node not in observed.nodes:
+        raise NotFoundError(f"{node} of cluster {cluster} does not exist (yet)")
+    return provider.tail(node, lines) + "\n"
+
+
+def check(st: ClusterStatus, *, messages: int = 100, timeout: float = 60) -> dict:
+    """The CI smoke test: ``messages`` through a new replicated topic, acks=all, all read back."""
+    brokers = st.kafka.get("brokers_expected") or len(st.kafka.get("brokers") or {}) or 1
+    result = {"cluster": st.name, "state": st.state, "bootstrap_servers": st.bootstrap, "passed": False}
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from confluent_kafka import KafkaException
+
+    try:
+        result.update(health.smoke(st.bootstrap, min(3, brokers), messages, timeout))
+        result["passed"] = True
+    except KopsError as exc:
+        result["error"] = exc.message
+    except KafkaException as exc:  # the client's own error is the check's answer, said plainly
+        result["error"] = health.kafka_error(exc)
+    except FutureTimeout:
+        result["error"] = f"the check topic was not created within {timeout:.0f} s"
+    return result

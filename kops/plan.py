@@ -1,0 +1,370 @@
+"""The planner: pure functions from (desired bundle, observed state) to ordered typed actions.
+
+The ordering policy of kops lives here and nowhere else:
+
+* hosts are prepared first (Java, user, distribution; Docker: network and image);
+* ZooKeeper before Kafka; fresh nodes in parallel;
+* KRaft storage is formatted once, before a node's first start, and never again;
+* changed nodes of a live cluster go one at a time, each followed by the readiness gate,
+  brokers first, then controllers, the active controller very last;
+* a whole cluster stops brokers first, then controllers, then ZooKeeper, each group at once.
+
+A plan is a list of steps; the actions of one step run concurrently, steps run in order.
+Nothing here touches a provider, a clock or the network: tests feed it data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .render import Bundle, NodeBundle
+
+SETTLE = 10.0   # seconds a live cluster must stay ready after one of its nodes came back
+ZK_TICK = 3.0   # slack after a ZooKeeper session timeout before its ephemeral nodes are gone
+
+
+# -- what a provider observes --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeObs:
+    """One node as a provider found it."""
+
+    name: str
+    role: str = ""
+    id: int = 0
+    exists: bool = False
+    running: bool = False
+    state: str = "missing"            # the provider's word: running, exited, active, failed, ...
+    files: dict[str, str] | None = None   # path -> sha256 of what the node has now
+    digest: str | None = None         # the definition it runs (Docker: config hash label)
+    formatted: bool | None = None     # KRaft storage formatted (None: not known)
+    cluster_id: str | None = None
+    exit_code: int | None = None
+    oom: bool = False
+    crashed: bool = False             # stopped on its own (not by kops or a clean SIGTERM)
+    finished_at: float | None = None  # epoch seconds of its last exit
+    started_at: str | None = None
+    stop_grace: int | None = None
+    addresses: dict[str, str] = field(default_factory=dict)
+    where: str = ""                   # container name or host
+
+
+@dataclass(frozen=True)
+class HostObs:
+    name: str
+    missing: tuple[str, ...] = ()     # what the host lacks, in words ("Java (apt)", "network kops-x")
+
+
+@dataclass
+class Observed:
+    nodes: dict[str, NodeObs] = field(default_factory=dict)
+    hosts: dict[str, HostObs] = field(default_factory=dict)
+    controller: int | None = None     # the active controller's id, when the cluster answers
+    meta: dict[str, str] = field(default_factory=dict)   # what the target records (mode, version)
+
+    def get(self, name: str) -> NodeObs:
+        return self.nodes.get(name) or NodeObs(name)
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Action:
+    kind = "action"
+    node: str | None = None
+    host: str | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        d = {"kind": self.kind, **{k: v for k, v in asdict(self).items() if v not in (None, (), "")}}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def describe(self) -> str:
+        target = self.node or self.host or ""
+        if self.node and self.host and self.host != "docker":
+            target += f" on {self.host}"
+        return f"{self.kind} {target}".strip() + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class PrepareHost(Action):
+    kind = "prepare"
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Format(Action):
+    kind = "format"
+    cluster_id: str = ""
+
+
+@dataclass(frozen=True)
+class Create(Action):
+    kind = "create"
+
+
+@dataclass(frozen=True)
+class Reconfigure(Action):
+    """New files or definition for an existing node, and a start onto them (Docker: the
+    container is recreated on its data volume; SSH: files rewritten, unit restarted)."""
+
+    kind = "reconfigure"
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Start(Action):
+    kind = "start"
+
+
+@dataclass(frozen=True)
+class Restart(Action):
+    kind = "restart"
+
+
+@dataclass(frozen=True)
+class Stop(Action):
+    kind = "stop"
+    grace: int = 30
+
+
+@dataclass(frozen=True)
+class Remove(Action):
+    """Purge: the node's container and data volume, or its unit, files, data and logs."""
+
+    kind = "remove"
+
+
+@dataclass(frozen=True)
+class RemoveHost(Action):
+    """Purge: what the cluster has on a host besides its nodes (network; folders, distribution)."""
+
+    kind = "remove-host"
+
+
+@dataclass(frozen=True)
+class Wait(Action):
+    """A gate: an observed condition awaited with a deadline (see kops.gates)."""
+
+    kind = "wait"
+    gate: str = ""
+    nodes: tuple[str, ...] = ()
+    settle: float = 0.0
+    quiet: bool = False
+    # zookeeper-sessions: (node, broker id, died at (epoch s), session timeout s)
+    sessions: tuple[tuple[str, int, float, float], ...] = ()
+
+    def describe(self) -> str:
+        what = GATE_WORDS.get(self.gate, self.gate)
+        on = f" ({', '.join(self.nodes)})" if self.nodes else ""
+        settle = f", steady for {self.settle:.0f} s" if self.settle else ""
+        return f"wait for {what}{on}{settle}"
+
+
+GATE_WORDS = {
+    "zookeeper-quorum": "the ZooKeeper ensemble to answer with one leader",
+    "zookeeper-sessions": "the ZooKeeper sessions of uncleanly stopped brokers to expire",
+    "kafka-ready": "Kafka to be ready (brokers registered on their addresses, a controller, "
+                   "partitions whole, a produce/consume round trip)",
+    "safe-to-stop": "no partition to depend on this node for min.insync.replicas",
+    "healthy": "the whole cluster to be healthy",
+}
+
+NODE_CHANGES = ("create", "reconfigure", "start")
+
+
+@dataclass
+class Plan:
+    steps: list[list[Action]] = field(default_factory=list)
+    summary: dict[str, tuple[str, str]] = field(default_factory=dict)   # node -> (action, reason)
+
+    def add(self, *actions: Action) -> None:
+        if actions:
+            self.steps.append(list(actions))
+
+    @property
+    def actions(self) -> list[Action]:
+        return [a for step in self.steps for a in step]
+
+    @property
+    def changes(self) -> bool:
+        return any(not isinstance(a, Wait) for a in self.actions)
+
+    def of(self, kind: str) -> list[Action]:
+        return [a for a in self.actions if a.kind == kind]
+
+    def as_dict(self) -> dict:
+        return {"nodes": [{"node": n, "action": a, "reason": r} for n, (a, r) in self.summary.items()],
+                "steps": [[a.as_dict() for a in step] for step in self.steps]}
+
+    def lines(self) -> list[str]:
+        out = []
+        for i, step in enumerate(self.steps, 1):
+            if len(step) == 1:
+                out.append(f"{i:>2}. {step[0].describe()}")
+            else:
+                out.append(f"{i:>2}. at once:")
+                out += [f"      - {a.describe()}" for a in step]
+        return out
+
+
+# -- up -------------------------------------------------------------------------------------
+
+def node_action(nb: NodeBundle, obs: NodeObs) -> tuple[str, str, tuple[str, ...]]:
+    """(action, reason, changed files) for one node."""
+    if not obs.exists:
+        return "create", "new node", ()
+    changed: tuple[str, ...] = ()
+    if obs.files is not None:
+        changed = tuple(p.rsplit("/", 1)[-1] for p in nb.changed_files(obs.files))
+    definition = obs.digest is not None and obs.digest != nb.digest
+    if changed or definition:
+        what = ", ".join(changed) if changed else "image, command line or ports"
+        return "reconfigure", f"rendered {what} changed; data kept", changed
+    if not obs.running:
+        return "start", f"{obs.state}" + (f" (exit code {obs.exit_code})" if obs.exit_code not in (None, 0) else ""), ()
+    return "unchanged", "running, config unchanged", ()
+
+
+def _session_s(nb: NodeBundle) -> float:
+    """The broker's ZooKeeper session timeout in seconds (Kafka's default: 18 s)."""
+    try:
+        return float(nb.node.config.get("zookeeper.session.timeout.ms", 18000)) / 1000
+    except (TypeError, ValueError):
+        return 18.0
+
+
+def _rank(nb: NodeBundle, controller: int | None) -> tuple:
+    """Rolling order: brokers, then controllers, the active controller very last."""
+    n = nb.node
+    return (n.is_controller, n.id == controller, n.name)
+
+
+def plan_up(bundle: Bundle, observed: Observed) -> Plan:
+    topo = bundle.topo
+    plan = Plan()
+    decided: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+    for nb in bundle:
+        decided[nb.name] = node_action(nb, observed.get(nb.name))
+        plan.summary[nb.name] = decided[nb.name][:2]
+    for name in sorted(set(observed.nodes) - set(bundle.nodes)):
+        plan.summary[name] = ("orphan", "not in the inventory: left alone (kops down --purge removes the "
+                                        "whole cluster)")
+
+    def act(nb: NodeBundle) -> Action:
+        kind, reason, changed = decided[nb.name]
+        if kind == "create":
+            return Create(node=nb.name, host=nb.node.host_key, reason=reason)
+        if kind == "reconfigure":
+            return Reconfigure(node=nb.name, host=nb.node.host_key, reason=reason, changed=changed)
+        return Start(node=nb.name, host=nb.node.host_key, reason=reason)
+
+    todo = [nb for nb in bundle if decided[nb.name][0] in NODE_CHANGES]
+    if not todo:
+        return plan
+    hosts = sorted({nb.node.host_key for nb in todo})
+    plan.add(*[PrepareHost(host=h, needs=observed.hosts[h].missing, reason="; ".join(observed.hosts[h].missing))
+               for h in hosts if h in observed.hosts and observed.hosts[h].missing])
+
+    # ZooKeeper
+    zks = [nb for nb in todo if nb.node.role == "zookeeper"]
+    zk_live = any(decided[nb.name][0] == "unchanged" and observed.get(nb.name).running
+                  for nb in bundle if nb.node.role == "zookeeper")
+    if zks:
+        fresh = [nb for nb in zks if decided[nb.name][0] != "reconfigure"]
+        rolling = [nb for nb in zks if decided[nb.name][0] == "reconfigure"]
+        if not zk_live:
+            fresh, rolling = fresh + rolling, []
+        plan.add(*[act(nb) for nb in fresh])
+        for nb in sorted(rolling, key=lambda nb: nb.name):
+            plan.add(act(nb))
+            plan.add(Wait(gate="zookeeper-quorum", quiet=True))
+        if fresh or not rolling:
+            plan.add(Wait(gate="zookeeper-quorum"))
+
+    # Kafka
+    kafka = [nb for nb in todo if nb.node.is_kafka]
+    if not kafka:
+        return plan
+    if topo.mode == "zookeeper":
+        sessions = tuple((nb.name, nb.node.id, o.finished_at, _session_s(nb)) for nb in kafka
+                         if (o := observed.get(nb.name)).exists and o.crashed and o.finished_at is not None)
+        if sessions:
+            plan.add(Wait(gate="zookeeper-sessions", nodes=tuple(s[0] for s in sessions), sessions=sessions))
+    formats = [nb for nb in kafka if nb.format_argv is not None
+               and (not observed.get(nb.name).exists or observed.get(nb.name).formatted is False)]
+    plan.add(*[Format(node=nb.name, host=nb.node.host_key, cluster_id=topo.cluster_id,
+                      reason="KRaft storage not formatted yet") for nb in formats])
+    live = any(decided[nb.name][0] == "unchanged" and observed.get(nb.name).running
+               for nb in bundle if nb.node.is_kafka)
+    fresh = [nb for nb in kafka if decided[nb.name][0] != "reconfigure"]
+    rolling = [nb for nb in kafka if decided[nb.name][0] == "reconfigure"]
+    if not live:
+        # nothing is serving (or everything changes at once): no roll needed
+        plan.add(*[act(nb) for nb in fresh + rolling])
+    else:
+        plan.add(*[act(nb) for nb in fresh])
+        ordered = sorted(rolling, key=lambda nb: _rank(nb, observed.controller))
+        for nb in ordered[:-1]:
+            plan.add(act(nb))
+            plan.add(Wait(gate="kafka-ready", settle=SETTLE, quiet=True, nodes=(nb.name,)))
+        if ordered:
+            plan.add(act(ordered[-1]))
+    plan.add(Wait(gate="kafka-ready", settle=SETTLE if live else 0.0))
+    return plan
+
+
+# -- down -----------------------------------------------------------------------------------
+
+STOP_ORDER = {"broker": 0, "combined": 0, "controller": 1, "zookeeper": 2}
+
+
+def plan_down(observed: Observed, *, purge: bool = False) -> Plan:
+    """Brokers, then controllers, then ZooKeeper; the nodes of a group stop together: a
+    KRaft broker's controlled shutdown needs the quorum, which stopping one by one would
+    take away from the last ones. ``purge`` then removes every node and the hosts' rest."""
+    plan = Plan()
+    groups: dict[int, list[NodeObs]] = {}
+    for o in observed.nodes.values():
+        groups.setdefault(STOP_ORDER.get(o.role, 0), []).append(o)
+    for rank in sorted(groups):
+        running = sorted((o for o in groups[rank] if o.running), key=lambda o: o.name)
+        plan.add(*[Stop(node=o.name, host=o.where or None, grace=o.stop_grace or 30,
+                        reason="graceful stop, then SIGKILL") for o in running])
+        for o in running:
+            plan.summary[o.name] = ("stop", f"{o.state}; data kept" if not purge else o.state)
+    for o in observed.nodes.values():
+        plan.summary.setdefault(o.name, ("unchanged", f"already {o.state}"))
+    if purge:
+        plan.add(*[Remove(node=o.name, host=o.where or None, reason="container/unit, data and logs")
+                   for o in sorted(observed.nodes.values(), key=lambda o: o.name) if o.exists])
+        plan.add(*[RemoveHost(host=h, reason="; ".join(ho.missing) or "the cluster's remains")
+                   for h, ho in sorted(observed.hosts.items())])
+        for o in observed.nodes.values():
+            plan.summary[o.name] = ("remove", "container/unit, data and logs removed")
+    return plan
+
+
+# -- rolling restart --------------------------------------------------------------------------
+
+def plan_restart(nodes: list[tuple[str, str, int]], controller: int | None,
+                 only: list[str] | None = None) -> Plan:
+    """Restart Kafka nodes (or the named ones, ZooKeeper included) one at a time: brokers
+    first, then controllers, the active controller last; ZooKeeper first when named. Each
+    broker waits until stopping it keeps every partition at min.insync.replicas; after each
+    node, the whole cluster must be healthy again."""
+    plan = Plan()
+    picked = [n for n in nodes if (n[0] in only if only else n[1] != "zookeeper")]
+
+    def rank(n):
+        name, role, nid = n
+        return (role != "zookeeper", role in ("controller", "combined"), nid == controller
+                and role != "zookeeper", name)
+
+    for name, role, _nid in sorted(picked, key=rank):
+        if role in ("broker", "combined"):
+            plan.add(Wait(gate="safe-to-stop", nodes=(name,)))
+        plan.add(Restart(node=name, reason="rolling restart"))
+        plan.add(Wait(gate="healthy", nodes=(name,), settle=3.0, quiet=True))
+        plan.summary[name] = ("restart", "rolling restart")
+    return plan

@@ -1,0 +1,57 @@
+"""What a provider is: the small interface both targets (Docker, SSH) implement.
+
+A provider observes what exists, applies one step of a plan (its actions run
+concurrently), tails a node's log and answers the few node-local probes the gates and
+the status need. It holds no ordering logic, no waits and no status assembly: those are
+kops.plan, kops.gates and kops.status, written once for both.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from ..plan import Action, Observed, Plan
+from ..render import Bundle
+
+Log = Callable[[str], None]
+
+
+class Provider(Protocol):
+    name: str                      # "docker" | "ssh"
+
+    def observe(self, bundle: Bundle | None) -> Observed:
+        """Nodes and hosts as they are now. Docker finds them by label (no bundle needed);
+        SSH reads them on the bundle's hosts and paths."""
+
+    def preflight(self, plan: Plan, bundle: Bundle, observed: Observed) -> None:
+        """Refuse (InputError, exit 2) before any change what would fail for sure: host
+        ports taken, an image that cannot be had."""
+
+    def apply(self, step: list[Action], bundle: Bundle | None) -> None:
+        """Carry out one step; raise KopsError naming the node and showing its log on failure."""
+
+    def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
+        """name -> (running, state word), cheaply, for fail-fast checks during waits."""
+
+    def tail(self, node: str, lines: int = 30) -> str:
+        """The node's last log lines ("" when it has none)."""
+
+    def zk_srvr(self, node: str) -> str | None:
+        """ZooKeeper's answer to ``srvr`` (None: no answer)."""
+
+    def quorum_state(self, node: str) -> dict | None:
+        """A KRaft voter's ``quorum-state`` file (None: not readable)."""
+
+    def close(self) -> None:
+        """Drop connections."""
+
+
+def for_spec(spec, log: Log, *, name: str | None = None) -> Provider:
+    """The provider of a spec's driver (Docker when only a cluster name is known)."""
+    if spec is not None and spec.driver == "ssh":
+        from .ssh import SSHProvider
+
+        return SSHProvider(spec, log)
+    from .docker import DockerProvider
+
+    return DockerProvider(spec.name if spec is not None else name, log)

@@ -1,0 +1,435 @@
+"""The Docker provider: one cluster = one bridge network, one container and one named volume
+per node, all found again by their ``io.kops.cluster`` label (no state file).
+
+Containers get their rendered files through ``put_archive`` (no bind mounts of local
+paths), so a remote engine (``DOCKER_HOST=ssh://`` or ``tcp://``) works as well. What a
+container runs, where its files go and how long it may take to stop all come from the
+bundle; this module only carries them out.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import re
+import socket
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+from .. import dist, images
+from ..errors import EngineError, InputError, KopsError
+from ..plan import (Action, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
+                    Remove, RemoveHost, Restart, Start, Stop)
+from ..render import LABEL, Bundle, NodeBundle, network_name
+
+ENGINE = "docker"     # the one "host" of this provider
+CLEAN_EXIT = (0, 143)  # a JVM that exited on SIGTERM
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    """A tar of absolute paths (relative to /), for ``put_archive("/", ...)``."""
+    buf = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            ti = tarfile.TarInfo(path.lstrip("/"))
+            ti.size, ti.mode, ti.mtime = len(data), 0o644, now
+            tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _epoch(docker_time: str | None) -> float | None:
+    """Docker's RFC 3339 time (nanoseconds, Z) as epoch seconds; None for the zero time."""
+    if not docker_time or docker_time.startswith("0001-"):
+        return None
+    try:
+        whole = datetime.strptime(docker_time[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return whole.timestamp() + 1.0  # the fraction dropped, rounded up
+
+
+class DockerProvider:
+    name = "docker"
+
+    def __init__(self, cluster: str, log):
+        self.cluster = cluster
+        self.log = log
+        self._cli = None
+
+    @property
+    def cli(self):
+        if self._cli is None:
+            from .. import engine
+
+            self._cli = engine.client(timeout=180)
+        return self._cli
+
+    def close(self) -> None:
+        if self._cli is not None:
+            self._cli.close()
+            self._cli = None
+
+    # -- observe --------------------------------------------------------------------------
+
+    def containers(self) -> dict:
+        found = self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster={self.cluster}"})
+        return {c.labels[f"{LABEL}.node"]: c for c in found if f"{LABEL}.node" in c.labels}
+
+    def clusters(self) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for c in self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster"}):
+            out.setdefault(c.labels[f"{LABEL}.cluster"], []).append(c)
+        return out
+
+    @staticmethod
+    def _node(c) -> NodeObs:
+        lab, st = c.labels, (c.attrs.get("State") or {})
+        role = lab.get(f"{LABEL}.role", "")
+        files = dict(item.split("=", 1) for item in lab.get(f"{LABEL}.sums", "").split(",") if "=" in item)
+        code = st.get("ExitCode") if c.status in ("exited", "dead") else None
+        addresses = {}
+        for key, label in (("host", "external"), ("network", "internal"), ("containers", "docker"),
+                           ("jmx", "jmx")):
+            if lab.get(f"{LABEL}.{label}"):
+                addresses[key] = lab[f"{LABEL}.{label}"]
+        if role == "zookeeper":
+            port = lab.get(f"{LABEL}.client-port", "2181")
+            addresses = {"host": f"127.0.0.1:{port}", "network": f"{lab.get(f'{LABEL}.node')}:{port}"}
+        return NodeObs(
+            name=lab[f"{LABEL}.node"], role=role, id=int(lab.get(f"{LABEL}.node-id", "0")), exists=True,
+            running=c.status == "running", state=c.status, files=files or None,
+            digest=lab.get(f"{LABEL}.config-hash"), formatted=True if role != "zookeeper" else None,
+            cluster_id=lab.get(f"{LABEL}.cluster-id"), exit_code=code, oom=bool(st.get("OOMKilled")),
+            crashed=c.status in ("exited", "dead") and (code not in CLEAN_EXIT or bool(st.get("OOMKilled"))),
+            finished_at=_epoch(st.get("FinishedAt")), started_at=st.get("StartedAt"),
+            stop_grace=int(lab.get(f"{LABEL}.stop-grace", "30")),
+            addresses=addresses, where=c.name)
+
+    def observe(self, bundle: Bundle | None) -> Observed:
+        cs = self.containers()
+        nodes = {n: self._node(c) for n, c in cs.items()}
+        missing = []
+        if not self.cli.networks.list(filters={"label": f"{LABEL}.cluster={self.cluster}"}):
+            missing.append(f"network {network_name(self.cluster)}")
+        if bundle is not None:
+            ref = bundle.topo.spec.kafka.image_ref
+            if not self._image_present(ref):
+                missing.append(f"image {ref}")
+        meta = {}
+        for c in cs.values():
+            meta = {"mode": c.labels.get(f"{LABEL}.mode", "?"),
+                    "version": c.labels.get(f"{LABEL}.kafka-version", "?")}
+        return Observed(nodes=nodes, hosts={ENGINE: HostObs(ENGINE, tuple(missing))}, meta=meta)
+
+    def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
+        cs = self.containers()
+        return {n: ((cs[n].status == "running"), self._state_words(cs[n])) if n in cs else (False, "missing")
+                for n in names}
+
+    @staticmethod
+    def _state_words(c) -> str:
+        st = c.attrs.get("State") or {}
+        if c.status in ("exited", "dead"):
+            return f"container {c.name} exited with code {st.get('ExitCode')}" + \
+                (", OOM-killed" if st.get("OOMKilled") else "")
+        return f"container {c.name} {c.status}"
+
+    def _image_present(self, ref: str) -> bool:
+        import docker
+
+        try:
+            self.cli.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    # -- preflight ------------------------------------------------------------------------
+
+    def preflight(self, plan: Plan, bundle: Bundle, observed: Observed) -> None:
+        starting = [a.node for a in plan.actions if isinstance(a, (Create, Reconfigure, Start))]
+        if starting:
+            self._check_ports(bundle, starting)
+        if any(isinstance(a, PrepareHost) and any(n.startswith("image ") for n in a.needs) for a in plan.actions):
+            self._image_source(bundle)
+
+    def _image_source(self, bundle: Bundle):
+        """The image is missing: it can be built from the cached distribution, or it cannot."""
+        spec = bundle.topo.spec
+        ref = spec.kafka.image_ref
+        hint = (f"build it: kops image build {spec.kafka.version} "
+                "(offline: --base kops-base:bookworm-jre17 after scripts/build-base-image.sh)")
+        if spec.kafka.image:
+            raise InputError(f"image {ref} (kafka.image) is not on the Docker engine", hint=hint)
+        d = dist.cached(spec.kafka.version)
+        if d is None:
+            raise KopsError(f"image {ref} is not on the Docker engine and Kafka {spec.kafka.version} is not "
+                            "in the distribution cache", hint=f"kops dist fetch {spec.kafka.version}, then {hint}")
+        return d
+
+    def _port_holders(self) -> dict[int, str]:
+        held = {}
+        for c in self.cli.containers.list():
+            for binds in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
+                for b in binds or []:
+                    if b.get("HostPort"):
+                        held[int(b["HostPort"])] = c.name
+        return held
+
+    def _check_ports(self, bundle: Bundle, nodes: list[str]) -> None:
+        held = self._port_holders()
+        local = not os.environ.get("DOCKER_HOST", "").startswith(("tcp://", "ssh://"))
+        problems = []
+        for name in nodes:
+            c = bundle.nodes[name].container
+            for _ip, hport in c["ports"].values():
+                holder = held.get(hport)
+                if holder and holder != c["name"]:
+                    problems.append(f"port {hport} (for {name}) is taken by container {holder}")
+                elif not holder and local and not _port_free(hport):
+                    problems.append(f"port {hport} (for {name}) is taken by another process on "
+                                    f"this machine{_who_listens(hport)}")
+        if problems:
+            raise InputError("host ports are not free; nothing was created:\n  - " + "\n  - ".join(problems),
+                             hint="stop what holds them, or give this cluster other ports "
+                                  "(brokers.external_port, brokers.docker_port, zookeeper.client_port) "
+                                  "and another name")
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def apply(self, step: list[Action], bundle: Bundle | None) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(step))) as pool:
+            futures = [pool.submit(self._apply_one, a, bundle) for a in step]
+            errors = []
+            for f in futures:
+                try:
+                    f.result()
+                except KopsError as exc:
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def _apply_one(self, a: Action, bundle: Bundle | None) -> None:
+        import docker
+
+        try:
+            handler = {PrepareHost: self._prepare, Format: self._format, Create: self._create,
+                       Reconfigure: self._reconfigure, Start: self._start, Restart: self._restart,
+                       Stop: self._stop, Remove: self._remove, RemoveHost: self._remove_host}[type(a)]
+            handler(a, bundle)
+        except docker.errors.APIError as exc:
+            # e.g. a host port taken between the port check and the start (another cluster)
+            raise KopsError(f"{a.node or a.host}: the Docker engine refused to {a.kind}: "
+                            f"{exc.explanation or exc}",
+                            hint="if a port is named, something took it after kops checked it: free "
+                                 "it (docker ps, ss -ltnp) and run `kops up` again; it starts what is "
+                                 "missing") from exc
+
+    def _prepare(self, a: PrepareHost, bundle: Bundle) -> None:
+        for need in a.needs:
+            if need.startswith("network "):
+                # No subnet given: the engine picks a free one, so clusters never overlap.
+                self.cli.networks.create(network_name(self.cluster), driver="bridge",
+                                         labels={f"{LABEL}.cluster": self.cluster}, check_duplicate=True)
+                self.log(f"network {network_name(self.cluster)} created")
+            elif need.startswith("image "):
+                d = self._image_source(bundle)
+                base = os.environ.get("KOPS_BASE_IMAGE", images.DEFAULT_BASE)
+                ref = bundle.topo.spec.kafka.image_ref
+                self.log(f"image {ref} missing: building it from the cached distribution on {base}")
+                images.ensure(d, base=base, tag=ref, log=self.log)
+
+    def _volume(self, nb: NodeBundle):
+        import docker
+
+        vol = nb.container["volume"]
+        try:
+            return self.cli.volumes.get(vol)
+        except docker.errors.NotFound:
+            return self.cli.volumes.create(vol, labels={f"{LABEL}.cluster": self.cluster,
+                                                        f"{LABEL}.node": nb.name})
+
+    def _format(self, a: Format, bundle: Bundle) -> None:
+        """KRaft storage, formatted once by a one-shot container on the node's data volume."""
+        import docker
+
+        nb = bundle.nodes[a.node]
+        self._volume(nb)
+        try:  # a leftover of an interrupted run
+            self.cli.containers.get(f"{nb.container['name']}-format").remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        c = self.cli.containers.create(
+            nb.container["image"], nb.format_argv, name=f"{nb.container['name']}-format",
+            labels={f"{LABEL}.cluster": self.cluster, f"{LABEL}.format": nb.name},
+            volumes={nb.container["volume"]: {"bind": nb.container["data_mount"], "mode": "rw"}},
+            network_mode="none")
+        try:
+            c.put_archive("/", _tar(nb.files))
+            c.start()
+            code = c.wait(timeout=120).get("StatusCode")
+            if code != 0:
+                raise KopsError(f"{nb.name}: formatting KRaft storage failed (exit code {code})",
+                                details=c.logs(tail=30).decode(errors="replace"),
+                                hint="the lines above are kafka-storage's; a cluster id mismatch means the "
+                                     "volume holds another cluster's data")
+        finally:
+            c.remove(force=True)
+        self.log(f"{nb.name}: storage formatted (cluster id {a.cluster_id})")
+
+    def _create(self, a: Action, bundle: Bundle) -> None:
+        nb = bundle.nodes[a.node]
+        plan = nb.container
+        self._volume(nb)
+        api = self.cli.api
+        host_config = api.create_host_config(
+            binds={plan["volume"]: {"bind": plan["data_mount"], "mode": "rw"}},
+            port_bindings={cport: (ip, hport) for cport, (ip, hport) in plan["ports"].items()},
+            extra_hosts={"host.docker.internal": "host-gateway"},
+        )
+        net_config = api.create_networking_config(
+            {plan["network"]: api.create_endpoint_config(aliases=[nb.name])})
+        created = api.create_container(
+            plan["image"], command=plan["command"], name=plan["name"], hostname=plan["hostname"],
+            labels=plan["labels"], ports=[int(p.split("/")[0]) for p in plan["ports"]],
+            host_config=host_config, networking_config=net_config, stop_signal="SIGTERM",
+            stop_timeout=nb.stop_grace,
+            healthcheck={"test": plan["healthcheck"], "interval": 2_000_000_000,
+                         "timeout": 5_000_000_000, "retries": 60},
+        )
+        container = self.cli.containers.get(created["Id"])
+        container.put_archive("/", _tar(nb.files))
+        container.start()
+        self.log(f"{nb.name}: created and started ({plan['name']})")
+
+    def _reconfigure(self, a: Reconfigure, bundle: Bundle) -> None:
+        nb = bundle.nodes[a.node]
+        c = self.containers().get(a.node)
+        if c is not None:
+            c.stop(timeout=nb.stop_grace)
+            c.remove(v=True)  # v: the image's anonymous volumes; the named data volume stays
+            self.log(f"{nb.name}: stopped and removed the old container (volume {nb.container['volume']} kept)")
+        self._create(a, bundle)
+
+    def _start(self, a: Start, bundle) -> None:
+        self.containers()[a.node].start()
+        self.log(f"{a.node}: started")
+
+    def _restart(self, a: Restart, bundle) -> None:
+        c = self.containers()[a.node]
+        c.restart(timeout=int(c.labels.get(f"{LABEL}.stop-grace", "30")))
+        self.log(f"{a.node}: restarted")
+
+    def _stop(self, a: Stop, bundle) -> None:
+        c = self.containers().get(a.node)
+        if c is None:
+            return
+        t0 = time.monotonic()
+        c.stop(timeout=a.grace)
+        c.reload()
+        if (c.attrs.get("State") or {}).get("ExitCode") == 137:
+            self.log(f"{a.node}: did not finish its graceful shutdown within {a.grace} s and was killed "
+                     "(a KRaft node waits for a quorum that is gone); its logs are recovered on the next start")
+        else:
+            self.log(f"{a.node}: stopped in {time.monotonic() - t0:.1f} s")
+
+    def _remove(self, a: Remove, bundle) -> None:
+        import docker
+
+        c = self.containers().get(a.node)
+        vol = None
+        if c is not None:
+            vol = next((m.get("Name") for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"), None)
+            c.remove(force=True, v=True)
+            self.log(f"{a.node}: container removed")
+        for v in self.cli.volumes.list(filters={"label": [f"{LABEL}.cluster={self.cluster}",
+                                                          f"{LABEL}.node={a.node}"]}):
+            v.remove(force=True)
+            self.log(f"volume {v.name} removed")
+            vol = None if v.name == vol else vol
+        if vol:
+            try:
+                self.cli.volumes.get(vol).remove(force=True)
+                self.log(f"volume {vol} removed")
+            except docker.errors.NotFound:
+                pass
+
+    def _remove_host(self, a: RemoveHost, bundle) -> None:
+        flt = {"label": f"{LABEL}.cluster={self.cluster}"}
+        for c in self.cli.containers.list(all=True, filters=flt):   # one-shot leftovers
+            c.remove(force=True, v=True)
+        for v in self.cli.volumes.list(filters=flt):
+            v.remove(force=True)
+            self.log(f"volume {v.name} removed")
+        for net in self.cli.networks.list(filters=flt):
+            net.remove()
+            self.log(f"network {net.name} removed")
+
+    # -- logs and node-local probes --------------------------------------------------------
+
+    def tail(self, node: str, lines: int = 30) -> str:
+        c = self.containers().get(node)
+        if c is None:
+            return "(no container)"
+        return c.logs(tail=lines).decode(errors="replace").rstrip()
+
+    def logs(self, node: str, lines: int) -> str:
+        return self.containers()[node].logs(tail=lines).decode(errors="replace")
+
+    def zk_srvr(self, node: str) -> str | None:
+        c = self.containers().get(node)
+        if c is None or c.status != "running":
+            return None
+        port = int(c.labels.get(f"{LABEL}.client-port", "2181"))
+        # Not `echo srvr | nc`: Debian's nc may quit on stdin EOF before ZooKeeper answers.
+        res = c.exec_run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf srvr >&3 "
+                                        "&& timeout 5 cat <&3"])
+        return res.output.decode(errors="replace") if res.exit_code == 0 else None
+
+    def quorum_state(self, node: str) -> dict | None:
+        c = self.containers().get(node)
+        if c is None or c.status != "running":
+            return None
+        res = c.exec_run(["cat", "/var/lib/kafka/data/__cluster_metadata-0/quorum-state"])
+        try:
+            return json.loads(res.output) if res.exit_code == 0 else None
+        except ValueError:
+            return None
+
+
+def _port_free(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # SO_REUSEADDR: connections in TIME_WAIT (a cluster just stopped) do not hold a port.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return False
+        raise
+    finally:
+        s.close()
+    return True
+
+
+def _who_listens(port: int) -> str:
+    import shutil
+    import subprocess
+
+    if not shutil.which("ss"):
+        return ""
+    try:
+        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
+                             timeout=3).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    m = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+    return f" ({m.group(1)}, pid {m.group(2)})" if m else ""
+
+
+__all__ = ["DockerProvider", "EngineError"]

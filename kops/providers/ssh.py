@@ -1,0 +1,515 @@
+"""The SSH provider: the bundle's files and units, placed on hosts with pyinfra's Python API.
+
+Observation is one kops fact per host (a pyinfra ``FactBase``: file checksums, Java,
+the distribution, the service user, systemd units, KRaft ``meta.properties``), read in
+parallel. Changes are pyinfra operations (``files.put``, ``files.directory``,
+``server.user``, ``apt.packages`` / ``server.packages``, ``systemd.service``,
+``server.shell`` for the distribution and storage formatting), one batch per plan step,
+each host's operations in its own thread; success and failure come from pyinfra's
+operation results, never from its log. A host that cannot be reached stops the run before
+any host is changed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+import shlex
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .. import dist, health, paths
+from ..errors import EngineError, KopsError
+from ..launch import shell_line
+from ..plan import (Action, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
+                    Remove, RemoveHost, Restart, Start, Stop)
+from ..render import KAFKA_USER, Bundle, NodeBundle
+
+JAVA_PACKAGES = {"apt": "openjdk-17-jre-headless", "dnf": "java-17-openjdk-headless",
+                 "yum": "java-17-openjdk-headless"}
+UNIT_PROPS = ("LoadState", "ActiveState", "SubState", "Result", "UnitFileState", "ExecMainStatus",
+              "ActiveEnterTimestamp")
+
+
+def _fact_class():
+    """The kops host fact, defined lazily (pyinfra is imported only when SSH is used)."""
+    from pyinfra.api import FactBase
+
+    class KopsHost(FactBase):
+        """Everything kops needs to know about one host, in one round trip."""
+
+        def command(self, files, units, metas, home):
+            q = shlex.quote
+            parts = [f"[ -f {q(p)} ] && sha256sum {q(p)} | sed 's/^/SUM /'" for p in files]
+            parts += [
+                "echo JAVA $(command -v java || echo -)",
+                f"[ -d {q(home + '/libs')} ] && echo DIST yes",
+                f"id -u {KAFKA_USER} >/dev/null 2>&1 && echo USER yes",
+                "for p in apt-get dnf yum; do command -v $p >/dev/null && echo PKG $p && break; done",
+            ]
+            for u in units:
+                parts.append(f"echo UNIT {q(u)}; systemctl show -p {','.join(UNIT_PROPS)} {q(u)} 2>/dev/null "
+                             "| sed 's/^/P /'")
+            for node, meta in metas:
+                parts.append(f"[ -f {q(meta)} ] && echo META {q(node)} "
+                             f"$(sed -n 's/^cluster.id=//p' {q(meta)})")
+            return "; ".join(parts + ["true"])
+
+        def process(self, output):
+            out = {"sums": {}, "java": "", "dist": False, "user": False, "pkg": "", "units": {},
+                   "metas": {}}
+            unit = None
+            for line in output:
+                tag, _, rest = line.partition(" ")
+                if tag == "SUM":
+                    digest, _, path = rest.partition("  ")
+                    out["sums"][path.strip()] = digest
+                elif tag == "JAVA":
+                    out["java"] = "" if rest.strip() == "-" else rest.strip()
+                elif tag == "DIST":
+                    out["dist"] = True
+                elif tag == "USER":
+                    out["user"] = True
+                elif tag == "PKG":
+                    out["pkg"] = rest.strip().replace("-get", "")
+                elif tag == "UNIT":
+                    unit = rest.strip()
+                    out["units"][unit] = {}
+                elif tag == "P" and unit is not None:
+                    key, _, value = rest.partition("=")
+                    out["units"][unit][key] = value
+                elif tag == "META":
+                    node, _, cid = rest.partition(" ")
+                    out["metas"][node] = cid.strip()
+            return out
+
+    return KopsHost
+
+
+_FACT = None
+
+
+def _reset_ops(state) -> None:
+    """A fresh operation list on a connected State: pyinfra's API State holds one deploy's
+    operations, and each plan step is one deploy on the same connections."""
+    from pyinfra.api.state import StateHostMeta, StateHostResults
+
+    state.is_executing = False
+    state.op_meta = {}
+    state.ops = {h: {} for h in state.inventory}
+    state.meta = {h: StateHostMeta() for h in state.inventory}
+    state.results = {h: StateHostResults() for h in state.inventory}
+    for h in state.inventory:
+        h.op_hash_order = []
+
+
+class SSHProvider:
+    name = "ssh"
+
+    def __init__(self, spec, log):
+        self.spec = spec
+        self.log = log
+        self.state = None
+        self._bundle: Bundle | None = None
+        self._lock = threading.Lock()
+
+    # -- connection -----------------------------------------------------------------------
+
+    def connect(self):
+        """Connect to every host; name each one that fails and why, change nothing."""
+        if self.state is not None:
+            return self.state
+        from pyinfra.api import Config, Inventory, State
+        from pyinfra.api.connect import connect_all
+        from pyinfra.api.exceptions import PyinfraError
+        from pyinfra.api.state import BaseStateCallback
+
+        logging.getLogger("pyinfra").setLevel(logging.CRITICAL)
+        spec = self.spec
+
+        def reach(item):
+            name, h = item
+            try:
+                with socket.create_connection((h.address, h.port), timeout=5):
+                    return None
+            except OSError as exc:
+                return f"{name} ({h.address}:{h.port}): cannot open a TCP connection: {exc.strerror or exc}"
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            problems = [p for p in pool.map(reach, spec.hosts.items()) if p]
+        if problems:
+            raise EngineError("cannot reach every host; nothing was changed on any host:\n  - "
+                              + "\n  - ".join(problems),
+                              hint="is the host up, the address right and sshd listening on that port?")
+        hosts = []
+        for name, h in spec.hosts.items():
+            data = {"ssh_user": h.user, "ssh_port": h.port, "ssh_hostname": h.address,
+                    "ssh_strict_host_key_checking": "no", "ssh_known_hosts_file": "/dev/null"}
+            if h.key:
+                data["ssh_key"] = str(Path(h.key).expanduser())
+            if h.sudo:
+                data["_sudo"] = True
+            hosts.append((name, data))
+        reasons: dict[str, str] = {}
+
+        class _Reasons(BaseStateCallback):
+            @staticmethod
+            def host_connect_error(state, host, error):
+                reasons[host.name] = str(error.args[0] if getattr(error, "args", None) else error)
+
+        st = State(inventory=Inventory((hosts, {})), config=Config(FAIL_PERCENT=100),
+                   check_for_changes=False)
+        st.add_callback_handler(_Reasons())
+        try:
+            connect_all(st)
+        except PyinfraError as exc:  # raised when every host failed; each is named below
+            reasons.setdefault("", str(exc))
+        failed = [h.name for h in st.inventory if not h.connected]
+        if failed:
+            raise EngineError("SSH login failed; nothing was changed on any host:\n  - " + "\n  - ".join(
+                f"{n} ({spec.hosts[n].user}@{spec.hosts[n].address}:{spec.hosts[n].port}): login failed: "
+                + reasons.get(n, reasons.get("", "key refused")) for n in failed),
+                hint="check hosts.<name>.user and .key (ssh -i KEY USER@ADDRESS must log in without a password)")
+        self.state = st
+        for host in st.inventory:
+            ok, out = host.run_shell_command("true")
+            if not ok:
+                raise EngineError(f"{host.name}: sudo failed: {' '.join(out.stderr_lines[-3:])}",
+                                  hint="the user needs passwordless sudo, or log in as root")
+        return st
+
+    def close(self) -> None:
+        from pyinfra.api.connect import disconnect_all
+
+        if self.state is not None:
+            disconnect_all(self.state)
+            self.state = None
+
+    def _host(self, name: str):
+        return self.connect().inventory.get_host(name)
+
+    def run(self, host: str, argv: list[str] | str) -> tuple[bool, str]:
+        """One command on a host (argv words are quoted; a str is a fixed script of kops's)."""
+        cmd = argv if isinstance(argv, str) else shell_line(argv)
+        ok, out = self._host(host).run_shell_command(cmd)
+        lines = out.stdout_lines if ok else out.stdout_lines + out.stderr_lines
+        return ok, "\n".join(lines)
+
+    # -- observe --------------------------------------------------------------------------
+
+    def observe(self, bundle: Bundle | None) -> Observed:
+        global _FACT
+        bundle = bundle or self._bundle
+        if bundle is None:
+            raise KopsError("the SSH provider needs the inventory to know where to look")
+        self._bundle = bundle
+        st = self.connect()
+        _FACT = _FACT or _fact_class()
+        by_host: dict[str, list[NodeBundle]] = {}
+        for nb in bundle:
+            by_host.setdefault(nb.node.host_key, []).append(nb)
+
+        def one(hname: str):
+            nbs = by_host.get(hname, [])
+            host = st.inventory.get_host(hname)
+            home = nbs[0].layout.home if nbs else "/nonexistent"
+            facts = host.get_fact(_FACT, files=[p for nb in nbs for p in nb.files],
+                                  units=[nb.unit for nb in nbs],
+                                  metas=[(nb.name, posixpath.join(nb.layout.data_dir, "meta.properties"))
+                                         for nb in nbs if nb.format_argv is not None],
+                                  home=home)
+            if host in st.failed_hosts or facts is None:
+                raise EngineError(f"{hname}: could not read the host's facts (file checksums, units, Java); "
+                                  "nothing was changed", hint="check that the login user may run systemctl "
+                                                              "and read /etc/kops (root or sudo: true)")
+            return hname, facts
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            facts = dict(pool.map(one, list(self.spec.hosts)))
+        observed = Observed()
+        for hname, f in facts.items():
+            if not by_host.get(hname):
+                continue
+            missing = []
+            if not f["java"]:
+                pkg = JAVA_PACKAGES.get(f["pkg"])
+                missing.append(f"java {pkg} with {f['pkg']}" if pkg else "java (no apt, dnf or yum)")
+            if not f["user"]:
+                missing.append(f"user {KAFKA_USER}")
+            if not f["dist"]:
+                missing.append(f"kafka {bundle.topo.version} in {by_host[hname][0].layout.home}")
+            observed.hosts[hname] = HostObs(hname, tuple(missing))
+            for nb in by_host[hname]:
+                observed.nodes[nb.name] = self._node(nb, f)
+        observed.nodes = {k: v for k, v in observed.nodes.items() if v.exists}
+        return observed
+
+    @staticmethod
+    def _node(nb: NodeBundle, f: dict) -> NodeObs:
+        u = f["units"].get(nb.unit, {})
+        unit_file = f"/etc/systemd/system/{nb.unit}"
+        exists = unit_file in f["sums"] or u.get("LoadState") == "loaded"
+        active, sub, result = u.get("ActiveState", "inactive"), u.get("SubState", ""), u.get("Result", "")
+        running = active == "active" or (active in ("activating", "reloading") and sub != "auto-restart")
+        state = active if not sub or sub in ("running", "dead") else f"{active} ({sub})"
+        if not exists:
+            state = "missing"
+        code = u.get("ExecMainStatus")
+        crashed = exists and not running and result not in ("", "success")
+        return NodeObs(
+            name=nb.name, role=nb.node.role, id=nb.node.id, exists=exists, running=running,
+            state="failed" if crashed and active == "failed" else state,
+            files={p: f["sums"][p] for p in nb.files if p in f["sums"]},
+            formatted=(nb.name in f["metas"]) if nb.format_argv is not None else None,
+            cluster_id=f["metas"].get(nb.name) or None,
+            exit_code=int(code) if code and code.isdigit() and crashed else None, crashed=crashed,
+            started_at=u.get("ActiveEnterTimestamp") or None, stop_grace=nb.stop_grace,
+            where=nb.node.host_key)
+
+    def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
+        bundle = self._bundle
+        out = {}
+        for name in names:
+            nb = bundle.nodes[name]
+            ok, text = self.run(nb.node.host_key, ["systemctl", "show", "-p",
+                                                   "ActiveState,SubState,Result,ExecMainStatus", nb.unit])
+            props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+            active, sub = props.get("ActiveState", "?"), props.get("SubState", "")
+            running = active == "active" or (active == "activating" and sub != "auto-restart")
+            words = f"service {nb.unit} on {nb.node.host_key} is {active}/{sub}"
+            if not running and props.get("Result") not in (None, "success"):
+                words += f", result {props.get('Result')}, exit status {props.get('ExecMainStatus')}"
+            out[name] = (running, words)
+        return out
+
+    # -- preflight ------------------------------------------------------------------------
+
+    def preflight(self, plan: Plan, bundle: Bundle, observed: Observed) -> None:
+        for a in plan.actions:
+            if isinstance(a, PrepareHost) and any(n.startswith("java (no ") for n in a.needs):
+                raise KopsError(f"{a.host}: no Java and no apt, dnf or yum to install it",
+                                hint="install a Java 17+ runtime on the host, then re-run")
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def apply(self, step: list[Action], bundle: Bundle | None) -> None:
+        """One step: every host's operations in its own thread, then the results checked."""
+        from pyinfra.api.operation import add_op
+
+        st = self.connect()
+        bundle = bundle or self._bundle
+        _reset_ops(st)
+        metas: list[tuple[str, str, object]] = []
+        notes: list[tuple[str, str]] = []
+
+        def add(hname: str, label: str, op, **kwargs):
+            res = add_op(st, op, host=st.inventory.get_host(hname), name=label, **kwargs)
+            metas.extend((hname, label, m) for m in res.values())
+
+        for a in step:
+            self._ops(a, bundle, add, notes)
+        self._run(st, sorted({h for h, _, _ in metas}))
+        failed = [(h, label, m) for h, label, m in metas if not (m.is_complete() and m.did_succeed())]
+        if failed:
+            h, label, m = failed[0]
+            out = (m.stderr or m.stdout) if m.is_complete() else "(not run: an earlier step failed)"
+            node = next((a.node for a in step if a.node and a.host == h), None)
+            tail = ""
+            if node and isinstance(next(a for a in step if a.node == node), (Create, Reconfigure, Start, Restart)):
+                tail = f"\n--- {node}, last log lines:\n{self.tail(node, 30)}"
+            raise KopsError(f"{h}: {label} failed" + (f" ({len(failed)} step(s) in all)" if len(failed) > 1 else ""),
+                            details=(out or "(no output)")[-3000:] + tail,
+                            hint="run the same command again once the cause is fixed: it continues from "
+                                 "what is in place")
+        for _, line in notes:
+            self.log(line)
+        for a in step:
+            if isinstance(a, Stop):
+                self._after_stop(a, bundle)
+
+    def _run(self, st, hosts: list[str]) -> None:
+        """Run each host's operations in its own thread (pyinfra's greenlets only overlap
+        when gevent patches the process, which kops does not do)."""
+        from pyinfra.api.exceptions import PyinfraError
+        from pyinfra.api.operations import run_host_op
+        from pyinfra.context import ctx_host, ctx_state
+
+        st.is_executing = True
+
+        def one(hname):
+            host = st.inventory.get_host(hname)
+            with ctx_host.use(host):
+                for op_hash in list(host.op_hash_order):
+                    try:
+                        if run_host_op(st, host, op_hash) is False:
+                            return
+                    except PyinfraError:
+                        return
+
+        with ctx_state.use(st):
+            with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+                list(pool.map(one, hosts))
+
+    def _ops(self, a: Action, bundle: Bundle, add, notes) -> None:
+        from pyinfra.operations import files, server, systemd
+
+        h = a.host
+        if isinstance(a, PrepareHost):
+            self._prepare_ops(a, bundle, add, notes)
+            return
+        if isinstance(a, RemoveHost):
+            self._remove_host_ops(a, bundle, add, notes)
+            return
+        nb = bundle.nodes[a.node]
+        if isinstance(a, (Format, Create, Reconfigure)):
+            lay = nb.layout
+            add(h, f"{nb.name}: config folder", files.directory, path=lay.conf_dir, mode="755")
+            for d in (lay.data_dir, lay.log_dir):
+                add(h, f"{nb.name}: {d}", files.directory, path=d, user=KAFKA_USER, group=KAFKA_USER, mode="750")
+            for path, text in nb.files.items():
+                add(h, f"{nb.name}: {posixpath.basename(path)}", files.put, src=io.StringIO(text), dest=path,
+                    mode="644")
+        if isinstance(a, Format):
+            add(h, f"{nb.name}: format KRaft storage", server.shell,
+                commands=[shell_line(["runuser", "-u", KAFKA_USER, "--", *nb.format_argv])])
+            notes.append((h, f"{nb.name}: storage formatted on {h} (cluster id {a.cluster_id})"))
+        elif isinstance(a, (Create, Start)):
+            add(h, f"{nb.name}: start {nb.unit}", systemd.service, service=nb.unit, running=True, enabled=True,
+                daemon_reload=isinstance(a, Create))
+            notes.append((h, f"{nb.name}: started on {h}"))
+        elif isinstance(a, Reconfigure):
+            reload = any(c.endswith(".service") for c in a.changed)
+            add(h, f"{nb.name}: restart {nb.unit}", systemd.service, service=nb.unit, running=True, enabled=True,
+                restarted=True, daemon_reload=reload)
+            notes.append((h, f"{nb.name}: restarted on {h} (files changed: {', '.join(a.changed) or 'definition'})"))
+        elif isinstance(a, Restart):
+            add(h, f"{nb.name}: restart {nb.unit}", systemd.service, service=nb.unit, running=True, restarted=True)
+            notes.append((h, f"{nb.name}: restarted on {h}"))
+        elif isinstance(a, Stop):
+            add(h, f"{nb.name}: stop {nb.unit}", systemd.service, service=nb.unit, running=False)
+        elif isinstance(a, Remove):
+            lay = nb.layout
+            add(h, f"{nb.name}: stop and disable {nb.unit}", systemd.service, service=nb.unit, running=False,
+                enabled=False)
+            add(h, f"{nb.name}: unit file", files.file, path=f"/etc/systemd/system/{nb.unit}", present=False)
+            for d in (lay.conf_dir, lay.data_dir, lay.log_dir):
+                add(h, f"{nb.name}: remove {d}", files.directory, path=d, present=False)
+            notes.append((h, f"{nb.name}: unit, config, data and logs removed from {h}"))
+
+    def _after_stop(self, a: Stop, bundle: Bundle) -> None:
+        nb = bundle.nodes[a.node]
+        ok, text = self.run(a.host, ["systemctl", "show", "-p", "Result", nb.unit])
+        if "Result=timeout" in text:
+            self.log(f"{a.node}: did not finish its graceful shutdown within {a.grace} s on {a.host} and was "
+                     "killed (a KRaft node waits for a quorum that is gone); its logs are recovered on the next start")
+            self.run(a.host, ["systemctl", "reset-failed", nb.unit])
+        else:
+            self.log(f"{a.node}: stopped on {a.host}")
+
+    def _prepare_ops(self, a: PrepareHost, bundle: Bundle, add, notes) -> None:
+        from pyinfra.operations import apt, files, server
+
+        h = a.host
+        topo = bundle.topo
+        for need in a.needs:
+            word = need.split(" ", 1)[0]
+            if word == "java":
+                pkg, _, mgr = need.split(" ", 1)[1].partition(" with ")
+                if mgr == "apt":
+                    # minimal Debian images drop /usr/share/man/*; the JRE's postinst
+                    # (update-alternatives of java.1.gz) then fails without man1
+                    add(h, "man1 folder for the JRE's update-alternatives", files.directory,
+                        path="/usr/share/man/man1")
+                    add(h, f"install {pkg}", apt.packages, packages=[pkg], update=True)
+                else:
+                    add(h, f"install {pkg}", server.packages, packages=[pkg])
+                notes.append((h, f"{h}: installed {pkg} with {mgr}"))
+            elif word == "user":
+                add(h, f"system user {KAFKA_USER}", server.user, user=KAFKA_USER, system=True,
+                    shell="/usr/sbin/nologin", ensure_home=False)
+            elif word == "kafka":
+                home = next(nb.layout.home for nb in bundle if nb.node.host_key == h)
+                remote_tgz = f"/opt/kops/kafka_2.13-{topo.version}.tgz"
+                add(h, "/opt/kops", files.directory, path="/opt/kops", mode="755")
+                dl = topo.spec.kafka.download
+                if dl:
+                    add(h, "download Kafka", server.shell,
+                        commands=[_download_script(dl.url, dl.sha512.lower(), remote_tgz)])
+                else:
+                    add(h, "push Kafka", files.put, src=str(self._distribution(topo.version)), dest=remote_tgz)
+                check = shell_line(["test", "-d", f"{home}/libs"])
+                add(h, "unpack Kafka", server.shell, commands=[
+                    f"tar -xzf {shlex.quote(remote_tgz)} -C /opt/kops && rm -f {shlex.quote(remote_tgz)} && "
+                    f"{{ {check} || {{ echo {shlex.quote(f'the tarball has no kafka_2.13-{topo.version}/libs folder')} "
+                    ">&2; exit 1; }; }"])
+                notes.append((h, f"{h}: Kafka {topo.version} installed in {home}"))
+
+    def _distribution(self, version: str) -> Path:
+        with self._lock:
+            d = dist.cached(version)
+            if d is None:
+                self.log(f"Kafka {version} is not cached on this machine: fetching it (apache)")
+                d = dist.fetch(version, "apache", log=self.log)
+            out = paths.cache_dir() / "tarballs"
+            tgz = out / f"kafka_2.13-{version}.tgz"
+            if not tgz.exists():
+                dist.tarball(d, out)
+            return tgz
+
+    def _remove_host_ops(self, a: RemoveHost, bundle: Bundle, add, notes) -> None:
+        from pyinfra.operations import files, server, systemd
+
+        h, name = a.host, self.spec.name
+        for top in ("/etc/kops", "/var/lib/kops", "/var/log/kops"):
+            add(h, f"remove {top}/{name}", files.directory, path=f"{top}/{name}", present=False)
+        add(h, "systemd daemon-reload", systemd.daemon_reload)
+        homes = sorted({nb.layout.home for nb in bundle if nb.node.host_key == h})
+        for home in homes:
+            # the distribution goes when no kops unit of any cluster still uses it
+            add(h, f"remove {home} unless used", server.shell, commands=[
+                f"grep -qs {shlex.quote(home)} /etc/systemd/system/kops-*.service || rm -rf {shlex.quote(home)}"])
+        add(h, "remove empty kops folders", server.shell,
+            commands=["rmdir /etc/kops /var/lib/kops /var/log/kops /opt/kops 2>/dev/null || true"])
+        notes.append((h, f"{h}: removed what was left of cluster {name}"))
+
+    # -- logs and node-local probes --------------------------------------------------------
+
+    def tail(self, node: str, lines: int = 30) -> str:
+        nb = self._bundle.nodes[node]
+        ok, text = self.run(nb.node.host_key, ["journalctl", "-u", nb.unit, "-n", str(lines), "--no-pager",
+                                               "-o", "cat"])
+        return text if ok else f"(journalctl failed on {nb.node.host_key}: {text[-300:]})"
+
+    def zk_srvr(self, node: str) -> str | None:
+        n = self._bundle.nodes[node].node
+        try:
+            return health.four_letter(n.hostname, n.ports["client"])
+        except OSError:
+            return None
+
+    def quorum_state(self, node: str) -> dict | None:
+        import json
+
+        nb = self._bundle.nodes[node]
+        ok, text = self.run(nb.node.host_key, ["cat", f"{nb.layout.data_dir}/__cluster_metadata-0/quorum-state"])
+        try:
+            return json.loads(text) if ok else None
+        except ValueError:
+            return None
+
+
+def _download_script(url: str, sha512: str, dest: str) -> str:
+    """Download on the host with whatever it has (curl, wget, python3), then check SHA-512:
+    a mismatch removes the file and fails the step, so nothing unverified is unpacked."""
+    q = shlex.quote
+    fetch = (f"if command -v curl >/dev/null; then curl -fsSL -o {q(dest)} {q(url)}; "
+             f"elif command -v wget >/dev/null; then wget -q -O {q(dest)} {q(url)}; "
+             f"else python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "
+             f"{q(url)} {q(dest)}; fi")
+    check = (f"echo {q(sha512 + '  ' + dest)} | sha512sum -c --status || "
+             f"{{ rm -f {q(dest)}; echo {q(f'SHA-512 mismatch for {url}: the download was removed')} >&2; exit 1; }}")
+    failed = f"{{ rm -f {q(dest)}; echo {q(f'download of {url} failed')} >&2; exit 1; }}"
+    return f"{{ {fetch}; }} || {failed}; {check}"

@@ -1,0 +1,215 @@
+"""One status builder for both providers: observed nodes + probe results -> ClusterStatus.
+
+:func:`build` is pure (unit-tested on recorded probe results); :func:`collect` runs the
+probes (a Kafka client on the bootstrap addresses, ZooKeeper's ``srvr`` and the KRaft
+voters' ``quorum-state`` through the provider). The JSON is the same for every driver.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+from . import health
+from .plan import NodeObs, Observed
+from .topology import ROLE_ORDER, Topology
+
+ZK_OK = ("leader", "follower", "standalone")
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    role: str
+    id: int
+    state: str                      # running | exited | created | missing | active | inactive ...
+    addresses: dict[str, str] = field(default_factory=dict)   # host / network / containers / jmx
+    health: str = ""                # leader | follower | standalone | registered | not registered ...
+    healthy: bool = False
+    started_at: str | None = None
+    where: str = ""                 # container name or host
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ClusterStatus:
+    name: str
+    driver: str
+    mode: str
+    version: str
+    nodes: list[NodeStatus]
+    kafka: dict
+    state: str                      # healthy | degraded | stopped | not-found
+    problems: list[str] = field(default_factory=list)
+    bootstrap: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {"healthy": 0, "degraded": 1}.get(self.state, 3)
+
+    @property
+    def controller(self) -> int | None:
+        return (self.kafka or {}).get("controller")
+
+    def as_dict(self) -> dict:
+        return {"cluster": self.name, "driver": self.driver, "mode": self.mode,
+                "kafka_version": self.version, "state": self.state, "problems": self.problems,
+                "bootstrap_servers": self.bootstrap, "kafka": self.kafka,
+                "nodes": [n.as_dict() for n in self.nodes]}
+
+
+@dataclass
+class Probes:
+    kafka: health.KafkaHealth
+    zk: dict[str, str | None] = field(default_factory=dict)        # node -> srvr mode
+    quorum: dict[str, dict | None] = field(default_factory=dict)   # voter -> quorum-state
+
+
+@dataclass(frozen=True)
+class View:
+    """A node as the status shows it: from the topology when there is one, else observed."""
+
+    name: str
+    role: str
+    id: int
+    addresses: dict[str, str]
+
+
+def views(topo: Topology | None, observed: Observed) -> list[View]:
+    out = {}
+    if topo is not None:
+        for n in topo.nodes:
+            out[n.name] = View(n.name, n.role, n.id, topo.addresses(n))
+    for o in observed.nodes.values():
+        out.setdefault(o.name, View(o.name, o.role or "?", o.id, dict(o.addresses)))
+    return sorted(out.values(), key=lambda v: (ROLE_ORDER.get(v.role, 9), v.name))
+
+
+def bootstrap(topo: Topology | None, observed: Observed) -> str:
+    if topo is not None:
+        return topo.bootstrap_servers
+    return ",".join(v.addresses["host"] for v in views(None, observed)
+                    if v.role in ("broker", "combined") and v.addresses.get("host"))
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+def collect(provider, topo: Topology | None, observed: Observed, mode: str, timeout: float = 4) -> Probes:
+    """Run every probe the status needs, in parallel."""
+    vs = views(topo, observed)
+    running = {n for n, o in observed.nodes.items() if o.running}
+    zks = [v.name for v in vs if v.role == "zookeeper" and v.name in running]
+    voters = [v.name for v in vs if v.role in ("controller", "combined") and v.name in running] \
+        if mode == "kraft" else []
+    brokers_up = any(v.role in ("broker", "combined") and v.name in running for v in vs)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        kh = pool.submit(health.kafka_health, bootstrap(topo, observed), timeout) if brokers_up else None
+        zk = dict(zip(zks, pool.map(lambda n: health.zk_mode(provider.zk_srvr(n) or ""), zks)))
+        quorum = dict(zip(voters, pool.map(provider.quorum_state, voters)))
+        kafka = kh.result() if kh else health.KafkaHealth(error="no broker is running")
+    return Probes(kafka, zk, quorum)
+
+
+# -- the builder ----------------------------------------------------------------------------
+
+def kraft_leader(states: dict[str, dict | None], voter_ids: dict[str, int]) -> dict:
+    """The KRaft leader as the running voters record it in ``quorum-state``: the highest
+    epoch they agree on, and only while a majority of the voters runs. ``voter_ids``:
+    every configured voter (name -> id); ``states``: the running ones' files."""
+    read = [s for s in states.values() if s]
+    if not read or len(read) != len(states):
+        return {"leader": None, "voters": set(voter_ids.values()), "epoch": None, "known": False}
+    known = [(s.get("leaderEpoch", -1), s.get("leaderId", -1)) for s in read if s.get("leaderId", -1) >= 0]
+    ids = {v["voterId"] for s in read for v in s.get("currentVoters") or [] if "voterId" in v}
+    ids = ids or set(voter_ids.values())
+    if not known:
+        return {"leader": None, "voters": ids, "epoch": None, "known": True}
+    epoch, leader = max(known)
+    majority = 2 * len(states) > len(ids)
+    return {"leader": leader if majority else None, "voters": ids, "epoch": epoch, "known": True}
+
+
+def _exit_words(o: NodeObs, scope: str) -> str:
+    if o.state not in ("exited", "dead", "failed"):
+        return ""
+    oom = ", OOM-killed" if o.oom else ""
+    code = f"exit code {o.exit_code}{oom}; " if o.exit_code is not None else ""
+    return f" ({code}kops logs {o.name}{scope})"
+
+
+def build(name: str, driver: str, mode: str, version: str, topo: Topology | None, observed: Observed,
+          probes: Probes | None, *, scope: str = "") -> ClusterStatus:
+    """The status of a cluster from what was observed and probed (pure)."""
+    if not observed.nodes:
+        return ClusterStatus(name, driver, mode, version, [], {}, "not-found",
+                             [f"no nodes of cluster {name} found"])
+    kh = probes.kafka if probes else health.KafkaHealth(error="not probed")
+    problems: list[str] = []
+    vs = views(topo, observed)
+    voter_ids = {v.name: v.id for v in vs if v.role in ("controller", "combined")}
+    quorum: dict = {}
+    running_brokers = [v for v in vs if v.role in ("broker", "combined") and observed.get(v.name).running]
+    if mode == "kraft" and probes is not None and probes.quorum:
+        quorum = kraft_leader(probes.quorum, voter_ids)
+    if mode == "kraft":
+        # KRaft clients are shown a random broker as "controller": the quorum leader is the truth
+        kh.controller = quorum.get("leader")
+        if running_brokers and kh.controller is None:
+            alive = sum(1 for n in voter_ids if observed.get(n).running)
+            problems.append(f"kraft: the controller quorum has no leader ({alive} of {len(voter_ids)} "
+                            "voter(s) running)")
+    nodes: list[NodeStatus] = []
+    for v in vs:
+        o = observed.get(v.name)
+        words, ok = _node_health(v, o, kh, quorum, probes, mode)
+        if not o.exists:
+            problems.append(f"{v.name}: missing (in the inventory, not on the {driver} target)")
+        elif not ok:
+            problems.append(f"{v.name}: {o.state}{_exit_words(o, scope)}"
+                            + (f", {words}" if words and o.running else ""))
+        nodes.append(NodeStatus(v.name, v.role, v.id, o.state, v.addresses, words, ok, o.started_at,
+                                o.where))
+    if running_brokers:
+        if kh.error:
+            problems.append(f"kafka: {kh.error}")
+        else:
+            if kh.controller is None and mode != "kraft":  # KRaft: reported above
+                problems.append("kafka: no active controller")
+            if kh.offline:
+                problems.append(f"kafka: {len(kh.offline)} offline partition(s): {', '.join(kh.offline[:5])}")
+            if kh.under_replicated:
+                problems.append(f"kafka: {len(kh.under_replicated)} under-replicated partition(s): "
+                                f"{', '.join(kh.under_replicated[:5])}")
+    if not any(o.running for o in observed.nodes.values()):
+        st = "stopped"
+    else:
+        st = "degraded" if problems else "healthy"
+    kafka = kh.as_dict()
+    kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
+    return ClusterStatus(name, driver, mode, version, nodes, kafka, st, problems, bootstrap(topo, observed))
+
+
+def _node_health(v: View, o: NodeObs, kh: health.KafkaHealth, quorum: dict, probes: Probes | None,
+                 mode: str) -> tuple[str, bool]:
+    if not o.running:
+        return "", False
+    if v.role == "zookeeper":
+        zmode = probes.zk.get(v.name) if probes else None
+        return zmode or "no answer", zmode in ZK_OK
+    parts, ok = [], True
+    if v.role in ("broker", "combined"):
+        reg = v.id in kh.brokers
+        parts.append("registered" if reg else "not registered")
+        ok = reg
+    if v.role in ("controller", "combined") and quorum.get("known"):
+        if kh.controller == v.id:
+            parts.append("active controller")
+        else:
+            parts.append("voter" if v.id in quorum.get("voters", ()) else "not a voter")
+        if v.role == "controller":
+            ok = v.id in quorum.get("voters", ())
+    elif v.role in ("controller", "combined", "broker") and mode != "kraft" and kh.controller == v.id:
+        parts.append("active controller")
+    return ", ".join(parts) or "running", ok
