@@ -237,7 +237,7 @@ def _session_s(nb: NodeBundle) -> float:
 def _rank(nb: NodeBundle, controller: int | None) -> tuple:
     """Rolling order: brokers, then controllers, the active controller very last."""
     n = nb.node
-    return (n.is_controller, n.id == controller, n.name)
+    return (n.is_controller, n.id == controller, n.id)
 
 
 def plan_up(bundle: Bundle, observed: Observed) -> Plan:
@@ -266,23 +266,11 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
     plan.add(*[PrepareHost(host=h, needs=observed.hosts[h].missing, reason="; ".join(observed.hosts[h].missing))
                for h in hosts if h in observed.hosts and observed.hosts[h].missing])
 
-    # ZooKeeper
     zks = [nb for nb in todo if nb.node.role == "zookeeper"]
-    zk_live = any(decided[nb.name][0] == "unchanged" and observed.get(nb.name).running
-                  for nb in bundle if nb.node.role == "zookeeper")
     if zks:
-        fresh = [nb for nb in zks if decided[nb.name][0] != "reconfigure"]
-        rolling = [nb for nb in zks if decided[nb.name][0] == "reconfigure"]
-        if not zk_live:
-            fresh, rolling = fresh + rolling, []
-        plan.add(*[act(nb) for nb in fresh])
-        for nb in sorted(rolling, key=lambda nb: nb.name):
-            plan.add(act(nb))
-            plan.add(Wait(gate="zookeeper-quorum", quiet=True))
-        if fresh or not rolling:
-            plan.add(Wait(gate="zookeeper-quorum"))
+        _converge_group(plan, zks, [nb for nb in bundle if nb.node.role == "zookeeper"], decided, observed,
+                        act, gate="zookeeper-quorum", settle=0.0, order=lambda nb: nb.node.id)
 
-    # Kafka
     kafka = [nb for nb in todo if nb.node.is_kafka]
     if not kafka:
         return plan
@@ -295,23 +283,35 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
                and (not observed.get(nb.name).exists or observed.get(nb.name).formatted is False)]
     plan.add(*[Format(node=nb.name, host=nb.node.host_key, cluster_id=topo.cluster_id,
                       reason="KRaft storage not formatted yet") for nb in formats])
-    live = any(decided[nb.name][0] == "unchanged" and observed.get(nb.name).running
-               for nb in bundle if nb.node.is_kafka)
-    fresh = [nb for nb in kafka if decided[nb.name][0] != "reconfigure"]
-    rolling = [nb for nb in kafka if decided[nb.name][0] == "reconfigure"]
-    if not live:
-        # nothing is serving (or everything changes at once): no roll needed
-        plan.add(*[act(nb) for nb in fresh + rolling])
-    else:
-        plan.add(*[act(nb) for nb in fresh])
-        ordered = sorted(rolling, key=lambda nb: _rank(nb, observed.controller))
-        for nb in ordered[:-1]:
-            plan.add(act(nb))
-            plan.add(Wait(gate="kafka-ready", settle=SETTLE, quiet=True, nodes=(nb.name,)))
-        if ordered:
-            plan.add(act(ordered[-1]))
-    plan.add(Wait(gate="kafka-ready", settle=SETTLE if live else 0.0))
+    _converge_group(plan, kafka, [nb for nb in bundle if nb.node.is_kafka], decided, observed, act,
+                    gate="kafka-ready", settle=SETTLE, order=lambda nb: _rank(nb, observed.controller))
     return plan
+
+
+def _converge_group(plan: Plan, todo: list[NodeBundle], group: list[NodeBundle], decided: dict,
+                    observed: Observed, act, *, gate: str, settle: float, order) -> None:
+    """One group of nodes (ZooKeeper, or Kafka). Nothing of the group runs: everything at
+    once. Otherwise the group is serving: nodes that are not running (new, stopped, or
+    stopped with new files) start first and are awaited; then the running nodes whose
+    files changed go one at a time, each awaited before the next goes down."""
+    live = any(observed.get(nb.name).running for nb in group)
+    if not live:
+        plan.add(*[act(nb) for nb in todo])
+        plan.add(Wait(gate=gate))
+        return
+    rolling = sorted((nb for nb in todo if decided[nb.name][0] == "reconfigure" and observed.get(nb.name).running),
+                     key=order)
+    fresh = [nb for nb in todo if nb not in rolling]
+    if fresh:
+        plan.add(*[act(nb) for nb in fresh])
+        if rolling:
+            plan.add(Wait(gate=gate, settle=settle, quiet=True, nodes=tuple(nb.name for nb in fresh)))
+    for nb in rolling[:-1]:
+        plan.add(act(nb))
+        plan.add(Wait(gate=gate, settle=settle, quiet=True, nodes=(nb.name,)))
+    if rolling:
+        plan.add(act(rolling[-1]))
+    plan.add(Wait(gate=gate, settle=settle))
 
 
 # -- down -----------------------------------------------------------------------------------

@@ -158,8 +158,13 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
         kh.controller = quorum.get("leader")
         if running_brokers and kh.controller is None:
             alive = sum(1 for n in voter_ids if observed.get(n).running)
-            problems.append(f"kraft: the controller quorum has no leader ({alive} of {len(voter_ids)} "
-                            "voter(s) running)")
+            if quorum and not quorum.get("known"):
+                unread = sorted(n for n, s in (probes.quorum if probes else {}).items() if not s)
+                problems.append(f"kraft: the controller quorum's leader is unknown: the quorum state of "
+                                f"{', '.join(unread)} could not be read")
+            else:
+                problems.append(f"kraft: the controller quorum has no leader ({alive} of {len(voter_ids)} "
+                                "voter(s) running)")
     nodes: list[NodeStatus] = []
     for v in vs:
         o = observed.get(v.name)

@@ -53,6 +53,9 @@ def _fact_class():
             for u in units:
                 parts.append(f"echo UNIT {q(u)}; systemctl show -p {','.join(UNIT_PROPS)} {q(u)} 2>/dev/null "
                              "| sed 's/^/P /'")
+                # when the service last stopped, as epoch seconds (systemd prints local time)
+                parts.append(f"t=$(systemctl show -p InactiveEnterTimestamp --value {q(u)} 2>/dev/null); "
+                             '[ -n "$t" ] && echo P InactiveEnterEpoch=$(date -d "$t" +%s 2>/dev/null)')
             for node, meta in metas:
                 parts.append(f"[ -f {q(meta)} ] && echo META {q(node)} "
                              f"$(sed -n 's/^cluster.id=//p' {q(meta)})")
@@ -266,6 +269,7 @@ class SSHProvider:
             formatted=(nb.name in f["metas"]) if nb.format_argv is not None else None,
             cluster_id=f["metas"].get(nb.name) or None,
             exit_code=int(code) if code and code.isdigit() and crashed else None, crashed=crashed,
+            finished_at=float(u["InactiveEnterEpoch"]) if u.get("InactiveEnterEpoch", "").isdigit() else None,
             started_at=u.get("ActiveEnterTimestamp") or None, stop_grace=nb.stop_grace,
             where=nb.node.host_key)
 
@@ -426,7 +430,7 @@ class SSHProvider:
                     add(h, f"install {pkg}", apt.packages, packages=[pkg], update=True)
                 else:
                     add(h, f"install {pkg}", server.packages, packages=[pkg])
-                notes.append((h, f"{h}: installed {pkg} with {mgr}"))
+                self.log(f"{h}: installing {pkg} with {mgr}")
             elif word == "user":
                 add(h, f"system user {KAFKA_USER}", server.user, user=KAFKA_USER, system=True,
                     shell="/usr/sbin/nologin", ensure_home=False)
@@ -445,7 +449,8 @@ class SSHProvider:
                     f"tar -xzf {shlex.quote(remote_tgz)} -C /opt/kops && rm -f {shlex.quote(remote_tgz)} && "
                     f"{{ {check} || {{ echo {shlex.quote(f'the tarball has no kafka_2.13-{topo.version}/libs folder')} "
                     ">&2; exit 1; }; }"])
-                notes.append((h, f"{h}: Kafka {topo.version} installed in {home}"))
+                self.log(f"{h}: installing Kafka {topo.version} in {home} ("
+                         + ("downloaded by the host" if dl else "pushed from this machine") + ")")
 
     def _distribution(self, version: str) -> Path:
         with self._lock:

@@ -556,7 +556,7 @@ def test_hosts_download_the_tarball_with_checksum(lab):
         assert sh(vm2, "ls /opt/kops/ 2>/dev/null")[1].strip() == "", "nothing unverified may stay"
 
         proc = ok(kops(lab, "up", "-i", inventory(digest), "--timeout", UP_TIMEOUT))
-        assert "install Kafka 3.9.2" in proc.stderr
+        assert "vm2: installing Kafka 3.9.2 in /opt/kops/kafka_2.13-3.9.2 (downloaded by the host)" in proc.stderr
         code, _ = sh(vm2, "test -f /opt/kops/kafka_2.13-3.9.2/libs/kafka_2.13-3.9.2.jar")
         assert code == 0, "the downloaded distribution is unpacked in place"
         assert_healthy(lab, inventory(digest), brokers=1)
