@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 from rich.table import Table
@@ -26,10 +27,16 @@ class Target:
         self.scope = (f" -i {inventory}" if inventory else f" --preset {preset}" if preset
                       else f" --name {name}" if name else "")
 
+    @contextmanager
     def provider(self):
+        """The provider of this target, its connections closed afterwards."""
         from ..providers import for_spec
 
-        return for_spec(self.spec, progress, name=self.name)
+        prov = for_spec(self.spec, progress, name=self.name)
+        try:
+            yield prov
+        finally:
+            prov.close()
 
 
 def status_table(st) -> Table:
@@ -87,11 +94,8 @@ def up(spec_source, timeout, dry_run, output):
     t = Target(spec_source, allow_name=False)
     spec = t.spec
     progress(f"cluster {spec.name}: {spec.mode} mode, Kafka {spec.kafka.version}, driver {spec.driver}")
-    prov = t.provider()
-    try:
+    with t.provider() as prov:
         res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope)
-    finally:
-        prov.close()
     if output == "json":
         print_json(res.as_dict())
         if res.status and res.status.exit_code:
@@ -121,11 +125,8 @@ def up(spec_source, timeout, dry_run, output):
 def status(spec_source, name, output):
     """Health of a cluster. Exit 0 healthy, 1 degraded, 3 not found or stopped."""
     t = Target(spec_source, name)
-    prov = t.provider()
-    try:
+    with t.provider() as prov:
         st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
-    finally:
-        prov.close()
     if output == "json":
         print_json(st.as_dict())
     elif st.state == "not-found":
@@ -148,11 +149,8 @@ def down(spec_source, name, purge, dry_run):
     Exit 0 also when the cluster does not exist (safe to repeat).
     """
     t = Target(spec_source, name)
-    prov = t.provider()
-    try:
+    with t.provider() as prov:
         res = lifecycle.down(t.spec, prov, name=t.name, purge=purge, dry_run=dry_run, log=progress)
-    finally:
-        prov.close()
     if dry_run:
         print_plan(res, f"kops down{t.scope}" + (" --purge" if purge else ""))
         return
@@ -205,11 +203,8 @@ def ls(output):
 def logs(node, spec_source, name, tail):
     """Print the last log lines of NODE (zoo1, kafka1, controller1, ...)."""
     t = Target(spec_source, name)
-    prov = t.provider()
-    try:
+    with t.provider() as prov:
         click.echo(lifecycle.logs(t.spec, prov, node, name=t.name, lines=tail), nl=False)
-    finally:
-        prov.close()
 
 
 @click.command("check")
@@ -225,11 +220,8 @@ def check(spec_source, name, messages, timeout, output):
     Exit 0 pass, 1 fail, 3 cluster not found or stopped. Made for CI: `kops check && run-tests`.
     """
     t = Target(spec_source, name)
-    prov = t.provider()
-    try:
+    with t.provider() as prov:
         st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
-    finally:
-        prov.close()
     if st.state in ("not-found", "stopped"):
         err_console.print(f"cluster {t.name} is {st.state}", markup=False)
         sys.exit(st.exit_code)
@@ -260,12 +252,9 @@ def restart(spec_source, nodes, timeout, force, dry_run):
     is back, the cluster must be healthy (registered, ISRs whole) before the next one.
     """
     t = Target(spec_source, allow_name=False)
-    prov = t.provider()
-    try:
+    with t.provider() as prov:
         res = lifecycle.restart(t.spec, prov, nodes=list(nodes) or None, timeout=timeout, force=force,
                                 dry_run=dry_run, log=progress, scope=t.scope)
-    finally:
-        prov.close()
     if dry_run:
         print_plan(res, f"kops restart{t.scope}")
         return

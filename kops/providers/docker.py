@@ -268,14 +268,15 @@ class DockerProvider:
             nb.container["image"], nb.format_argv, name=f"{nb.container['name']}-format",
             labels={f"{LABEL}.cluster": self.cluster, f"{LABEL}.format": nb.name},
             volumes={nb.container["volume"]: {"bind": nb.container["data_mount"], "mode": "rw"}},
-            network_mode="none")
+            hostname=nb.name, network=nb.container["network"])
         try:
             c.put_archive("/", _tar(nb.files))
             c.start()
             code = c.wait(timeout=120).get("StatusCode")
             if code != 0:
                 raise KopsError(f"{nb.name}: formatting KRaft storage failed (exit code {code})",
-                                details=c.logs(tail=30).decode(errors="replace"),
+                                details=f"--- {nb.name} (kafka-storage format), last log lines:\n"
+                                        + c.logs(tail=30).decode(errors="replace"),
                                 hint="the lines above are kafka-storage's; a cluster id mismatch means the "
                                      "volume holds another cluster's data")
         finally:

@@ -599,9 +599,14 @@ def test_broken_broker_property_is_reported_with_its_log(mode, cluster, engine, 
     assert proc.returncode == 1, f"exit {proc.returncode} (1: failed fast)\n{proc.stdout}\n{proc.stderr}"
     assert took < 85, f"took {took:.0f} s: it waited for the timeout instead of failing fast"
     err = proc.stderr
-    assert "kafka1" in err and "exited" in err, err
-    assert "Invalid value" in err or "ConfigException" in err, f"no log lines in the error:\n{err}"
-    assert "num.network.threads" in err, err
+    assert "Invalid value abc for configuration num.network.threads" in err, f"no log lines in the error:\n{err}"
     assert _volume_exists(engine, f"{name}-kafka1-data"), "the data volume was removed"
-    c = engine.containers.get(f"{name}-kafka1")
-    assert c.status == "exited", c.status
+    if mode == "kraft":
+        # the storage format parses the config: the node is refused before its container exists
+        assert "kafka1: formatting KRaft storage failed" in err, err
+        assert not engine.containers.list(all=True, filters={"label": f"io.kops.node=kafka1",
+                                                             "name": f"{name}-kafka1"}), "a container was left"
+    else:
+        assert "kafka1" in err and "exited" in err, err
+        c = engine.containers.get(f"{name}-kafka1")
+        assert c.status == "exited", c.status
