@@ -125,6 +125,11 @@ class KafkaSpec(_Strict):
     cluster_id: ClusterId | None = None
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
     config: Config = Field(default_factory=dict)
+    # keys of plugins (reporters, authorizers, ...) that Kafka's own definitions do not list:
+    # exact names, or prefixes ending in * (my.reporter.*)
+    custom_keys: list[Annotated[str, _pattern(r"[A-Za-z][A-Za-z0-9._-]{0,127}\*?", "a config key or prefix*",
+                                              "e.g. my.reporter.url or my.reporter.*")]] = Field(
+        default_factory=list, max_length=200)
     download: DownloadSpec | None = None
 
     @property
