@@ -11,9 +11,10 @@ PYTEST_ARGS ?=
 setup:
 	bash scripts/setup.sh
 
-up: setup
+up:
+	bash scripts/setup.sh --up
+	@echo "kops is $(VENV)/bin/kops: run 'source $(VENV)/bin/activate' to type just 'kops'" >&2
 	$(KOPS) up
-	@echo "(kops is $(VENV)/bin/kops: run 'source $(VENV)/bin/activate' to type just 'kops')" >&2
 
 down:
 	$(KOPS) down

@@ -106,7 +106,7 @@ def fetch(version: str, source: str = "apache", *, apache_url: str | None = None
           maven_repo: str | None = None, force: bool = False, log=lambda msg: None) -> Distribution:
     """Return a runnable distribution of ``version``, fetching it if it is not cached."""
     if source == "maven" and version == "latest":
-        version = latest_maven_version(maven_repo or DEFAULT_MAVEN_REPO)
+        version = latest_maven_version(maven_repo)
         log(f"newest Kafka on Maven: {version}")
     local = None
     if source not in ("apache", "maven"):
@@ -129,7 +129,7 @@ def fetch(version: str, source: str = "apache", *, apache_url: str | None = None
             _fetch_apache(version, base, tmp, log)
             label = f"apache:{base}"
         elif source == "maven":
-            repo = (maven_repo or os.environ.get("KOPS_MAVEN_REPO") or DEFAULT_MAVEN_REPO).rstrip("/")
+            repo = resolve_maven_repo(maven_repo)
             _assemble_maven(version, repo, tmp / "dist", log)
             label = f"maven:{repo}"
         else:
@@ -251,18 +251,62 @@ def _from_local(local: Path, tmp: Path, log) -> None:
 
 # -- maven assembly ---------------------------------------------------------------------
 
-def latest_maven_version(repo: str) -> str:
-    url = f"{repo.rstrip('/')}/org/apache/kafka/kafka_{SCALA}/maven-metadata.xml"
+def resolve_maven_repo(given: str | None = None) -> str:
+    """The Maven repository to use: --maven-repo / KOPS_MAVEN_REPO, else the mirror of
+    central in the user's ~/.m2/settings.xml, else Maven's own default (central)."""
+    if given or os.environ.get("KOPS_MAVEN_REPO"):
+        return (given or os.environ["KOPS_MAVEN_REPO"]).rstrip("/")
+    settings = Path(os.environ.get("M2_HOME_SETTINGS", Path.home() / ".m2" / "settings.xml"))
+    if settings.is_file():
+        try:
+            root = ET.parse(settings).getroot()
+        except ET.ParseError:
+            root = None
+        ns = {"m": root.tag.split("}")[0].strip("{")} if root is not None and root.tag.startswith("{") else {}
+        for mirror in (root.iter(f"{{{ns['m']}}}mirror" if ns else "mirror") if root is not None else []):
+            of = mirror.findtext("m:mirrorOf" if ns else "mirrorOf", namespaces=ns) or ""
+            url = mirror.findtext("m:url" if ns else "url", namespaces=ns)
+            if url and any(w.strip() in ("*", "central", "external:*") for w in of.split(",")):
+                return url.strip().rstrip("/")
+    return DEFAULT_MAVEN_REPO
+
+
+def maven_versions(repo: str | None = None) -> list[str]:
+    """Released Kafka versions the Maven repository holds, oldest first."""
+    url = f"{resolve_maven_repo(repo)}/org/apache/kafka/kafka_{SCALA}/maven-metadata.xml"
     try:
         resp = requests.get(url, timeout=20)
         resp.raise_for_status()
     except requests.RequestException as exc:
-        raise DistError(f"cannot read {url}: {exc}", hint="check --maven-repo") from exc
+        raise DistError(f"cannot read {url}: {exc}", hint="check --maven-repo / KOPS_MAVEN_REPO") from exc
     versions = [v.text for v in ET.fromstring(resp.content).iter("version")
                 if v.text and VERSION_RE.match(v.text)]
     if not versions:
         raise DistError(f"{url} lists no released Kafka version")
-    return max(versions, key=lambda v: tuple(int(x) for x in v.split(".")))
+    return sorted(set(versions), key=lambda v: tuple(int(x) for x in v.split(".")))
+
+
+def latest_maven_version(repo: str | None = None) -> str:
+    return maven_versions(repo)[-1]
+
+
+def require(version: str, log=lambda m: None) -> Distribution:
+    """A distribution of ``version`` for a cluster: the cached one, else fetched (the Apache
+    archive, then Maven when the archive cannot be reached). A version that no source has
+    is bad input (exit 2), naming the versions there are."""
+    hit = cached(version)
+    if hit is not None:
+        return hit
+    known = maven_versions()
+    if version not in known:
+        same = [v for v in known if v.rsplit(".", 1)[0] == version.rsplit(".", 1)[0]]
+        raise InputError(f"kafka.version: Kafka {version} does not exist (not in {resolve_maven_repo()})",
+                         hint="versions there: " + ", ".join(same or known[-8:]))
+    try:
+        return fetch(version, "apache", log=log)
+    except DistError as exc:
+        log(f"the Apache archive did not serve Kafka {version} ({exc.message}); assembling it from Maven")
+        return fetch(version, "maven", log=log)
 
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">

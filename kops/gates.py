@@ -20,6 +20,7 @@ from .plan import Wait
 from .topology import Topology
 
 POLL = 0.5
+NOTE_EVERY = 5.0   # a progress line this often while a wait goes on
 
 
 @dataclass
@@ -69,8 +70,8 @@ def wait(ctx: Context, action: Wait, deadline: float) -> object:
                 details=_tails(ctx, watched or [n.name for n in ctx.topo.nodes]),
                 hint=f"raise --timeout on a slow machine, or look at the nodes' logs "
                      f"(kops logs NODE{ctx.scope})")
-        if time.monotonic() - last_note >= 15 and last and first_ok is None:
-            ctx.log(f"still waiting for {_what(action)}: {last}")
+        if time.monotonic() - last_note >= NOTE_EVERY and last and first_ok is None:
+            ctx.log(f"waiting {time.monotonic() - t0:.0f} s for {_what(action)}: {last}")
             last_note = time.monotonic()
         time.sleep(POLL)
 

@@ -202,6 +202,32 @@ def restart_blockers(bootstrap: str, broker_id: int) -> list[str]:
     return out
 
 
+def drop_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:
+    """Delete kops's own topics and wait until the metadata no longer lists them."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(_quiet_conf(bootstrap, 10))
+    try:
+        present = [t for t in topics if t in admin.list_topics(timeout=10).topics]
+        if not present:
+            return
+        for name, fut in admin.delete_topics(present, operation_timeout=timeout).items():
+            try:
+                fut.result(timeout=timeout + 5)
+            except KafkaException as exc:
+                if "UNKNOWN_TOPIC" not in str(exc):
+                    raise KopsError(f"could not delete kops's topic {name}: {kafka_error(exc)}") from exc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not set(present) & set(admin.list_topics(timeout=10).topics):
+                return
+            time.sleep(0.2)
+    except KafkaException as exc:
+        raise KopsError(f"could not delete kops's topics {', '.join(topics)}: {kafka_error(exc)}") from exc
+    raise KopsError(f"kops's topics {', '.join(present)} were still listed {timeout:.0f} s after their deletion")
+
+
 def smoke(bootstrap: str, replication: int, messages: int = 100, timeout: float = 30.0) -> dict:
     """Produce ``messages`` to a fresh topic with acks=all and read every one back."""
     from confluent_kafka import Consumer, Producer
@@ -237,4 +263,4 @@ def smoke(bootstrap: str, replication: int, messages: int = 100, timeout: float 
         return {"topic": topic, "replication": replication, "messages": messages,
                 "produce_seconds": round(produced, 3), "total_seconds": round(time.monotonic() - t0, 3)}
     finally:
-        admin.delete_topics([topic], operation_timeout=10)
+        drop_topics(bootstrap, [topic])

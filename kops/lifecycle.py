@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import gates, health, render, state, status, topology
+from . import configdef, gates, health, render, state, status, topology
 from .errors import InputError, KopsError, NotFoundError, WaitTimeout
 from .plan import Create, Observed, Plan, Reconfigure, Start, Wait, plan_down, plan_restart, plan_up
-from .spec import ClusterSpec
+from .spec import ClusterSpec, SpecError
 from .status import ClusterStatus
 
 
@@ -65,7 +65,18 @@ def resolve(spec: ClusterSpec, provider, *, persist: bool):
     return topo, bundle, observed
 
 
+def _with_stops(observed: Observed, name: str) -> Observed:
+    """Nodes `kops down` stopped did not crash, whatever their exit code says."""
+    from dataclasses import replace
+
+    kops_stopped = state.stopped(name)
+    observed.nodes = {n: (replace(o, crashed=False, stopped_by_kops=True) if n in kops_stopped and not o.running
+                          else o) for n, o in observed.nodes.items()}
+    return observed
+
+
 def _probe_status(provider, topo, observed, mode: str, version: str, name: str, scope: str) -> ClusterStatus:
+    observed = _with_stops(observed, name)
     probes = status.collect(provider, topo, observed, mode) if observed.nodes else None
     return status.build(name, provider.name, mode, version, topo, observed, probes, scope=scope)
 
@@ -79,23 +90,92 @@ def active_controller(provider, topo, observed) -> int | None:
 
 
 def run(plan: Plan, ctx: gates.Context, bundle, deadline: float) -> None:
-    """Apply a plan: each step through the provider, each Wait through its gate."""
+    """Apply a plan: each step through the provider, each Wait through its gate. Nodes
+    reconfigured by a step keep their previous container or files until the next gate
+    passes; when the step or that gate fails, they are put back and the error says so."""
+    pending: list[str] = []
     for step in plan.steps:
-        if len(step) == 1 and isinstance(step[0], Wait):
-            gates.wait(ctx, step[0], deadline)
-            continue
-        if any(isinstance(a, (Create, Start, Reconfigure)) and bundle.nodes[a.node].node.role == "zookeeper"
-               for a in step if a.node and a.node in bundle.nodes):
-            ctx.zk_started = time.time()
-        ctx.provider.apply(step, bundle)
+        try:
+            if len(step) == 1 and isinstance(step[0], Wait):
+                gates.wait(ctx, step[0], deadline)
+                if pending:
+                    ctx.provider.settle(pending)
+                    pending = []
+                continue
+            if any(isinstance(a, (Create, Start, Reconfigure)) and bundle.nodes[a.node].node.role == "zookeeper"
+                   for a in step if a.node and a.node in bundle.nodes):
+                ctx.zk_started = time.time()
+            pending += [a.node for a in step if isinstance(a, Reconfigure)]
+            ctx.provider.apply(step, bundle)
+        except KopsError as exc:
+            if not pending:
+                raise
+            _roll_back(ctx, bundle, pending, exc, step, deadline)
+
+
+def _roll_back(ctx: gates.Context, bundle, nodes: list[str], exc: KopsError, step, deadline: float) -> None:
+    back = ctx.provider.rollback(nodes, bundle)
+    what = ", ".join(nodes)
+    cause = f"{exc.message}" + (f"\n{exc.details}" if exc.details else "")
+    if not back:
+        raise exc
+    zk = all(bundle.nodes[n].node.role == "zookeeper" for n in back)
+    try:
+        gates.wait(ctx, Wait(gate="zookeeper-quorum" if zk else "kafka-ready", quiet=True),
+                   max(deadline, time.monotonic() + 120))
+    except KopsError as again:
+        raise KopsError(f"{what}: the new config did not come up, and after putting the previous one back "
+                        f"the cluster is still not ready: {again.message}", details=cause,
+                        hint=f"kops status{ctx.scope}; kops logs NODE{ctx.scope}") from exc
+    raise KopsError(f"{what} did not come up with the new config, so the previous config was put back "
+                    f"(data kept) and the cluster is ready again; nothing else was changed",
+                    details=cause, hint="fix the value named in the log lines above, then run `kops up"
+                                        f"{ctx.scope}` again") from exc
 
 
 # -- operations --------------------------------------------------------------------------------
 
+def check_config(spec: ClusterSpec, log=print) -> None:
+    """Every Kafka config key and value of the inventory against that version's own
+    definitions (SpecError, exit 2, before anything changes)."""
+    image = spec.kafka.image_ref if spec.driver == "docker" else None
+    defs = configdef.catalogue(spec.kafka.version, image=image, log=log)
+    if defs is None:
+        log(f"warning: Kafka {spec.kafka.version}'s config definitions are not at hand (no local JVM with the "
+            "distribution, no image yet): config keys and values were not checked")
+        return
+    found = configdef.problems(spec, defs)
+    if found:
+        raise SpecError(f"cluster {spec.name}", found)
+
+
+def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: str | None) -> None:
+    """An inventory that shares its name with a cluster made from another inventory must
+    not reshape that cluster without being told to (the default cluster taken over by an
+    edited copy of its preset, say)."""
+    before = state.source_of(spec.name)
+    if not source or not before or before == source or not observed.nodes:
+        return
+    changes = {n: a for n, (a, _) in plan.summary.items() if a in ("create", "orphan")}
+    mode = observed.meta.get("mode")
+    if not changes and (not mode or mode == spec.mode):
+        return
+    words = [f"{n} would be {'added' if a == 'create' else 'left without an inventory (orphan)'}"
+             for n, a in sorted(changes.items())]
+    if mode and mode != spec.mode:
+        words.insert(0, f"it runs in {mode} mode and this inventory says {spec.mode}")
+    raise InputError(f"cluster {spec.name} exists and was made from {before}; this inventory ({source}) has "
+                     f"the same name and would reshape it: {'; '.join(words)}",
+                     details="the plan it would run:\n" + "\n".join(plan.lines()),
+                     hint="give this inventory another `name:` for a cluster of its own, or pass --reshape "
+                          "to let it change that cluster")
+
+
 def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
-       scope: str = "") -> Result:
+       scope: str = "", source: str | None = None, reshape: bool = False) -> Result:
     t0 = time.monotonic()
     deadline = t0 + timeout
+    check_config(spec, log)
     topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
     plan = plan_up(bundle, observed)
     if sum(1 for a in plan.actions if isinstance(a, Reconfigure) and a.node and
@@ -104,6 +184,8 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         # a live roll: the active controller goes last, so find it first
         observed.controller = active_controller(provider, topo, observed)
         plan = plan_up(bundle, observed)
+    if not reshape:
+        _guard_reshape(spec, plan, observed, source)
     if plan.changes:
         provider.preflight(plan, bundle, observed)
     if dry_run:
@@ -113,7 +195,10 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
         return Result(plan, st, time.monotonic() - t0, False)
     ctx = gates.Context(topo, provider, log, scope)
+    state.note_source(spec.name, source)
     run(plan, ctx, bundle, deadline)
+    state.note_started(spec.name)
+    health.drop_topics(topo.bootstrap_servers, [health.CHECK_TOPIC])
     observed = provider.observe(bundle)
     st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
     return Result(plan, st, time.monotonic() - t0, True)
@@ -141,10 +226,13 @@ def down(spec: ClusterSpec | None, provider, *, name: str | None = None, purge: 
     plan = plan_down(observed, purge=purge)
     if dry_run:
         return Result(plan, None, time.monotonic() - t0, plan.changes, dry_run=True)
+    cluster = spec.name if spec else name
     for step in plan.steps:
         provider.apply(step, bundle)
     if purge:
-        state.forget(spec.name if spec else name)
+        state.forget(cluster)
+    else:
+        state.note_stopped(cluster, list(observed.nodes))   # crashed ones too: the cluster is meant to be down
     return Result(plan, None, time.monotonic() - t0, plan.changes)
 
 
@@ -184,22 +272,41 @@ def restart(spec: ClusterSpec, provider, *, nodes: list[str] | None = None, time
             log(f"{a.nodes[0]}: back, cluster healthy ({time.monotonic() - done_at:.1f} s)")
             done_at = time.monotonic()
         else:
+            _warn_single_replicas(topo, a.node, log)
             log(f"{a.node}: restarting")
             provider.apply(step, bundle)
     return Result(plan, st, time.monotonic() - t0, True)
 
 
-def logs(spec: ClusterSpec | None, provider, node: str, *, name: str | None = None, lines: int = 100) -> str:
+def _warn_single_replicas(topo, node: str, log) -> None:
+    """Partitions with their only replica on ``node`` go offline while it restarts: say so."""
+    n = topo.node(node)
+    if not n.is_broker:
+        return
+    try:
+        parts = health.partitions(topo.bootstrap_servers)
+    except health.NotYet:
+        return
+    alone = [f"{t}-{p}" for t, p, replicas, _isr, _leader in parts if replicas == [n.id]]
+    if alone:
+        log(f"warning: {node} holds the only replica of {len(alone)} partition(s), offline while it restarts: "
+            + ", ".join(alone[:8]) + (" ..." if len(alone) > 8 else ""))
+
+
+def logs(spec: ClusterSpec | None, provider, node: str | None, *, name: str | None = None, lines: int = 100,
+         since: float | None = None, follow: bool = False):
+    """The log lines of one node, or of every node prefixed with its name (a generator)."""
     topo, _bundle, observed = _observe(spec, provider)
     known = sorted(set(observed.nodes) | ({n.name for n in topo.nodes} if topo else set()))
     cluster = spec.name if spec else name
     if not observed.nodes:
         raise NotFoundError(f"cluster {cluster} not found")
-    if node not in known:
+    if node is not None and node not in known:
         raise InputError(f"cluster {cluster} has no node {node!r}", hint="nodes: " + ", ".join(known))
-    if node not in observed.nodes:
+    if node is not None and node not in observed.nodes:
         raise NotFoundError(f"{node} of cluster {cluster} does not exist (yet)")
-    return provider.tail(node, lines) + "\n"
+    nodes = [node] if node else sorted(observed.nodes, key=lambda n: (observed.nodes[n].role != "zookeeper", n))
+    yield from provider.logs(nodes, lines=lines, since=since, follow=follow, prefix=node is None)
 
 
 def check(st: ClusterStatus, *, messages: int = 100, timeout: float = 60) -> dict:

@@ -42,6 +42,7 @@ class NodeObs:
     exit_code: int | None = None
     oom: bool = False
     crashed: bool = False             # stopped on its own (not by kops or a clean SIGTERM)
+    stopped_by_kops: bool = False     # `kops down` stopped it
     finished_at: float | None = None  # epoch seconds of its last exit
     started_at: str | None = None
     stop_grace: int | None = None

@@ -171,8 +171,8 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
         words, ok = _node_health(v, o, kh, quorum, probes, mode)
         if not o.exists:
             problems.append(f"{v.name}: missing (in the inventory, not on the {driver} target)")
-        elif not ok:
-            problems.append(f"{v.name}: {o.state}{_exit_words(o, scope)}"
+        elif not ok and (o.running or o.crashed or any(x.running for x in observed.nodes.values())):
+            problems.append(f"{v.name}: {'crashed, ' if o.crashed else ''}{o.state}{_exit_words(o, scope)}"
                             + (f", {words}" if words and o.running else ""))
         nodes.append(NodeStatus(v.name, v.role, v.id, o.state, v.addresses, words, ok, o.started_at,
                                 o.where))
@@ -188,7 +188,8 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
                 problems.append(f"kafka: {len(kh.under_replicated)} under-replicated partition(s): "
                                 f"{', '.join(kh.under_replicated[:5])}")
     if not any(o.running for o in observed.nodes.values()):
-        st = "stopped"
+        # stopped by `kops down` (or cleanly), or crashed: a cluster that should run is degraded
+        st = "degraded" if any(o.crashed for o in observed.nodes.values()) else "stopped"
     else:
         st = "degraded" if problems else "healthy"
     kafka = kh.as_dict()
@@ -199,7 +200,10 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
 def _node_health(v: View, o: NodeObs, kh: health.KafkaHealth, quorum: dict, probes: Probes | None,
                  mode: str) -> tuple[str, bool]:
     if not o.running:
-        return "", False
+        if o.crashed:
+            return "crashed" + (f" (exit code {o.exit_code}{', OOM' if o.oom else ''})"
+                                if o.exit_code is not None else ""), False
+        return ("stopped by kops down" if o.stopped_by_kops else "stopped") if o.exists else "", False
     if v.role == "zookeeper":
         zmode = probes.zk.get(v.name) if probes else None
         return zmode or "no answer", zmode in ZK_OK

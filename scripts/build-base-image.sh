@@ -5,7 +5,23 @@
 # run finds it and does nothing.
 set -euo pipefail
 IMAGE="${KOPS_BASE_IMAGE:-kops-base:bookworm-jre17}"
-MIRROR="${KOPS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian mirror this machine's apt already uses (deb822 .sources or sources.list),
+# unless KOPS_DEBIAN_MIRROR says otherwise: kops names no mirror of its own.
+apt_mirror() {
+  local f uri
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    uri=$(awk '/^URIs:/ {print $2; exit}' "$f")
+    case "$uri" in *security*|"") ;; *) echo "$uri"; return 0 ;; esac
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' "$f")
+    [ -n "$uri" ] && { echo "$uri"; return 0; }
+  done
+  return 1
+}
+MIRROR="${KOPS_DEBIAN_MIRROR:-$(apt_mirror || true)}"
 say() { echo "kops-setup: $*" >&2; }
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
@@ -20,6 +36,10 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     say "debootstrap is needed to build $IMAGE offline; install it (apt-get install debootstrap)"
     exit 1
   fi
+fi
+if [ -z "$MIRROR" ]; then
+  say "no Debian mirror found in the apt sources of this machine; set KOPS_DEBIAN_MIRROR (e.g. your mirror's .../debian URL)"
+  exit 1
 fi
 work=$(mktemp -d /var/tmp/kops-rootfs.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -2,7 +2,8 @@
 # Everything kops's tests and `make up` need on this machine, each step cached:
 #   Python venv + kops, a Docker engine, the offline base image, Kafka distributions
 #   (Maven Central) and the kops/kafka images. Times of each step go to stderr.
-#   Usage: scripts/setup.sh [--python-only]
+#   Usage: scripts/setup.sh [--python-only | --up]
+#     --up: only what the default cluster needs (no docker-compose, no Kafka 4 image)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -25,11 +26,12 @@ python_env() {
   fi
 }
 
+MODE="${1:-all}"
 step python_env
-[ "${1:-}" = "--python-only" ] && exit 0
+[ "$MODE" = "--python-only" ] && exit 0
 step bash scripts/ensure-engine.sh
 # The compose bundle's integration test drives Debian's docker-compose (v1).
-command -v docker-compose >/dev/null 2>&1 || {
+[ "$MODE" = "--up" ] || command -v docker-compose >/dev/null 2>&1 || {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing docker-compose (apt-get)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
@@ -44,7 +46,9 @@ command -v mvn >/dev/null 2>&1 || {
     say "installing maven (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null
   fi
 }
-for v in "$KAFKA3" "$KAFKA4"; do
+VERSIONS=("$KAFKA3" "$KAFKA4")
+[ "$MODE" = "--up" ] && VERSIONS=("$KAFKA3")
+for v in "${VERSIONS[@]}"; do
   step "$VENV/bin/kops" dist fetch "$v" --from maven >/dev/null
   step "$VENV/bin/kops" image build "$v" --base "$BASE" >/dev/null
 done

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
+from rich import box
 from rich.table import Table
 
 from .. import lifecycle
-from ..errors import InputError
+from ..errors import InputError, KopsError
+from ..spec import DEFAULT_PRESET
 from .common import err_console, handle_errors, out_console, print_json, progress
 from .config import inventory_options, load_spec
 
@@ -18,14 +22,37 @@ class Target:
     """What a command acts on: a spec (-i/--preset, or the default preset) or a cluster name,
     and the words that repeat that choice in every hint kops prints."""
 
-    def __init__(self, spec_source, name: str | None = None, *, allow_name: bool = True):
+    def __init__(self, spec_source, name: str | None = None, *, allow_name: bool = True,
+                 existing: bool = True):
         inventory, preset = spec_source
         if name and (inventory or preset):
             raise InputError("give --name, or -i FILE / --preset NAME, not both")
+        if existing and not (name or inventory or preset):
+            self._refuse_if_ambiguous()
         self.spec = None if (name and allow_name) else load_spec(spec_source)
         self.name = name if self.spec is None else self.spec.name
-        self.scope = (f" -i {inventory}" if inventory else f" --preset {preset}" if preset
+        self.scope = (f" -i {shlex.quote(inventory)}" if inventory else f" --preset {preset}" if preset
                       else f" --name {name}" if name else "")
+        self.source = (f"file {Path(inventory).resolve()}" if inventory
+                       else f"preset {preset or DEFAULT_PRESET}")
+
+    @staticmethod
+    def _refuse_if_ambiguous() -> None:
+        """No target given: the default preset's cluster is meant. When it is not there but
+        others are, or others are there too, guessing could act on the wrong one."""
+        from ..providers.docker import DockerProvider
+
+        try:
+            names = sorted(DockerProvider("", progress).clusters())
+        except KopsError:
+            return   # no engine: the command will say so itself
+        if not names or names == [DEFAULT_PRESET]:
+            return
+        why = (f"{len(names)} kops clusters are on the Docker engine" if DEFAULT_PRESET in names else
+               f"the default cluster ({DEFAULT_PRESET}) is not on the Docker engine, but other clusters are")
+        raise InputError(f"which cluster? {why}: {', '.join(names)}",
+                         hint="name it: " + "; ".join(f"--name {n}" for n in names)
+                              + " (or -i FILE / --preset NAME)")
 
     @contextmanager
     def provider(self):
@@ -39,14 +66,22 @@ class Target:
             prov.close()
 
 
-def status_table(st) -> Table:
+def status_table(st, wide: bool = False) -> Table:
+    """Fits 80-100 columns: the host address whole, health wrapped when it must be;
+    ``wide`` adds the cluster-network and other-container addresses (Docker)."""
     t = Table(title=f"cluster {st.name} · {st.mode} · Kafka {st.version} · {st.state}",
-              title_justify="left", show_lines=False)
-    for col in ("NODE", "ROLE", "ID", "STATE", "HEALTH", "HOST ADDRESS", "NETWORK", "CONTAINERS"):
-        t.add_column(col, no_wrap=True)
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    cols = ["NODE", "ROLE", "ID", "STATE", "HEALTH", "ADDRESS"]
+    docker = st.driver == "docker"
+    if wide:
+        cols += ["NETWORK"] + (["CONTAINERS"] if docker else [])
+    for col in cols:
+        t.add_column(col, no_wrap=col != "HEALTH", overflow="fold")
     for n in st.nodes:
-        t.add_row(n.name, n.role, str(n.id), n.state, n.health or "-", n.addresses.get("host", "-"),
-                  n.addresses.get("network", "-"), n.addresses.get("containers", "-"))
+        row = [n.name, n.role, str(n.id), n.state, n.health or "-", n.addresses.get("host", "-")]
+        if wide:
+            row += [n.addresses.get("network", "-")] + ([n.addresses.get("containers", "-")] if docker else [])
+        t.add_row(*row)
     return t
 
 
@@ -60,8 +95,8 @@ def _cluster_line(st) -> str:
             f"offline {len(k.get('offline') or [])}")
 
 
-def print_status(st) -> None:
-    out_console.print(status_table(st))
+def print_status(st, wide: bool = False) -> None:
+    out_console.print(status_table(st, wide))
     out_console.print(_cluster_line(st))
     for p in st.problems:
         out_console.print(f"  problem: {p}", markup=False)
@@ -84,18 +119,21 @@ def print_plan(res, what: str) -> None:
               help="Seconds to wait for the cluster to be ready.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (ordered actions and gates); change nothing.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("--reshape", is_flag=True, help="Let this inventory add or drop nodes of a same-named cluster "
+                                              "made from another inventory.")
 @handle_errors
-def up(spec_source, timeout, dry_run, output):
+def up(spec_source, timeout, dry_run, output, reshape):
     """Bring a cluster up (default preset: zk-single-kafka-single) and wait until it is ready.
 
     Ready means observed: every broker registered, an active controller, no offline
     partitions and a produce/consume round trip. Re-running changes only what changed.
     """
-    t = Target(spec_source, allow_name=False)
+    t = Target(spec_source, allow_name=False, existing=False)
     spec = t.spec
     progress(f"cluster {spec.name}: {spec.mode} mode, Kafka {spec.kafka.version}, driver {spec.driver}")
     with t.provider() as prov:
-        res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope)
+        res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope,
+                           source=t.source, reshape=reshape)
     if output == "json":
         print_json(res.as_dict())
         if res.status and res.status.exit_code:
@@ -121,9 +159,15 @@ def up(spec_source, timeout, dry_run, output):
 @inventory_options
 @click.option("--name", help="Cluster name (instead of an inventory).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("--wide", is_flag=True, help="Also the cluster-network and other-container addresses.")
 @handle_errors
-def status(spec_source, name, output):
-    """Health of a cluster. Exit 0 healthy, 1 degraded, 3 not found or stopped."""
+def status(spec_source, name, output, wide):
+    """Health of a cluster. Exit 0 healthy, 1 degraded (a node crashed, a problem listed),
+    3 not found or stopped by `kops down`.
+
+    \b
+    Example: kops status --preset kraft-split --output json
+    """
     t = Target(spec_source, name)
     with t.provider() as prov:
         st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
@@ -132,7 +176,7 @@ def status(spec_source, name, output):
     elif st.state == "not-found":
         err_console.print(f"cluster {t.name} not found", markup=False)
     else:
-        print_status(st)
+        print_status(st, wide)
     sys.exit(st.exit_code)
 
 
@@ -158,53 +202,78 @@ def down(spec_source, name, purge, dry_run):
     if purge:
         what = ("units, configs, data, logs and the distribution removed from the hosts"
                 if t.spec is not None and t.spec.driver == "ssh" else "containers, volumes and network removed")
-        progress(f"cluster {t.name} purged: {what}")
+        click.echo(f"cluster {t.name} purged ({len(res.plan.of('remove'))} nodes): {what}")
     elif stopped:
-        progress(f"cluster {t.name} stopped ({len(stopped)} nodes); data kept. `kops up{t.scope}` brings it back")
+        click.echo(f"cluster {t.name} stopped: {' '.join(stopped)}; data kept")
+        progress(f"`kops up{t.scope}` starts it again")
     else:
-        progress(f"cluster {t.name}: nothing running")
-    if stopped:
-        click.echo(" ".join(stopped))
+        click.echo(f"cluster {t.name}: nothing running")
 
 
 @click.command("ls")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @handle_errors
 def ls(output):
-    """List kops clusters on the Docker engine."""
+    """List kops clusters on the Docker engine, with their bootstrap addresses."""
     from ..providers.docker import DockerProvider
     from ..render import LABEL
 
     rows = []
     prov = DockerProvider("", progress)
     for name, cs in sorted(prov.clusters().items()):
+        cs = [c for c in cs if f"{LABEL}.node" in c.labels and not c.name.endswith("-previous")]
         running = sum(1 for c in cs if c.status == "running")
+        brokers = sorted((c for c in cs if c.labels.get(f"{LABEL}.external")),
+                         key=lambda c: int(c.labels.get(f"{LABEL}.node-id", "0")))
         rows.append({"cluster": name, "nodes": len(cs), "running": running,
-                     "mode": cs[0].labels.get(f"{LABEL}.mode"),
-                     "kafka_version": cs[0].labels.get(f"{LABEL}.kafka-version")})
+                     "mode": cs[0].labels.get(f"{LABEL}.mode") if cs else None,
+                     "kafka_version": cs[0].labels.get(f"{LABEL}.kafka-version") if cs else None,
+                     "bootstrap_servers": ",".join(c.labels[f"{LABEL}.external"] for c in brokers)})
     if output == "json":
         print_json(rows)
         return
-    t = Table()
-    for col in ("CLUSTER", "MODE", "KAFKA", "NODES", "RUNNING"):
-        t.add_column(col)
+    if not rows:
+        click.echo("no kops clusters on the Docker engine (kops up starts one)")
+        return
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("CLUSTER", "MODE", "KAFKA", "RUNNING", "BOOTSTRAP SERVERS"):
+        t.add_column(col, overflow="fold")
     for r in rows:
-        t.add_row(r["cluster"], r["mode"] or "?", r["kafka_version"] or "?", str(r["nodes"]), str(r["running"]))
+        t.add_row(r["cluster"], r["mode"] or "?", r["kafka_version"] or "?", f"{r['running']}/{r['nodes']}",
+                  r["bootstrap_servers"] or "-")
     out_console.print(t)
 
 
 @click.command("logs")
-@click.argument("node")
+@click.argument("node", required=False)
 @inventory_options
 @click.option("--name", help="Cluster name (instead of an inventory).")
 @click.option("--tail", default=100, show_default=True, type=click.IntRange(min=1, max=100000),
-              help="Lines from the end.")
+              help="Lines from the end (of each node).")
+@click.option("--since", help="Only lines newer than this: 10m, 2h, 1d, or seconds.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @handle_errors
-def logs(node, spec_source, name, tail):
-    """Print the last log lines of NODE (zoo1, kafka1, controller1, ...)."""
+def logs(node, spec_source, name, tail, since, follow):
+    """Print the last log lines of NODE (zoo1, kafka1, controller1, ...), or of every node,
+    each line prefixed with its node.
+
+    \b
+    Example: kops logs --preset kraft-split --since 5m -f
+    """
     t = Target(spec_source, name)
+    secs = _duration(since) if since else None
     with t.provider() as prov:
-        click.echo(lifecycle.logs(t.spec, prov, node, name=t.name, lines=tail), nl=False)
+        for line in lifecycle.logs(t.spec, prov, node, name=t.name, lines=tail, since=secs, follow=follow):
+            click.echo(line)
+
+
+def _duration(text: str) -> float:
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if not m:
+        raise InputError(f"--since {text!r} is not a duration", hint="e.g. 30s, 10m, 2h, 1d")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 @click.command("check")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import shutil
+import re
 from pathlib import Path
 
 import click
 
 from .. import inventory as invlib
-from ..spec import DEFAULT_PRESET
+from ..spec import DEFAULT_PRESET, NAME_RE
 from ..errors import InputError
 from .common import handle_errors, print_json, progress
 
@@ -34,24 +34,51 @@ def load_spec(spec_source):
 
 @click.command("init")
 @click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="Preset to start from.")
-@click.option("-o", "--output", "out", default=None, help="File to write (default: <preset>.yaml here).")
+@click.option("-o", "--output", "out", default="cluster.yaml", show_default=True, help="File to write.")
+@click.option("--name", help="The cluster's name (default: the file's name, e.g. dev for dev.yaml).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--list", "list_", is_flag=True, help="List the presets and exit.")
 @handle_errors
-def init(preset, out, force, list_):
-    """Write a preset inventory to start from."""
+def init(preset, out, name, force, list_):
+    """Write an inventory to start from: a preset's, named after its file (not after the
+    preset, so that editing it never takes over the preset's own cluster).
+
+    \b
+    Example: kops init --preset kraft-split -o dev.yaml && kops up -i dev.yaml
+    """
     if list_:
-        for name in invlib.preset_names():
-            first = invlib.preset_path(name).read_text().splitlines()[0].lstrip("# ")
-            click.echo(f"{name:28} {first.split(':', 1)[-1].strip()}")
+        for pname in invlib.preset_names():
+            first = invlib.preset_path(pname).read_text().splitlines()[0].lstrip("# ")
+            click.echo(f"{pname:28} {first.split(':', 1)[-1].strip()}")
         return
     src = invlib.preset_path(preset)
-    dest = Path(out or f"{preset}.yaml")
+    dest = Path(out)
+    if not out or dest.is_dir():
+        raise InputError(f"-o {out!r} is a folder, not a file", hint="e.g. -o dev.yaml")
     if dest.exists() and not force:
         raise InputError(f"{dest} exists; not overwriting it", hint="pass --force, or -o another file")
-    shutil.copyfile(src, dest)
-    progress(f"wrote {dest} from preset {preset}; edit it, then: kops up -i {dest}")
+    cluster = name or _name_from(dest)
+    if not NAME_RE.fullmatch(cluster):
+        raise InputError(f"cluster name {cluster!r} is not DNS-safe",
+                         hint="pass --name with 1-32 lowercase letters, digits and '-', starting with a letter")
+    text, n = re.subn(r"^name: .*$", f"name: {cluster}", src.read_text(), count=1, flags=re.M)
+    if not n:
+        text = f"name: {cluster}\n" + text
+    invlib.loads(text, str(dest))   # what is written must load
+    try:
+        dest.write_text(text)
+    except OSError as exc:
+        raise InputError(f"cannot write {dest}: {exc.strerror}") from exc
+    progress(f"wrote {dest} (cluster {cluster}, from preset {preset}); edit it, then: kops up -i {dest}")
     click.echo(str(dest))
+
+
+def _name_from(path: Path) -> str:
+    """A DNS-safe cluster name from a file name: dev.yaml -> dev, My_Cluster.yml -> my-cluster."""
+    stem = re.sub(r"[^a-z0-9-]+", "-", path.stem.lower()).strip("-")[:32].strip("-")
+    if not stem or not stem[0].isalpha():
+        stem = ("c-" + stem)[:32].strip("-") if stem else "cluster"
+    return stem
 
 
 @click.command("render")
@@ -65,7 +92,10 @@ def render(spec_source, out, output_format):
     from .. import render as renderlib
     from .. import state, topology
 
+    from ..lifecycle import check_config
+
     spec = load_spec(spec_source)
+    check_config(spec, progress)
     cid = state.cluster_id(spec) if spec.mode == "kraft" else "n/a"
     topo = topology.build(spec, cid)
     files = renderlib.export(topo)

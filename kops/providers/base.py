@@ -30,6 +30,13 @@ class Provider(Protocol):
     def apply(self, step: list[Action], bundle: Bundle | None) -> None:
         """Carry out one step; raise KopsError naming the node and showing its log on failure."""
 
+    def rollback(self, nodes: list[str], bundle: Bundle) -> list[str]:
+        """Put back what reconfigured ``nodes`` ran before (kept until ``settle``); returns
+        the nodes put back."""
+
+    def settle(self, nodes: list[str]) -> None:
+        """The reconfigured ``nodes`` are ready: drop what was kept for a rollback."""
+
     def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
         """name -> (running, state word), cheaply, for fail-fast checks during waits."""
 

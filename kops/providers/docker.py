@@ -27,6 +27,7 @@ from ..plan import (Action, Create, Format, HostObs, NodeObs, Observed, Plan, Pr
 from ..render import LABEL, Bundle, NodeBundle, network_name
 
 ENGINE = "docker"     # the one "host" of this provider
+PREVIOUS = "-previous"  # a reconfigured node's old container, kept stopped until the new one is ready
 CLEAN_EXIT = (0, 143)  # a JVM that exited on SIGTERM
 
 
@@ -77,9 +78,11 @@ class DockerProvider:
 
     # -- observe --------------------------------------------------------------------------
 
-    def containers(self) -> dict:
+    def containers(self, *, previous: bool = False) -> dict:
+        """node -> container (``previous``: the copies kept for a rollback instead)."""
         found = self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster={self.cluster}"})
-        return {c.labels[f"{LABEL}.node"]: c for c in found if f"{LABEL}.node" in c.labels}
+        return {c.labels[f"{LABEL}.node"]: c for c in found if f"{LABEL}.node" in c.labels
+                and c.name.endswith(PREVIOUS) == previous}
 
     def clusters(self) -> dict[str, list]:
         out: dict[str, list] = {}
@@ -158,19 +161,20 @@ class DockerProvider:
         if any(isinstance(a, PrepareHost) and any(n.startswith("image ") for n in a.needs) for a in plan.actions):
             self._image_source(bundle)
 
-    def _image_source(self, bundle: Bundle):
-        """The image is missing: it can be built from the cached distribution, or it cannot."""
+    def _image_source(self, bundle: Bundle, *, fetch: bool = False):
+        """The image is missing: it is built from the distribution (fetched when not cached,
+        and only when ``fetch``); a version that does not exist is bad input."""
         spec = bundle.topo.spec
         ref = spec.kafka.image_ref
-        hint = (f"build it: kops image build {spec.kafka.version} "
-                "(offline: --base kops-base:bookworm-jre17 after scripts/build-base-image.sh)")
         if spec.kafka.image:
-            raise InputError(f"image {ref} (kafka.image) is not on the Docker engine", hint=hint)
-        d = dist.cached(spec.kafka.version)
-        if d is None:
-            raise KopsError(f"image {ref} is not on the Docker engine and Kafka {spec.kafka.version} is not "
-                            "in the distribution cache", hint=f"kops dist fetch {spec.kafka.version}, then {hint}")
-        return d
+            raise InputError(f"kafka.image: {ref} is not on the Docker engine",
+                             hint="pull or load it first, or remove kafka.image to use kops's own image "
+                                  f"(kops image build {spec.kafka.version})")
+        if fetch:
+            return dist.require(spec.kafka.version, log=self.log)
+        if dist.cached(spec.kafka.version) is None and spec.kafka.version not in dist.maven_versions():
+            dist.require(spec.kafka.version)   # raises the input error with the versions there are
+        return None
 
     def _port_holders(self) -> dict[int, str]:
         held = {}
@@ -238,7 +242,7 @@ class DockerProvider:
                                          labels={f"{LABEL}.cluster": self.cluster}, check_duplicate=True)
                 self.log(f"network {network_name(self.cluster)} created")
             elif need.startswith("image "):
-                d = self._image_source(bundle)
+                d = self._image_source(bundle, fetch=True)
                 base = os.environ.get("KOPS_BASE_IMAGE", images.DEFAULT_BASE)
                 ref = bundle.topo.spec.kafka.image_ref
                 self.log(f"image {ref} missing: building it from the cached distribution on {base}")
@@ -287,6 +291,9 @@ class DockerProvider:
         nb = bundle.nodes[a.node]
         plan = nb.container
         self._volume(nb)
+        leftover = self.containers(previous=True).get(a.node) if isinstance(a, Create) else None
+        if leftover is not None:   # kept aside by a run that was interrupted: the new one replaces it
+            leftover.remove(force=True, v=True)
         api = self.cli.api
         host_config = api.create_host_config(
             binds={plan["volume"]: {"bind": plan["data_mount"], "mode": "rw"}},
@@ -309,13 +316,43 @@ class DockerProvider:
         self.log(f"{nb.name}: created and started ({plan['name']})")
 
     def _reconfigure(self, a: Reconfigure, bundle: Bundle) -> None:
+        """The old container is stopped and kept aside (renamed) until the new one is ready,
+        so that a config Kafka refuses can be rolled back; the data volume stays."""
         nb = bundle.nodes[a.node]
+        for old in [self.containers(previous=True).get(a.node)]:
+            if old is not None:   # a leftover of an earlier run: the running one is the truth now
+                old.remove(force=True, v=True)
         c = self.containers().get(a.node)
         if c is not None:
             c.stop(timeout=nb.stop_grace)
-            c.remove(v=True)  # v: the image's anonymous volumes; the named data volume stays
-            self.log(f"{nb.name}: stopped and removed the old container (volume {nb.container['volume']} kept)")
+            c.rename(c.name + PREVIOUS)
+            self.log(f"{nb.name}: stopped the old container and kept it aside (volume {nb.container['volume']} kept)")
         self._create(a, bundle)
+
+    def rollback(self, nodes: list[str], bundle: Bundle) -> list[str]:
+        """Put back the previous container of ``nodes`` (removing the new one); returns the
+        nodes that had one."""
+        back = []
+        previous = self.containers(previous=True)
+        current = self.containers()
+        for n in nodes:
+            old = previous.get(n)
+            if old is None:
+                continue
+            if n in current:
+                current[n].remove(force=True, v=True)
+            old.rename(old.name[: -len(PREVIOUS)])
+            old.start()
+            back.append(n)
+            self.log(f"{n}: the new container was removed and the previous one started again (data kept)")
+        return back
+
+    def settle(self, nodes: list[str]) -> None:
+        """The new containers of ``nodes`` are ready: drop the copies kept for a rollback."""
+        previous = self.containers(previous=True)
+        for n in nodes:
+            if n in previous:
+                previous[n].remove(force=True, v=True)
 
     def _start(self, a: Start, bundle) -> None:
         self.containers()[a.node].start()
@@ -379,8 +416,35 @@ class DockerProvider:
             return "(no container)"
         return c.logs(tail=lines).decode(errors="replace").rstrip()
 
-    def logs(self, node: str, lines: int) -> str:
-        return self.containers()[node].logs(tail=lines).decode(errors="replace")
+    def logs(self, nodes: list[str], *, lines: int = 100, since: float | None = None, follow: bool = False,
+             prefix: bool = False):
+        """Log lines of ``nodes`` (interleaved by time, each prefixed with its node when
+        ``prefix``); with ``follow``, new lines as they come, until interrupted."""
+        cs = self.containers()
+        label = _labeller(nodes, prefix)
+        kw = {"tail": lines, "timestamps": True}
+        if since:
+            kw["since"] = int(time.time() - since)
+        if not follow:
+            rows = []
+            for n in nodes:
+                for line in cs[n].logs(**kw).decode(errors="replace").splitlines():
+                    stamp, _, text = line.partition(" ")
+                    rows.append((stamp, n, text))
+            if prefix:
+                rows.sort(key=lambda r: r[0])
+            for _, n, text in rows:
+                yield label(n) + text
+            return
+
+        def pump(n, out):
+            buf = b""
+            for chunk in cs[n].logs(stream=True, follow=True, **kw):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    out.put(label(n) + line.decode(errors="replace").partition(" ")[2])
+        yield from _merged(nodes, pump)
 
     def zk_srvr(self, node: str) -> str | None:
         c = self.containers().get(node)
@@ -401,6 +465,23 @@ class DockerProvider:
             return json.loads(res.output) if res.exit_code == 0 else None
         except ValueError:
             return None
+
+
+def _labeller(nodes: list[str], prefix: bool):
+    width = max((len(n) for n in nodes), default=0)
+    return (lambda n: f"{n:<{width}} | ") if prefix else (lambda n: "")
+
+
+def _merged(nodes: list[str], pump):
+    """Lines from one reader thread per node, as they arrive (for --follow)."""
+    import queue
+    import threading
+
+    out: queue.Queue = queue.Queue()
+    for n in nodes:
+        threading.Thread(target=pump, args=(n, out), daemon=True).start()
+    while True:
+        yield out.get()
 
 
 def _port_free(port: int) -> bool:

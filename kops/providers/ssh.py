@@ -18,6 +18,7 @@ import posixpath
 import shlex
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -292,6 +293,11 @@ class SSHProvider:
     # -- preflight ------------------------------------------------------------------------
 
     def preflight(self, plan: Plan, bundle: Bundle, observed: Observed) -> None:
+        version = bundle.topo.version
+        pushing = any(isinstance(a, PrepareHost) and any(n.startswith("kafka ") for n in a.needs)
+                      for a in plan.actions) and not bundle.topo.spec.kafka.download
+        if pushing and dist.cached(version) is None and version not in dist.maven_versions():
+            dist.require(version)   # raises the input error with the versions there are
         for a in plan.actions:
             if isinstance(a, PrepareHost) and any(n.startswith("java (no ") for n in a.needs):
                 raise KopsError(f"{a.host}: no Java and no apt, dnf or yum to install it",
@@ -368,6 +374,9 @@ class SSHProvider:
             self._remove_host_ops(a, bundle, add, notes)
             return
         nb = bundle.nodes[a.node]
+        if isinstance(a, Reconfigure):
+            add(h, f"{nb.name}: keep the current files for a rollback", server.shell,
+                commands=[_backup_script(list(nb.files), _previous(nb))])
         if isinstance(a, (Format, Create, Reconfigure)):
             lay = nb.layout
             add(h, f"{nb.name}: config folder", files.directory, path=lay.conf_dir, mode="755")
@@ -402,6 +411,24 @@ class SSHProvider:
             for d in (lay.conf_dir, lay.data_dir, lay.log_dir):
                 add(h, f"{nb.name}: remove {d}", files.directory, path=d, present=False)
             notes.append((h, f"{nb.name}: unit, config, data and logs removed from {h}"))
+
+    def rollback(self, nodes: list[str], bundle: Bundle) -> list[str]:
+        """Put back the files kept before a reconfigure, and restart onto them."""
+        back = []
+        for n in nodes:
+            nb = bundle.nodes[n]
+            tar = _previous(nb)
+            ok, text = self.run(nb.node.host_key, f"test -f {shlex.quote(tar)} && tar -C / -xf {shlex.quote(tar)} && "
+                                                  f"systemctl daemon-reload && systemctl restart {shlex.quote(nb.unit)}")
+            if ok:
+                back.append(n)
+                self.log(f"{n}: the previous files were put back on {nb.node.host_key} and the service restarted")
+        return back
+
+    def settle(self, nodes: list[str]) -> None:
+        for n in nodes:
+            nb = self._bundle.nodes[n]
+            self.run(nb.node.host_key, ["rm", "-f", _previous(nb)])
 
     def _after_stop(self, a: Stop, bundle: Bundle) -> None:
         nb = bundle.nodes[a.node]
@@ -454,10 +481,7 @@ class SSHProvider:
 
     def _distribution(self, version: str) -> Path:
         with self._lock:
-            d = dist.cached(version)
-            if d is None:
-                self.log(f"Kafka {version} is not cached on this machine: fetching it (apache)")
-                d = dist.fetch(version, "apache", log=self.log)
+            d = dist.require(version, log=self.log)
             out = paths.cache_dir() / "tarballs"
             tgz = out / f"kafka_2.13-{version}.tgz"
             if not tgz.exists():
@@ -488,6 +512,44 @@ class SSHProvider:
                                                "-o", "cat"])
         return text if ok else f"(journalctl failed on {nb.node.host_key}: {text[-300:]})"
 
+    def logs(self, nodes: list[str], *, lines: int = 100, since: float | None = None, follow: bool = False,
+             prefix: bool = False):
+        """journald lines of ``nodes`` (interleaved by time with a node prefix when
+        ``prefix``); with ``follow``, new lines as they come, until interrupted."""
+        from .docker import _labeller, _merged
+
+        label = _labeller(nodes, prefix)
+
+        def argv(n, fmt):
+            nb = self._bundle.nodes[n]
+            cmd = ["journalctl", "-u", nb.unit, "-n", str(lines), "--no-pager", "-o", fmt]
+            if since:
+                cmd += ["--since", f"@{int(time.time() - since)}"]
+            return cmd + (["-f"] if follow else [])
+
+        if not follow:
+            rows = []
+            for n in nodes:
+                ok, text = self.run(self._bundle.nodes[n].node.host_key, argv(n, "short-iso-precise"))
+                for line in text.splitlines():
+                    stamp, _, rest = line.partition(" ")
+                    rows.append((stamp, n, rest.split(": ", 1)[-1]))
+            if prefix:
+                rows.sort(key=lambda r: r[0])
+            for _, n, text in rows:
+                yield label(n) + text
+            return
+
+        def pump(n, out):
+            host = self._host(self._bundle.nodes[n].node.host_key)
+            cmd = shell_line(argv(n, "cat"))
+            if host.data.get("_sudo"):
+                cmd = "sudo -n " + cmd
+            _, stdout, _ = host.connector.client.exec_command(cmd)
+            for line in stdout:
+                out.put(label(n) + line.rstrip("\n"))
+        yield from _merged(nodes, pump)
+
     def zk_srvr(self, node: str) -> str | None:
         n = self._bundle.nodes[node].node
         try:
@@ -504,6 +566,18 @@ class SSHProvider:
             return json.loads(text) if ok else None
         except ValueError:
             return None
+
+
+def _previous(nb: NodeBundle) -> str:
+    return f"{nb.layout.conf_dir}/.previous.tar"
+
+
+def _backup_script(paths: list[str], tar: str) -> str:
+    """Tar the files of ``paths`` that exist (paths relative to /), for a rollback."""
+    q = shlex.quote
+    listed = " ".join(q(p) for p in paths)
+    return (f"set --; for p in {listed}; do [ -e \"$p\" ] && set -- \"$@\" \"${{p#/}}\"; done; "
+            f"rm -f {q(tar)}; [ $# -eq 0 ] || tar -C / -cf {q(tar)} \"$@\"")
 
 
 def _download_script(url: str, sha512: str, dest: str) -> str:
