@@ -210,7 +210,7 @@ def test_bad_value_at_start_rolls_back(docker_client, clusters, env, tmp_path):
         prod.produce(topic, f"m{i}".encode())
     assert prod.flush(60) == 0
     before = started(docker_client, name)
-    bad = inventory(tmp_path, name, 46092, brokers=3,
+    bad = inventory(tmp_path, name, 46092, brokers=3, file="bad.yaml",
                     extra={"kafka": {"config": {"min.insync.replicas": 1}},
                            "nodes": {"kafka2": {"config": {"replica.fetch.wait.max.ms": 40000}}}})
     p = kops(env, "up", "-i", bad, "--timeout", "240")

@@ -45,9 +45,10 @@ def observed(preset: str, **states: str) -> Observed:
         kw = dict(name=nb.name, role=nb.node.role, id=nb.node.id, exists=True, running=True, state="running",
                   started_at="2026-01-01T00:00:00Z", where=nb.container["name"])
         if st.startswith("exited:") or st == "stopped":
-            kw.update(running=False, state="exited", exit_code=143 if st == "stopped" else int(st.split(":")[1]))
+            code = 143 if st == "stopped" else int(st.split(":")[1])
+            kw.update(running=False, state="exited", exit_code=code, crashed=code not in (0, 143))
         elif st == "oom":
-            kw.update(running=False, state="exited", exit_code=137, oom=True)
+            kw.update(running=False, state="exited", exit_code=137, oom=True, crashed=True)
         nodes[nb.name] = NodeObs(**kw)
     return Observed(nodes=nodes)
 
@@ -88,15 +89,16 @@ def test_one_broker_down_names_node_exit_code_and_logs_command():
     st = build(ZK1K3, observed(ZK1K3, kafka2="exited:137"),
                Probes(KafkaHealth(brokers=brokers(1, 3), controller=1), zk={"zoo1": "standalone"}))
     assert (st.state, st.exit_code) == ("degraded", 1)
-    assert st.problems == ["kafka2: exited (exit code 137; kops logs kafka2 --preset zk-single-kafka-multiple)"]
+    assert st.problems == ["kafka2: crashed, exited (exit code 137; kops logs kafka2 --preset zk-single-kafka-multiple)"]
     k2 = next(n for n in st.nodes if n.name == "kafka2")
-    assert (k2.state, k2.health, k2.healthy, k2.where) == ("exited", "", False, "zk-single-kafka-multiple-kafka2")
+    assert (k2.state, k2.health, k2.healthy, k2.where) == ("exited", "crashed (exit code 137)", False,
+                                                          "zk-single-kafka-multiple-kafka2")
 
 
 def test_oom_killed_broker_says_so():
     st = build(ZK1K3, observed(ZK1K3, kafka3="oom"),
                Probes(KafkaHealth(brokers=brokers(1, 2), controller=1), zk={"zoo1": "standalone"}), scope=" -i x.yaml")
-    assert st.problems == ["kafka3: exited (exit code 137, OOM-killed; kops logs kafka3 -i x.yaml)"]
+    assert st.problems == ["kafka3: crashed, exited (exit code 137, OOM-killed; kops logs kafka3 -i x.yaml)"]
 
 
 def test_zookeeper_not_answering_and_broker_not_registered():
@@ -175,8 +177,8 @@ def test_leaderless_kraft_quorum_one_of_three_voters_running():
     assert (st.state, st.controller) == ("degraded", None)
     assert st.problems[0] == "kraft: the controller quorum has no leader (1 of 3 voter(s) running)"
     assert "no leader" in st.problems[0]
-    assert st.problems[1:] == ["kafka2: exited (exit code 1; kops logs kafka2 --preset kraft-multiple)",
-                               "kafka3: exited (exit code 1; kops logs kafka3 --preset kraft-multiple)"]
+    assert st.problems[1:] == ["kafka2: crashed, exited (exit code 1; kops logs kafka2 --preset kraft-multiple)",
+                               "kafka3: crashed, exited (exit code 1; kops logs kafka3 --preset kraft-multiple)"]
 
 
 def test_kraft_split_controllers_are_voters_and_the_active_one_is_named():
@@ -204,7 +206,7 @@ def test_status_without_topology_uses_what_the_nodes_say():
                         addresses={"host": "127.0.0.1:2181", "network": "zoo1:2181"}, where="dev-zoo1"),
         "kafka2": NodeObs("kafka2", "broker", 2, exists=True, running=True, state="running",
                           addresses={"host": "127.0.0.1:9093", "network": "kafka2:19093"}, where="dev-kafka2"),
-        "kafka1": NodeObs("kafka1", "broker", 1, exists=True, running=False, state="exited", exit_code=1,
+        "kafka1": NodeObs("kafka1", "broker", 1, exists=True, running=False, state="exited", exit_code=1, crashed=True,
                           addresses={"host": "127.0.0.1:9092", "network": "kafka1:19092"}, where="dev-kafka1"),
         "odd": NodeObs("odd", "", 7, exists=True, running=True, state="running", where="dev-odd"),
     })
@@ -217,9 +219,9 @@ def test_status_without_topology_uses_what_the_nodes_say():
     assert st.nodes[0].addresses == {"host": "127.0.0.1:2181", "network": "zoo1:2181"}
     assert st.bootstrap == "127.0.0.1:9092,127.0.0.1:9093"
     assert st.kafka["brokers_expected"] == 2
-    assert st.problems == ["kafka1: exited (exit code 1; kops logs kafka1 --name dev)"]
+    assert st.problems == ["kafka1: crashed, exited (exit code 1; kops logs kafka1 --name dev)"]
     assert [(n.name, n.health, n.healthy) for n in st.nodes] == [
-        ("zoo1", "standalone", True), ("kafka1", "", False), ("kafka2", "registered, active controller", True),
+        ("zoo1", "standalone", True), ("kafka1", "crashed (exit code 1)", False), ("kafka2", "registered, active controller", True),
         ("odd", "running", True)]
 
 
