@@ -103,7 +103,8 @@ def inspect_dir(path: Path) -> str:
 
 
 def fetch(version: str, source: str = "apache", *, apache_url: str | None = None,
-          maven_repo: str | None = None, force: bool = False, log=lambda msg: None) -> Distribution:
+          maven_repo: str | None = None, force: bool = False, sha512: str | None = None,
+          log=lambda msg: None) -> Distribution:
     """Return a runnable distribution of ``version``, fetching it if it is not cached."""
     if source == "maven" and version == "latest":
         version = latest_maven_version(maven_repo)
@@ -133,7 +134,7 @@ def fetch(version: str, source: str = "apache", *, apache_url: str | None = None
             _assemble_maven(version, repo, tmp / "dist", log)
             label = f"maven:{repo}"
         else:
-            _from_local(local, tmp, log)
+            _from_local(local, tmp, log, sha512)
             label = f"local:{local}"
         built = tmp / "dist"
         found = inspect_dir(built)
@@ -233,19 +234,33 @@ def _extract(tgz: Path, tmp: Path) -> None:
     root.rename(tmp / "dist")
 
 
-def _from_local(local: Path, tmp: Path, log) -> None:
+def _from_local(local: Path, tmp: Path, log, sha512: str | None = None) -> None:
+    """A local folder or tarball. A tarball is checked against --sha512 when given, else
+    against the .sha512 file beside it; with neither, kops says plainly that it is not."""
     if local.is_dir():
+        if sha512:
+            raise InputError("--sha512 checks a tarball, and this is a folder", hint="drop --sha512, or give the .tgz")
         inspect_dir(local)
-        log(f"copying {local}")
+        log(f"copying {local} (a folder: no digest to check)")
         shutil.copytree(local, tmp / "dist", symlinks=True)
         return
-    sha = local.with_name(local.name + ".sha512")
-    if sha.is_file():
-        want, got = parse_sha512(sha.read_text()), _sha512(local)
+    beside = local.with_name(local.name + ".sha512")
+    if sha512:
+        if not re.fullmatch(r"[0-9a-fA-F]{128}", sha512):
+            raise InputError(f"--sha512 {sha512[:20]!r}... is not a SHA-512 digest", hint="128 hex characters")
+        want, against = sha512.lower(), "--sha512"
+    elif beside.is_file():
+        want, against = parse_sha512(beside.read_text()), beside.name
+    else:
+        want = against = None
+    if want is None:
+        log(f"warning: {local.name} is NOT verified: no --sha512 given and no {beside.name} beside it")
+    else:
+        got = _sha512(local)
         if want != got:
-            raise DistError(f"SHA-512 mismatch for {local} (against {sha.name})",
-                            hint="the tarball is corrupt; nothing was cached")
-        log("SHA-512 verified")
+            raise DistError(f"SHA-512 mismatch for {local} (against {against}): expected {want[:16]}..., "
+                            f"got {got[:16]}...", hint="the tarball is corrupt or not the one meant; nothing was cached")
+        log(f"SHA-512 verified against {against}")
     _extract(local, tmp)
 
 
@@ -372,10 +387,27 @@ def _add_kops_files(dist: Path, version: str) -> None:
 
 
 def tarball(dist: Distribution, out_dir: Path) -> Path:
-    """Pack a distribution as the official tarball layout (used by tests and the SSH driver)."""
+    """Pack a distribution as the official tarball layout (used by tests and the SSH driver),
+    with its SHA-512 beside it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"kafka_{SCALA}-{dist.version}"
     path = out_dir / f"{name}.tgz"
-    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+    part = out_dir / f".{name}.tgz.part"
+    with tarfile.open(part, "w:gz", compresslevel=1) as tar:
         tar.add(dist.path, arcname=name, filter=lambda ti: None if ti.name.endswith(MARKER) else ti)
+    part.rename(path)
+    path.with_name(path.name + ".sha512").write_text(f"{_sha512(path)}  {path.name}\n")
     return path
+
+
+def verified_tarball(dist: Distribution, out_dir: Path) -> tuple[Path, str]:
+    """The distribution's tarball and its SHA-512: a kept one is reused only when its digest
+    still matches the one written when it was made (else it is made again)."""
+    path = out_dir / f"kafka_{SCALA}-{dist.version}.tgz"
+    digest_file = path.with_name(path.name + ".sha512")
+    if path.is_file() and digest_file.is_file():
+        want = parse_sha512(digest_file.read_text())
+        if _sha512(path) == want:
+            return path, want
+    path = tarball(dist, out_dir)
+    return path, parse_sha512(digest_file.read_text())

@@ -48,6 +48,7 @@ class Launch:
     heap: str = "512m"
     jmx_port: int | None = None
     jmx_host: str | None = None
+    jmx_bind: str | None = None      # the address JMX listens on (None: every interface of a container)
     java: str = "java"
     extra_opts: list[str] = field(default_factory=list)
 
@@ -62,6 +63,8 @@ class Launch:
                      "-Dcom.sun.management.jmxremote.ssl=false",
                      f"-Dcom.sun.management.jmxremote.port={self.jmx_port}",
                      f"-Dcom.sun.management.jmxremote.rmi.port={self.jmx_port}"]
+            if self.jmx_bind:
+                opts.append(f"-Dcom.sun.management.jmxremote.host={self.jmx_bind}")
             if self.jmx_host:
                 opts.append(f"-Djava.rmi.server.hostname={self.jmx_host}")
         return [*opts, f"-Dkafka.logs.dir={self.log_dir}",

@@ -24,6 +24,8 @@ from .launch import Launch, container_command, log_config_name, systemd_line
 from .topology import Node, Topology
 
 LABEL = "io.kops"
+GATEWAY = "gateway"   # a published port bound on the engine's bridge gateway (resolved by the provider)
+COMPOSE_GATEWAY = "${KOPS_DOCKER_GATEWAY:-172.17.0.1}"   # Docker's default bridge gateway
 KAFKA_USER = "kafka"
 
 # Seconds a node gets to stop before SIGKILL. A ZooKeeper-mode broker's controlled
@@ -94,10 +96,14 @@ def launch_for(topo: Topology, node: Node) -> Launch:
     lay = layout(topo, node)
     java = "java" if topo.driver == "docker" else "/usr/bin/java"
     jmx = node.ports.get("jmx")
-    # JMX hands out an RMI address: it must be the one clients reach (like EXTERNAL).
+    # JMX has no authentication here, so it is never exposed: on a host it listens on
+    # loopback (reach it through an SSH tunnel); a container's is published on the
+    # publish address. It hands out an RMI address: the one clients reach.
+    ssh = topo.driver == "ssh"
     return Launch(topo.version, home=lay.home, conf_dir=lay.conf_dir, log_dir=lay.log_dir,
                   data_dir=lay.data_dir, heap=node.heap, java=java, jmx_port=jmx,
-                  jmx_host=topo.advertised_host(node) if jmx else None)
+                  jmx_host=("127.0.0.1" if ssh else topo.publish_host()) if jmx else None,
+                  jmx_bind="127.0.0.1" if ssh and jmx else None)
 
 
 def stop_grace(topo: Topology, node: Node) -> int:
@@ -201,7 +207,8 @@ def node_files(topo: Topology, node: Node) -> dict[str, str]:
     if node.role == "zookeeper":
         files["zoo.cfg"] = render_template(
             "zookeeper/zoo.cfg.j2", cluster=topo.name, node=node, data_dir=lay.data_dir,
-            zookeepers=topo.zookeepers, overrides=node.config)
+            zookeepers=topo.zookeepers, overrides=node.config,
+            client_bind=topo.bind_host(node) if topo.driver == "ssh" else "")
         files["myid"] = render_template("zookeeper/myid.j2", node=node)
     else:
         files["server.properties"] = _server_properties(topo, node, lay)
@@ -288,9 +295,10 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> d
     launch = launch_for(topo, node)
     role = "zookeeper" if node.role == "zookeeper" else "kafka"
     cid = topo.cluster_id if topo.mode == "kraft" and node.is_kafka else None
-    # Clients advertised on loopback get the port on loopback only (not on the LAN).
-    adv = topo.spec.brokers.advertised_host
-    bind = "127.0.0.1" if adv in ("127.0.0.1", "localhost") else "0.0.0.0"
+    # Client ports on the publish address (loopback for a cluster advertised there); the
+    # DOCKER listener on the engine's bridge gateway, where host.docker.internal lands,
+    # never on every interface.
+    bind = topo.publish_host()
     cmd = container_command(launch, role, cid if standalone else None)
     if node.role == "zookeeper":
         # a plain TCP connect: a four-letter word here would log a line every 2 s
@@ -299,9 +307,8 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> d
     else:
         probe = node.ports.get("internal") or node.ports["controller"]
         health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{probe}'"]
-        # DOCKER must listen where host.docker.internal (the bridge gateway) lands: all interfaces.
         published = {f"{node.ports['external']}/tcp": [bind, node.ports["external"]],
-                     f"{node.ports['docker']}/tcp": ["0.0.0.0", node.ports["docker"]]} if node.is_broker else {}
+                     f"{node.ports['docker']}/tcp": [GATEWAY, node.ports["docker"]]} if node.is_broker else {}
         if "jmx" in node.ports:
             published[f"{node.ports['jmx']}/tcp"] = [bind, node.ports["jmx"]]
     image = topo.spec.kafka.image_ref
@@ -322,7 +329,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> d
         labels[f"{LABEL}.internal"] = f"{node.hostname}:{node.ports['internal']}"
         labels[f"{LABEL}.docker"] = f"host.docker.internal:{node.ports['docker']}"
         if "jmx" in node.ports:
-            labels[f"{LABEL}.jmx"] = f"{topo.advertised_host(node)}:{node.ports['jmx']}"
+            labels[f"{LABEL}.jmx"] = f"{topo.publish_host()}:{node.ports['jmx']}"
     if node.role == "zookeeper":
         labels[f"{LABEL}.client-port"] = str(node.ports["client"])
     return {
@@ -340,6 +347,7 @@ def compose_file(topo: Topology) -> str:
     for n in topo.nodes:
         c = container_plan(topo, n, standalone=True)
         c["labels"][f"{LABEL}.config-hash"] = "compose"
+        c["ports"] = {k: [COMPOSE_GATEWAY if ip == GATEWAY else ip, hp] for k, (ip, hp) in c["ports"].items()}
         containers.append(c)
     return render_template("compose/docker-compose.yml.j2", cluster=topo.name, mode=topo.mode,
                            version=topo.version, containers=containers,

@@ -159,6 +159,11 @@ class BrokerSpec(_Strict):
     controller_port: Port = 19192  # KRaft combined nodes
     jmx_port: Port | None = None   # off unless set: 9999, 10000, ...
     advertised_host: HostAddress = "127.0.0.1"
+    # where client ports listen on the host (SSH) or are published (Docker); default: the
+    # node's own address (SSH), loopback or the advertised address (Docker). 0.0.0.0 only
+    # when asked for here.
+    bind_address: Annotated[str, _pattern(r"(\d{1,3}\.){3}\d{1,3}", "an IPv4 address",
+                                          "e.g. 10.0.0.11, 127.0.0.1, or 0.0.0.0 for every interface")] | None = None
     config: Config = Field(default_factory=dict)
 
 
@@ -189,6 +194,12 @@ class NodeOverride(_Strict):
     config: Config = Field(default_factory=dict)
 
 
+class SSHSettings(_Strict):
+    # a known_hosts file to verify the hosts' keys against (default: ~/.ssh/known_hosts and
+    # kops's own, where --accept-new-host-keys records new keys)
+    known_hosts: KeyPath | None = None
+
+
 NodeName = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,40}", "a node name", "zoo1, kafka2, controller3, ...")]
 
 
@@ -200,6 +211,7 @@ class ClusterSpec(_Strict):
     controllers: ControllerSpec | None = None
     driver: Literal["docker", "ssh"] = "docker"
     hosts: dict[Name, HostSpec] = Field(default_factory=dict, max_length=64)
+    ssh: SSHSettings = Field(default_factory=SSHSettings)
     nodes: dict[NodeName, NodeOverride] = Field(default_factory=dict, max_length=200)
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
 
@@ -286,6 +298,14 @@ def rules(spec: ClusterSpec) -> list[str]:
         p.append("kafka.download: only used with driver: ssh (Docker nodes run the image)")
     if spec.driver == "docker" and spec.hosts:
         p.append("hosts: only used with driver: ssh (this inventory has driver: docker)")
+    b = spec.brokers
+    if spec.driver == "docker" and not b.bind_address and b.advertised_host not in ("127.0.0.1", "localhost") \
+            and not re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", b.advertised_host):
+        p.append(f"brokers.bind_address: required when brokers.advertised_host is a name "
+                 f"({b.advertised_host!r}): the host address its ports are published on, e.g. 10.0.0.5 "
+                 "(0.0.0.0 for every interface)")
+    if spec.ssh.known_hosts and not Path(spec.ssh.known_hosts).expanduser().is_file():
+        p.append(f"ssh.known_hosts: {spec.ssh.known_hosts!r}: no such file")
     if spec.driver == "ssh":
         p += _ssh_rules(spec)
     return p

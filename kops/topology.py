@@ -145,7 +145,8 @@ class Topology:
         if self.driver == "docker":
             out["containers"] = f"host.docker.internal:{n.ports['docker']}"
         if "jmx" in n.ports:
-            out["jmx"] = f"{self.advertised_host(n)}:{n.ports['jmx']}"
+            out["jmx"] = (f"{self.publish_host()}:{n.ports['jmx']}" if self.driver == "docker"
+                          else f"127.0.0.1:{n.ports['jmx']} on {n.host_key}")
         return out
 
     @property
@@ -158,16 +159,35 @@ class Topology:
         """For clients on the cluster network (INTERNAL)."""
         return ",".join(f"{b.hostname}:{b.ports['internal']}" for b in self.brokers)
 
+    def bind_host(self, n: Node) -> str:
+        """Where a node's listeners bind on its machine. In a container: every interface of
+        the container (the engine's published ports decide what the host exposes). On a
+        host: its own address (brokers.bind_address when the inventory asks for another,
+        0.0.0.0 included), never all interfaces by default."""
+        if self.driver == "docker":
+            return "0.0.0.0"
+        return self.spec.brokers.bind_address or n.hostname
+
+    def publish_host(self) -> str:
+        """Docker: the host address the clients' ports are published on (EXTERNAL, ZooKeeper,
+        JMX): loopback for a cluster advertised there, else brokers.bind_address, else the
+        advertised address itself."""
+        b = self.spec.brokers
+        if b.bind_address:
+            return b.bind_address
+        return "127.0.0.1" if b.advertised_host in ("127.0.0.1", "localhost") else b.advertised_host
+
     def listeners(self, n: Node) -> dict[str, tuple[str, str]]:
         """Listener name -> (bind address, advertised address or '' when not advertised)."""
         out: dict[str, tuple[str, str]] = {}
+        bind = self.bind_host(n)
         if n.is_broker:
-            out["INTERNAL"] = (f"0.0.0.0:{n.ports['internal']}", f"{n.hostname}:{n.ports['internal']}")
-            out["EXTERNAL"] = (f"0.0.0.0:{n.ports['external']}", self.external_address(n))
+            out["INTERNAL"] = (f"{bind}:{n.ports['internal']}", f"{n.hostname}:{n.ports['internal']}")
+            out["EXTERNAL"] = (f"{bind}:{n.ports['external']}", self.external_address(n))
             if self.driver == "docker":
-                out["DOCKER"] = (f"0.0.0.0:{n.ports['docker']}", f"host.docker.internal:{n.ports['docker']}")
+                out["DOCKER"] = (f"{bind}:{n.ports['docker']}", f"host.docker.internal:{n.ports['docker']}")
         if n.is_controller:
-            out["CONTROLLER"] = (f"0.0.0.0:{n.ports['controller']}", "")
+            out["CONTROLLER"] = (f"{bind}:{n.ports['controller']}", "")
         return out
 
     @property

@@ -24,7 +24,7 @@ class Target:
 
     def __init__(self, spec_source, name: str | None = None, *, allow_name: bool = True,
                  existing: bool = True):
-        inventory, preset = spec_source
+        inventory, preset, self.accept_new = spec_source
         if name and (inventory or preset):
             raise InputError("give --name, or -i FILE / --preset NAME, not both")
         if existing and not (name or inventory or preset):
@@ -59,7 +59,7 @@ class Target:
         """The provider of this target, its connections closed afterwards."""
         from ..providers import for_spec
 
-        prov = for_spec(self.spec, progress, name=self.name)
+        prov = for_spec(self.spec, progress, name=self.name, accept_new_host_keys=self.accept_new)
         try:
             yield prov
         finally:

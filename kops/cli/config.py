@@ -20,15 +20,18 @@ def inventory_options(fn):
     @click.option("-i", "--inventory", "inventory", type=click.Path(dir_okay=False),
                   help="Inventory file (YAML cluster spec).")
     @click.option("--preset", help=f"A shipped preset (default {DEFAULT_PRESET}).")
+    @click.option("--accept-new-host-keys", "accept_new", is_flag=True, envvar="KOPS_ACCEPT_NEW_HOST_KEYS",
+                  help="SSH: trust hosts met for the first time and record their keys (a changed key is "
+                       "still refused).")
     @functools.wraps(fn)
-    def wrapper(*args, inventory=None, preset=None, **kwargs):
-        return fn(*args, spec_source=(inventory, preset), **kwargs)
+    def wrapper(*args, inventory=None, preset=None, accept_new=False, **kwargs):
+        return fn(*args, spec_source=(inventory, preset, accept_new), **kwargs)
 
     return wrapper
 
 
 def load_spec(spec_source):
-    inventory, preset = spec_source
+    inventory, preset = spec_source[:2]
     return invlib.load(inventory, preset)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import dist as distlib
+from ..errors import InputError
 from .common import handle_errors, print_json, progress
 
 
@@ -20,13 +21,20 @@ def dist_group():
 @click.option("--apache-url", envvar="KOPS_APACHE_URL", help="Base URL of an Apache mirror "
               "(default https://archive.apache.org/dist).")
 @click.option("--maven-repo", envvar="KOPS_MAVEN_REPO", help="Maven repository URL (default Maven Central).")
+@click.option("--sha512", help="With --from PATH: the tarball's SHA-512 (else PATH.sha512 beside it is used).")
 @click.option("--force", is_flag=True, help="Fetch again even if cached.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
-def fetch(version, source, apache_url, maven_repo, force, output):
-    """Fetch Kafka VERSION (X.Y.Z; 'latest' with --from maven) into the cache."""
+def fetch(version, source, apache_url, maven_repo, sha512, force, output):
+    """Fetch Kafka VERSION (X.Y.Z; 'latest' with --from maven) into the cache.
+
+    \b
+    Example: kops dist fetch 3.9.2 --from ./kafka_2.13-3.9.2.tgz --sha512 <128 hex>
+    """
+    if sha512 and source in ("apache", "maven"):
+        raise InputError("--sha512 goes with --from PATH (apache checks the published .sha512 itself)")
     d = distlib.fetch(version, source, apache_url=apache_url, maven_repo=maven_repo,
-                      force=force, log=progress)
+                      force=force, sha512=sha512, log=progress)
     if output == "json":
         print_json({"version": d.version, "path": str(d.path), "source": d.source,
                     "zookeeper": d.has_zookeeper})

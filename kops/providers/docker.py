@@ -24,7 +24,7 @@ from .. import dist, images
 from ..errors import EngineError, InputError, KopsError
 from ..plan import (Action, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
                     Remove, RemoveHost, Restart, Start, Stop)
-from ..render import LABEL, Bundle, NodeBundle, network_name
+from ..render import GATEWAY, LABEL, Bundle, NodeBundle, network_name
 
 ENGINE = "docker"     # the one "host" of this provider
 PREVIOUS = "-previous"  # a reconfigured node's old container, kept stopped until the new one is ready
@@ -75,6 +75,18 @@ class DockerProvider:
         if self._cli is not None:
             self._cli.close()
             self._cli = None
+
+    def _gateway(self) -> str:
+        """The engine's default bridge gateway: where ``host.docker.internal`` (host-gateway)
+        lands for other containers, so the DOCKER listener is published there only."""
+        if getattr(self, "_gw", None) is None:
+            cfg = (self.cli.networks.get("bridge").attrs.get("IPAM") or {}).get("Config") or []
+            gw = next((c.get("Gateway") for c in cfg if c.get("Gateway")), None)
+            if not gw:
+                raise EngineError("the Docker engine's bridge network has no gateway address",
+                                  hint="the DOCKER listener is published on it; is the default bridge enabled?")
+            self._gw = gw
+        return self._gw
 
     # -- observe --------------------------------------------------------------------------
 
@@ -297,7 +309,8 @@ class DockerProvider:
         api = self.cli.api
         host_config = api.create_host_config(
             binds={plan["volume"]: {"bind": plan["data_mount"], "mode": "rw"}},
-            port_bindings={cport: (ip, hport) for cport, (ip, hport) in plan["ports"].items()},
+            port_bindings={cport: (self._gateway() if ip == GATEWAY else ip, hport)
+                           for cport, (ip, hport) in plan["ports"].items()},
             extra_hosts={"host.docker.internal": "host-gateway"},
         )
         net_config = api.create_networking_config(
@@ -381,14 +394,17 @@ class DockerProvider:
 
         c = self.containers().get(a.node)
         vol = None
+        for old in [self.containers(previous=True).get(a.node)]:
+            if old is not None:
+                _gone(old.remove, force=True, v=True)
         if c is not None:
             vol = next((m.get("Name") for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"), None)
-            c.remove(force=True, v=True)
-            self.log(f"{a.node}: container removed")
+            if _gone(c.remove, force=True, v=True):
+                self.log(f"{a.node}: container removed")
         for v in self.cli.volumes.list(filters={"label": [f"{LABEL}.cluster={self.cluster}",
                                                           f"{LABEL}.node={a.node}"]}):
-            v.remove(force=True)
-            self.log(f"volume {v.name} removed")
+            if _gone(v.remove, force=True):
+                self.log(f"volume {v.name} removed")
             vol = None if v.name == vol else vol
         if vol:
             try:
@@ -400,13 +416,13 @@ class DockerProvider:
     def _remove_host(self, a: RemoveHost, bundle) -> None:
         flt = {"label": f"{LABEL}.cluster={self.cluster}"}
         for c in self.cli.containers.list(all=True, filters=flt):   # one-shot leftovers
-            c.remove(force=True, v=True)
+            _gone(c.remove, force=True, v=True)
         for v in self.cli.volumes.list(filters=flt):
-            v.remove(force=True)
-            self.log(f"volume {v.name} removed")
+            if _gone(v.remove, force=True):
+                self.log(f"volume {v.name} removed")
         for net in self.cli.networks.list(filters=flt):
-            net.remove()
-            self.log(f"network {net.name} removed")
+            if _gone(net.remove):
+                self.log(f"network {net.name} removed")
 
     # -- logs and node-local probes --------------------------------------------------------
 
@@ -465,6 +481,18 @@ class DockerProvider:
             return json.loads(res.output) if res.exit_code == 0 else None
         except ValueError:
             return None
+
+
+def _gone(remove, **kwargs) -> bool:
+    """Remove something; True when this call removed it, False when it was already gone
+    (a purge is safe to repeat, and to run while another one finishes)."""
+    import docker
+
+    try:
+        remove(**kwargs)
+        return True
+    except docker.errors.NotFound:
+        return False
 
 
 def _labeller(nodes: list[str], prefix: bool):

@@ -113,9 +113,10 @@ def _reset_ops(state) -> None:
 class SSHProvider:
     name = "ssh"
 
-    def __init__(self, spec, log):
+    def __init__(self, spec, log, *, accept_new_host_keys: bool = False):
         self.spec = spec
         self.log = log
+        self.accept_new = accept_new_host_keys
         self.state = None
         self._bundle: Bundle | None = None
         self._lock = threading.Lock()
@@ -148,10 +149,14 @@ class SSHProvider:
             raise EngineError("cannot reach every host; nothing was changed on any host:\n  - "
                               + "\n  - ".join(problems),
                               hint="is the host up, the address right and sshd listening on that port?")
+        from .. import hostkeys
+
+        verified = hostkeys.verify(spec.hosts, spec.ssh.known_hosts, self.accept_new, self.log)
+        self._known = verified
         hosts = []
         for name, h in spec.hosts.items():
             data = {"ssh_user": h.user, "ssh_port": h.port, "ssh_hostname": h.address,
-                    "ssh_strict_host_key_checking": "no", "ssh_known_hosts_file": "/dev/null"}
+                    "ssh_strict_host_key_checking": "yes", "ssh_known_hosts_file": str(verified)}
             if h.key:
                 data["ssh_key"] = str(Path(h.key).expanduser())
             if h.sudo:
@@ -191,6 +196,10 @@ class SSHProvider:
         if self.state is not None:
             disconnect_all(self.state)
             self.state = None
+        known = getattr(self, "_known", None)
+        if known is not None:
+            known.unlink(missing_ok=True)
+            self._known = None
 
     def _host(self, name: str):
         return self.connect().inventory.get_host(name)
@@ -470,7 +479,12 @@ class SSHProvider:
                     add(h, "download Kafka", server.shell,
                         commands=[_download_script(dl.url, dl.sha512.lower(), remote_tgz)])
                 else:
-                    add(h, "push Kafka", files.put, src=str(self._distribution(topo.version)), dest=remote_tgz)
+                    tgz, digest = self._distribution(topo.version)
+                    add(h, "push Kafka", files.put, src=str(tgz), dest=remote_tgz)
+                    add(h, "check the pushed tarball's SHA-512", server.shell,
+                        commands=[f"echo {shlex.quote(digest + '  ' + remote_tgz)} | sha512sum -c --status || "
+                                  f"{{ rm -f {shlex.quote(remote_tgz)}; echo 'SHA-512 mismatch of the pushed "
+                                  "tarball: removed' >&2; exit 1; }"])
                 check = shell_line(["test", "-d", f"{home}/libs"])
                 add(h, "unpack Kafka", server.shell, commands=[
                     f"tar -xzf {shlex.quote(remote_tgz)} -C /opt/kops && rm -f {shlex.quote(remote_tgz)} && "
@@ -479,14 +493,12 @@ class SSHProvider:
                 self.log(f"{h}: installing Kafka {topo.version} in {home} ("
                          + ("downloaded by the host" if dl else "pushed from this machine") + ")")
 
-    def _distribution(self, version: str) -> Path:
+    def _distribution(self, version: str) -> tuple[Path, str]:
+        """The tarball to push and its SHA-512 (a kept tarball is reused only when it still
+        matches its digest)."""
         with self._lock:
             d = dist.require(version, log=self.log)
-            out = paths.cache_dir() / "tarballs"
-            tgz = out / f"kafka_2.13-{version}.tgz"
-            if not tgz.exists():
-                dist.tarball(d, out)
-            return tgz
+            return dist.verified_tarball(d, paths.cache_dir() / "tarballs")
 
     def _remove_host_ops(self, a: RemoveHost, bundle: Bundle, add, notes) -> None:
         from pyinfra.operations import files, server, systemd

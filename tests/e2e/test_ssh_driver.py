@@ -448,7 +448,8 @@ def test_bad_key_changes_nothing(lab):
     keydir.mkdir(exist_ok=True)
     other = testhosts.make_key(keydir)
     inv = lab.inventory(BAD, testhosts.inventory(BAD, lab.hosts, other, mode="zookeeper", version="3.9.2",
-                                                 roles=["zookeeper", "broker"]))
+                                                 roles=["zookeeper", "broker"],
+                                                 known_hosts=testhosts.known_hosts_of(lab.key)))
     proc = kops(lab, "up", "-i", inv, timeout=120)
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     assert "login failed" in proc.stderr and "Authentication" in proc.stderr, proc.stderr
@@ -499,7 +500,8 @@ def test_host_without_java_gets_one(lab):
                          ">/dev/null 2>&1; command -v java")
     assert code != 0 and not text.strip(), f"java still there: {text}"
     inv = lab.inventory(JAVA, "\n".join([
-        f"name: {JAVA}", "kafka: {version: 4.4.0, mode: kraft, heap: 384m}", "driver: ssh", "hosts:",
+        f"name: {JAVA}", "kafka: {version: 4.4.0, mode: kraft, heap: 384m}", "driver: ssh",
+        f"ssh: {{known_hosts: {testhosts.known_hosts_of(lab.key)}}}", "hosts:",
         f"  vm1: {{address: {vm1.address}, user: root, key: {lab.key}, roles: [broker]}}", ""]))
     t0 = time.monotonic()
     proc = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
@@ -546,7 +548,8 @@ def test_hosts_download_the_tarball_with_checksum(lab):
     def inventory(sha: str) -> Path:
         return lab.inventory(DL, "\n".join([
             f"name: {DL}", "kafka:", "  version: 3.9.2", "  mode: kraft", "  heap: 384m",
-            f"  download: {{url: '{url}', sha512: '{sha}'}}", "driver: ssh", "hosts:",
+            f"  download: {{url: '{url}', sha512: '{sha}'}}", "driver: ssh",
+            f"ssh: {{known_hosts: {testhosts.known_hosts_of(lab.key)}}}", "hosts:",
             f"  vm2: {{address: {vm2.address}, user: root, key: {lab.key}, roles: [broker]}}", ""]))
 
     try:
@@ -565,3 +568,43 @@ def test_hosts_download_the_tarball_with_checksum(lab):
         kops(lab, "down", "-i", inventory(digest), "--purge")
         sh(vm1, "pkill -f 'http.server 8000' || true")
     assert _no_trace(lab, DL)["vm2"] == ""
+
+
+KEYS = "e2ekeys"
+
+
+def test_host_keys_are_verified(lab):
+    """No known_hosts in the inventory: an unknown key is refused (fingerprints shown), kept
+    with --accept-new-host-keys, then known; a changed key is refused with both
+    fingerprints even with the flag. Nothing changes on any host meanwhile."""
+    inv = lab.inventory(KEYS, testhosts.inventory(KEYS, lab.hosts, lab.key, mode="kraft", version="4.4.0",
+                                                  roles=["broker"], known_hosts=False))
+    kept = lab.state / "known_hosts"
+    kept.unlink(missing_ok=True)
+    proc = kops(lab, "up", "-i", inv, "--dry-run", timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    err = re.sub(r"\s+", " ", proc.stderr)
+    assert "SSH host key not known; nothing was changed on any host" in err, proc.stderr
+    for h in lab.hosts:
+        assert f"{h.name} ({h.address}):" in err and "SHA256:" in err, proc.stderr
+    assert not kept.exists()
+
+    proc = ok(kops(lab, "up", "-i", inv, "--dry-run", "--accept-new-host-keys", timeout=120))
+    assert proc.stderr.count("new host key accepted and recorded") == 3, proc.stderr
+    assert len(kept.read_text().splitlines()) == 3 and oct(kept.stat().st_mode & 0o777) == "0o600"
+    ok(kops(lab, "up", "-i", inv, "--dry-run", timeout=120))           # known now: no flag needed
+
+    vm2 = lab.host("vm2")
+    code, text = sh(vm2, "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh")
+    assert code == 0, text
+    try:
+        for flags in ([], ["--accept-new-host-keys"]):
+            proc = kops(lab, "up", "-i", inv, "--dry-run", *flags, timeout=120)
+            assert proc.returncode == 2, (flags, proc.returncode, proc.stderr)
+            err = re.sub(r"\s+", " ", proc.stderr)
+            assert f"SSH host key changed; nothing was changed on any host" in err, proc.stderr
+            assert f"vm2 ({vm2.address}): it presents" in err and err.count("SHA256:") == 2, proc.stderr
+            assert "vm1" not in err.split("Hint:")[0] and "vm3" not in err.split("Hint:")[0]
+        _untouched(lab, KEYS)
+    finally:
+        testhosts.write_known_hosts(lab.hosts, testhosts.known_hosts_of(lab.key))   # for later tests

@@ -82,16 +82,40 @@ def start_hosts(client: docker.DockerClient, group: str, names: list[str], key: 
         c.reload()
         addr = c.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
         out.append(TestHost(c.attrs["Config"]["Hostname"], addr, c))
+    write_known_hosts(out, known_hosts_of(key))
     return out
 
 
+def known_hosts_of(key: Path) -> Path:
+    return key.parent / "known_hosts"
+
+
+def host_keys(host: TestHost) -> list[str]:
+    """The host's public keys, read out of band (docker exec), as "type base64" lines."""
+    res = host.container.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"])
+    assert res.exit_code == 0, res.output
+    return [" ".join(line.split()[:2]) for line in res.output.decode().splitlines() if line.strip()]
+
+
+def write_known_hosts(hosts: list[TestHost], path: Path) -> Path:
+    """A known_hosts file of the hosts' keys, verified the way an operator would: read on
+    the host itself, not taken from the network."""
+    path.write_text("".join(f"{h.address} {k}\n" for h in hosts for k in host_keys(h)))
+    return path
+
+
 def inventory(name: str, hosts: list[TestHost], key: Path, *, mode: str, version: str,
-              roles: list[str], extra: str = "") -> str:
+              roles: list[str], extra: str = "", known_hosts: Path | None | bool = True) -> str:
+    """``known_hosts``: True, the hosts' keys read out of band next to ``key``; a path; or
+    False/None: no file named (kops then uses ~/.ssh/known_hosts and its own)."""
     lines = [f"name: {name}", "kafka:", f"  version: {version}", f"  mode: {mode}", "  heap: 384m"]
     lines += ["  config:", "    min.insync.replicas: 2", "    default.replication.factor: 3"]
     if mode == "zookeeper":
         lines += ["zookeeper:", "  heap: 128m"]
-    lines += ["driver: ssh", "hosts:"]
+    lines += ["driver: ssh"]
+    if known_hosts:
+        lines.append(f"ssh: {{known_hosts: {known_hosts_of(key) if known_hosts is True else known_hosts}}}")
+    lines += ["hosts:"]
     for h in hosts:
         lines.append(f"  {h.name}: {{address: {h.address}, user: root, key: {key}, roles: [{', '.join(roles)}]}}")
     return "\n".join(lines) + "\n" + extra

@@ -141,12 +141,12 @@ CONTAINS = [
       "listeners=INTERNAL://0.0.0.0:19094,EXTERNAL://0.0.0.0:9094,DOCKER://0.0.0.0:29094,"
       "CONTROLLER://0.0.0.0:19194"], []),
     ("ssh-zk-three-hosts", "kafka2/server.properties",
-     ["broker.id=2", "zookeeper.connect=10.0.0.11:2181,10.0.0.12:2181,10.0.0.13:2181",
+     ["listeners=INTERNAL://10.0.0.12:19092,EXTERNAL://10.0.0.12:9092", "broker.id=2", "zookeeper.connect=10.0.0.11:2181,10.0.0.12:2181,10.0.0.13:2181",
       "advertised.listeners=INTERNAL://10.0.0.12:19092,EXTERNAL://10.0.0.12:9092",
       "log.dirs=/var/lib/kops/prod/kafka2/data", "offsets.topic.replication.factor=3"],
      ["DOCKER", "host.docker.internal"]),
     ("ssh-zk-three-hosts", "zoo3/zoo.cfg",
-     ["clientPort=2181", "server.1=10.0.0.11:2888:3888", "server.3=10.0.0.13:2888:3888",
+     ["clientPortAddress=10.0.0.13", "clientPort=2181", "server.1=10.0.0.11:2888:3888", "server.3=10.0.0.13:2888:3888",
       "dataDir=/var/lib/kops/prod/zoo3"], []),
     ("ssh-kraft-three-hosts", "kafka1/server.properties",
      ["process.roles=broker,controller",
@@ -287,7 +287,7 @@ def test_compose_file(preset):
             assert sorted(deps) == sorted(z.name for z in topo.zookeepers)
             assert all(d["condition"] == "service_healthy" for d in deps.values())
         for p in svc.get("ports", []):
-            _ip, hp, cp = p.split(":")
+            _ip, hp, cp = p.rsplit(":", 2)
             assert cp == f"{hp}/tcp", p  # published on the same port it listens on
             host_ports.append(int(hp))
     assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
@@ -297,7 +297,10 @@ def test_compose_publishes_expected_ports():
     doc = yaml.safe_load(_bundle("zk-single-kafka-multiple")["docker-compose.yml"])
     s = doc["services"]
     assert s["zoo1"]["ports"] == ["127.0.0.1:2181:2181/tcp"]  # loopback: clients are advertised there
-    assert sorted(s["kafka2"]["ports"]) == ["0.0.0.0:29093:29093/tcp", "127.0.0.1:9093:9093/tcp"]
+    # DOCKER on the engine's bridge gateway (where host.docker.internal lands), never on every interface
+    assert sorted(s["kafka2"]["ports"]) == ["${KOPS_DOCKER_GATEWAY:-172.17.0.1}:29093:29093/tcp",
+                                            "127.0.0.1:9093:9093/tcp"]
+    assert "0.0.0.0" not in _bundle("zk-single-kafka-multiple")["docker-compose.yml"]
     doc = yaml.safe_load(_bundle("kraft-split")["docker-compose.yml"])
     assert "ports" not in doc["services"]["controller1"]
 
