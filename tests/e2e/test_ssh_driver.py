@@ -374,7 +374,7 @@ def _no_trace(lab: Lab, cluster: str) -> dict[str, str]:
 def test_zk_purge(lab):
     inv = lab.inventories[ZK]
     proc = ok(kops(lab, "down", "-i", inv, "--purge"))
-    assert f"cluster {ZK} purged" in proc.stderr
+    assert f"cluster {ZK} purged (6 nodes)" in proc.stdout, proc.stdout
     assert _no_trace(lab, ZK) == {n: "" for n in NAMES}
     assert not (lab.state / "clusters" / ZK).exists() or not any((lab.state / "clusters" / ZK).iterdir())
     for h in lab.hosts:
