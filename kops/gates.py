@@ -30,6 +30,11 @@ class Context:
     log: object             # progress lines
     scope: str = ""         # the -i/--preset/--name words that repeat this command's target
     zk_started: float | None = None
+    client: health.Client | None = None   # kops's client (with the cluster's security settings)
+
+    def kafka(self, bootstrap: str | None = None) -> health.Client:
+        base = self.client or health.Client(self.topo.bootstrap_servers)
+        return base.at(bootstrap) if bootstrap else base
 
 
 def _nodes_for(gate: str, topo: Topology, named: tuple[str, ...]) -> list[str]:
@@ -134,7 +139,7 @@ def zookeeper_sessions(ctx: Context, action: Wait):
     def probe():
         if time.time() >= until:
             return True
-        h = health.kafka_health(ctx.topo.bootstrap_servers, timeout=2)
+        h = health.kafka_health(ctx.kafka(), timeout=2)
         if not h.error and h.brokers and not ids & set(h.brokers):
             return True  # the controller saw the registrations go: the sessions are gone
         raise NotYet(f"broker id(s) {sorted(ids)} still registered in ZooKeeper")
@@ -148,7 +153,7 @@ def kafka_ready(ctx: Context, action: Wait):
     seen = {"n": -1}
 
     def probe():
-        h = health.kafka_health(topo.bootstrap_servers, timeout=3)
+        h = health.kafka_health(ctx.kafka(), timeout=3)
         if h.error:
             raise NotYet(h.error)
         have = want & set(h.brokers)
@@ -164,11 +169,11 @@ def kafka_ready(ctx: Context, action: Wait):
         if h.under_replicated:
             raise NotYet(f"under-replicated partitions: {', '.join(h.under_replicated[:5])}")
         for b in topo.brokers:  # every broker answers on its own advertised address
-            hb = health.kafka_health(topo.external_address(b), timeout=3)
+            hb = health.kafka_health(ctx.kafka(topo.external_address(b)), timeout=3)
             if hb.error or not hb.brokers:
                 raise NotYet(f"{b.name} does not answer on {topo.external_address(b)}"
                              + (f": {hb.error}" if hb.error else ""))
-        secs = health.round_trip(topo.bootstrap_servers, min(3, len(want)), timeout=15)
+        secs = health.round_trip(ctx.kafka(), min(3, len(want)), timeout=15)
         return h, secs
 
     def ok(result, secs):
@@ -184,7 +189,7 @@ def safe_to_stop(ctx: Context, action: Wait):
     node = ctx.topo.node(action.nodes[0])
 
     def probe():
-        blockers = health.restart_blockers(ctx.topo.bootstrap_servers, node.id)
+        blockers = health.restart_blockers(ctx.kafka(), node.id)
         if blockers:
             raise NotYet(f"stopping {node.name} now would take {len(blockers)} partition(s) below "
                          f"min.insync.replicas: {', '.join(blockers[:5])}")
@@ -198,7 +203,7 @@ def healthy(ctx: Context, action: Wait):
 
     def probe():
         observed = ctx.provider.observe(None)
-        probes = status.collect(ctx.provider, ctx.topo, observed, ctx.topo.mode, timeout=3)
+        probes = status.collect(ctx.provider, ctx.topo, observed, ctx.topo.mode, timeout=3, client=ctx.client)
         st = status.build(ctx.topo.name, ctx.provider.name, ctx.topo.mode, ctx.topo.version, ctx.topo,
                           observed, probes, scope=ctx.scope)
         if st.state != "healthy":

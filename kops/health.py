@@ -62,9 +62,25 @@ class KafkaHealth:
                 "error": self.error}
 
 
-def _quiet_conf(bootstrap: str, timeout: float) -> dict:
-    return {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000),
-            "log_level": 0, "logger": _NullLogger()}
+@dataclass(frozen=True)
+class Client:
+    """Where and how kops's own client connects: the bootstrap servers, plus the security
+    settings of a secure cluster (librdkafka names: security.protocol, sasl.*, ssl.*)."""
+
+    bootstrap: str
+    settings: tuple[tuple[str, str], ...] = ()
+
+    def at(self, bootstrap: str) -> "Client":
+        return Client(bootstrap, self.settings)
+
+    def __str__(self) -> str:
+        return self.bootstrap
+
+
+def _quiet_conf(bootstrap: "str | Client", timeout: float) -> dict:
+    extra = dict(bootstrap.settings) if isinstance(bootstrap, Client) else {}
+    return {"bootstrap.servers": str(bootstrap), "socket.timeout.ms": int(timeout * 1000),
+            "log_level": 0, "logger": _NullLogger(), **extra}
 
 
 class _NullLogger:
@@ -200,6 +216,35 @@ def restart_blockers(bootstrap: str, broker_id: int) -> list[str]:
         if broker_id in isr and len(replicas) > 1 and len(isr) - 1 < mins[topic]:
             out.append(f"{topic}-{pid} (ISR {isr}, min.insync.replicas {mins[topic]})")
     return out
+
+
+def ensure_scram_users(bootstrap, mechanism: str, users: dict[str, str], timeout: float = 30.0) -> list[str]:
+    """Create the SCRAM users that do not exist yet (an existing user's password is left
+    alone); returns the names created."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+
+    admin = AdminClient(_quiet_conf(bootstrap, 10))
+    mech = getattr(ScramMechanism, mechanism.replace("-", "_"))
+    try:
+        have = set()
+        described = admin.describe_user_scram_credentials(list(users), request_timeout=timeout)
+        for name, fut in described.items():
+            try:
+                if fut.result(timeout=timeout + 5).scram_credential_infos:
+                    have.add(name)
+            except KafkaException as exc:
+                if "RESOURCE_NOT_FOUND" not in str(exc) and "not found" not in str(exc).lower():
+                    raise
+        todo = [UserScramCredentialUpsertion(u, ScramCredentialInfo(mech, 8192), pw.encode())
+                for u, pw in sorted(users.items()) if u not in have]
+        if todo:
+            for fut in admin.alter_user_scram_credentials(todo, request_timeout=timeout).values():
+                fut.result(timeout=timeout + 5)
+    except KafkaException as exc:
+        raise KopsError(f"could not create the SCRAM users {', '.join(users)}: {kafka_error(exc)}") from exc
+    return [u.user for u in todo]
 
 
 def drop_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:

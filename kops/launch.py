@@ -103,14 +103,16 @@ def shell_line(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def container_command(launch: Launch, role: str, cluster_id: str | None = None) -> list[str]:
+def container_command(launch: Launch, role: str, cluster_id: str | None = None,
+                      format_argv: list[str] | None = None) -> list[str]:
     """The container's command: the service's argv, after the prestart steps (and, for a
     standalone bundle with no kops to plan it, KRaft storage formatting when not yet done).
     The argv is passed as positional parameters (``exec "$@"``), never parsed by the shell."""
     steps = [shell_line(p) for p in launch.prestart(role)]
     if cluster_id:
         meta = shlex.quote(f"{launch.data_dir}/meta.properties")
-        steps.append(f"{{ [ -f {meta} ] || {shell_line(launch.format_storage(cluster_id))} >/dev/null; }}")
+        fmt = format_argv or launch.format_storage(cluster_id)
+        steps.append(f"{{ [ -f {meta} ] || {shell_line(fmt)} >/dev/null; }}")
     argv = launch.argv(role)
     if not steps:
         return argv

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import configdef, gates, health, render, state, status, topology
+from . import configdef, gates, health, render, secrets, state, status, topology
 from .errors import InputError, KopsError, NotFoundError, WaitTimeout
 from .plan import Create, Observed, Plan, Reconfigure, Start, Wait, plan_down, plan_restart, plan_up
 from .spec import ClusterSpec, SpecError
@@ -51,17 +51,59 @@ def _cluster_id(spec: ClusterSpec, observed: Observed, persist: bool) -> str:
     return state.cluster_id(spec, found[0] if found else None, persist=persist)
 
 
+def credentials(spec: ClusterSpec, topo, *, persist: bool = True) -> render.Credentials | None:
+    """A secure cluster's CA, node certificates and admin password (made once, kept)."""
+    if not spec.security.tls:
+        return None
+    users = {u: us.password for u, us in spec.security.users.items()}
+    pw = secrets.passwords(spec.name, users, persist=persist)
+    nodes = {}
+    for n in topo.nodes:
+        if n.is_kafka:
+            c = secrets.node_cert(spec.name, n.name, topo.tls_names(n), persist=persist)
+            nodes[n.name] = (c.key_pem, c.cert_pem)
+    return render.Credentials(secrets.ca_pem(spec.name), nodes, pw[secrets.ADMIN], spec.security.mechanism)
+
+
+def client_for(cluster: str, bootstrap: str, security: str | None) -> health.Client:
+    """kops's own client of a cluster: plain, or with its TLS (and SASL) settings from the
+    secrets kept on this machine. ``security``: "tls" or "tls,scram-sha-512" (a label's
+    words) or None."""
+    if not security:
+        return health.Client(bootstrap)
+    words = security.split(",")
+    ca = secrets.folder(cluster) / "ca.pem"
+    if not ca.is_file():
+        raise KopsError(f"cluster {cluster} is secure and this machine has no CA of it ({ca})",
+                        hint="run kops from the machine (or KOPS_STATE_DIR) that created the cluster")
+    settings = {"ssl.ca.location": str(ca), "ssl.endpoint.identification.algorithm": "https"}
+    if len(words) > 1:
+        pw = secrets.passwords(cluster, {}, persist=False)[secrets.ADMIN]
+        settings.update({"security.protocol": "SASL_SSL", "sasl.mechanism": words[1].upper(),
+                         "sasl.username": secrets.ADMIN, "sasl.password": pw})
+    else:
+        settings["security.protocol"] = "SSL"
+    return health.Client(bootstrap, tuple(sorted(settings.items())))
+
+
+def _client(spec: ClusterSpec, topo) -> health.Client:
+    sec = spec.security
+    return client_for(spec.name, topo.bootstrap_servers,
+                      ("tls" + (f",{sec.sasl}" if sec.sasl else "")) if sec.tls else None)
+
+
 def resolve(spec: ClusterSpec, provider, *, persist: bool):
     """(topology, bundle, observed) with the cluster id the nodes already hold."""
     provisional = spec.kafka.cluster_id or (state.cluster_id(spec, persist=False) if spec.mode == "kraft"
                                             else "n/a")
     topo = topology.build(spec, provisional)
-    bundle = render.build(topo)
+    creds = credentials(spec, topo, persist=persist)
+    bundle = render.build(topo, creds)
     observed = provider.observe(bundle)
     cid = _cluster_id(spec, observed, persist)
     if cid != provisional:
         topo = topology.build(spec, cid)
-        bundle = render.build(topo)
+        bundle = render.build(topo, creds)
     return topo, bundle, observed
 
 
@@ -77,8 +119,17 @@ def _with_stops(observed: Observed, name: str) -> Observed:
 
 def _probe_status(provider, topo, observed, mode: str, version: str, name: str, scope: str) -> ClusterStatus:
     observed = _with_stops(observed, name)
-    probes = status.collect(provider, topo, observed, mode) if observed.nodes else None
+    probes = None
+    if observed.nodes:
+        probes = status.collect(provider, topo, observed, mode, client=_observed_client(name, topo, observed))
     return status.build(name, provider.name, mode, version, topo, observed, probes, scope=scope)
+
+
+def _observed_client(name: str, topo, observed: Observed) -> health.Client:
+    bootstrap = status.bootstrap(topo, observed)
+    if topo is not None:
+        return _client(topo.spec, topo)
+    return client_for(name, bootstrap, observed.meta.get("security"))
 
 
 def active_controller(provider, topo, observed) -> int | None:
@@ -194,11 +245,18 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         log(f"cluster {spec.name}: every node is running with its current config; nothing to change")
         st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
         return Result(plan, st, time.monotonic() - t0, False)
-    ctx = gates.Context(topo, provider, log, scope)
+    ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     state.note_source(spec.name, source)
     run(plan, ctx, bundle, deadline)
     state.note_started(spec.name)
-    health.drop_topics(topo.bootstrap_servers, [health.CHECK_TOPIC])
+    health.drop_topics(ctx.kafka(), [health.CHECK_TOPIC])
+    if spec.security.sasl and spec.security.users:
+        made = health.ensure_scram_users(ctx.kafka(), spec.security.mechanism, {
+            u: pw for u, pw in secrets.passwords(spec.name, {u: us.password for u, us in
+                                                            spec.security.users.items()}).items()
+            if u in spec.security.users})
+        for u in made:
+            log(f"user {u} created ({spec.security.mechanism}); `kops client-config {u}{scope}` writes its settings")
     observed = provider.observe(bundle)
     st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
     return Result(plan, st, time.monotonic() - t0, True)
@@ -256,7 +314,7 @@ def restart(spec: ClusterSpec, provider, *, nodes: list[str] | None = None, time
     plan = plan_restart([(n.name, n.role, n.id) for n in topo.nodes], st.controller, nodes)
     if dry_run:
         return Result(plan, st, time.monotonic() - t0, plan.changes, dry_run=True)
-    ctx = gates.Context(topo, provider, log, scope)
+    ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     done_at = time.monotonic()
     for step in plan.steps:
         a = step[0]
@@ -272,19 +330,19 @@ def restart(spec: ClusterSpec, provider, *, nodes: list[str] | None = None, time
             log(f"{a.nodes[0]}: back, cluster healthy ({time.monotonic() - done_at:.1f} s)")
             done_at = time.monotonic()
         else:
-            _warn_single_replicas(topo, a.node, log)
+            _warn_single_replicas(ctx.kafka(), topo, a.node, log)
             log(f"{a.node}: restarting")
             provider.apply(step, bundle)
     return Result(plan, st, time.monotonic() - t0, True)
 
 
-def _warn_single_replicas(topo, node: str, log) -> None:
+def _warn_single_replicas(client: health.Client, topo, node: str, log) -> None:
     """Partitions with their only replica on ``node`` go offline while it restarts: say so."""
     n = topo.node(node)
     if not n.is_broker:
         return
     try:
-        parts = health.partitions(topo.bootstrap_servers)
+        parts = health.partitions(client)
     except health.NotYet:
         return
     alone = [f"{t}-{p}" for t, p, replicas, _isr, _leader in parts if replicas == [n.id]]
@@ -309,7 +367,8 @@ def logs(spec: ClusterSpec | None, provider, node: str | None, *, name: str | No
     yield from provider.logs(nodes, lines=lines, since=since, follow=follow, prefix=node is None)
 
 
-def check(st: ClusterStatus, *, messages: int = 100, timeout: float = 60) -> dict:
+def check(st: ClusterStatus, *, messages: int = 100, timeout: float = 60,
+          client: health.Client | None = None) -> dict:
     """The CI smoke test: ``messages`` through a new replicated topic, acks=all, all read back."""
     brokers = st.kafka.get("brokers_expected") or len(st.kafka.get("brokers") or {}) or 1
     result = {"cluster": st.name, "state": st.state, "bootstrap_servers": st.bootstrap, "passed": False}
@@ -318,7 +377,8 @@ def check(st: ClusterStatus, *, messages: int = 100, timeout: float = 60) -> dic
     from confluent_kafka import KafkaException
 
     try:
-        result.update(health.smoke(st.bootstrap, min(3, brokers), messages, timeout))
+        target = client.at(st.bootstrap) if client else st.bootstrap
+        result.update(health.smoke(target, min(3, brokers), messages, timeout))
         result["passed"] = True
     except KopsError as exc:
         result["error"] = exc.message

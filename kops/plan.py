@@ -100,6 +100,14 @@ class Format(Action):
 
 
 @dataclass(frozen=True)
+class Bootstrap(Action):
+    """ZooKeeper mode with SASL: kops's (and the brokers') SCRAM user written to ZooKeeper
+    before any broker starts (KRaft gets it from the storage format instead)."""
+
+    kind = "bootstrap"
+
+
+@dataclass(frozen=True)
 class Create(Action):
     kind = "create"
 
@@ -275,6 +283,11 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
     kafka = [nb for nb in todo if nb.node.is_kafka]
     if not kafka:
         return plan
+    if topo.mode == "zookeeper" and topo.spec.security.sasl and any(
+            decided[nb.name][0] == "create" for nb in kafka):
+        zk = next(nb for nb in bundle if nb.node.role == "zookeeper")
+        plan.add(Bootstrap(node=zk.name, host=zk.node.host_key,
+                           reason=f"the brokers' {topo.spec.security.mechanism} user, written to ZooKeeper"))
     if topo.mode == "zookeeper":
         sessions = tuple((nb.name, nb.node.id, o.finished_at, _session_s(nb)) for nb in kafka
                          if (o := observed.get(nb.name)).exists and o.crashed and o.finished_at is not None)

@@ -59,6 +59,8 @@ class NodeBundle:
     container: dict | None = None    # Docker: name, image, ports, labels, volume, ...
     sums: dict[str, str] = field(default_factory=dict)   # path -> sha256 of the content
     digest: str = ""                 # the whole definition: files, argv, image, ports
+    secret: frozenset[str] = frozenset()   # paths readable by the service user only
+    scram_argv: list[str] | None = None    # ZooKeeper mode + SASL: writes the brokers' SCRAM user
 
     @property
     def name(self) -> str:
@@ -67,6 +69,19 @@ class NodeBundle:
     def changed_files(self, observed: dict[str, str]) -> list[str]:
         """Paths whose observed sha256 differs from the rendered one."""
         return [p for p, s in self.sums.items() if observed.get(p) != s]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a secure cluster's nodes get from kops's secrets (see kops.secrets)."""
+
+    ca_pem: str
+    nodes: dict[str, tuple[str, str]]     # node -> (key PEM, certificate PEM)
+    admin_password: str
+    mechanism: str | None                 # SCRAM-SHA-512 / SCRAM-SHA-256, None: TLS only
+
+
+ADMIN = "kops-admin"
 
 
 @dataclass(frozen=True)
@@ -186,21 +201,47 @@ def default_log_config(version: str) -> tuple[str, str]:
 
 # -- per node -----------------------------------------------------------------------------
 
-def _server_properties(topo: Topology, node: Node, lay: Layout) -> str:
+def _security(topo: Topology, node: Node, lay: Layout, creds: Credentials | None) -> tuple[dict, list]:
+    """(listener -> protocol, the security settings) of a node."""
+    sec = topo.spec.security
+    names = list(topo.listeners(node))
+    if topo.mode == "kraft" and "CONTROLLER" not in names:
+        names.append("CONTROLLER")   # brokers reach the controllers through it
+    if not sec.tls:
+        return {n: "PLAINTEXT" for n in names}, []
+    if creds is None:
+        raise KopsError("a secure cluster is rendered without its credentials (kops.secrets)")
+    client = "SASL_SSL" if sec.sasl else "SSL"
+    protocols = {n: ("SSL" if n == "CONTROLLER" else client) for n in names}
+    items = [("ssl.keystore.type", "PEM"), ("ssl.keystore.location", f"{lay.conf_dir}/tls/node.pem"),
+             ("ssl.truststore.type", "PEM"), ("ssl.truststore.location", f"{lay.conf_dir}/tls/ca.pem"),
+             ("ssl.endpoint.identification.algorithm", "https"), ("ssl.client.auth", "none")]
+    if sec.sasl:
+        mech = sec.mechanism
+        login = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        items += [("sasl.enabled.mechanisms", mech), ("sasl.mechanism.inter.broker.protocol", mech)]
+        for n in names:
+            if protocols[n] == "SASL_SSL":
+                creds_part = (f' username="{ADMIN}" password="{creds.admin_password}"' if n == "INTERNAL" else "")
+                items.append((f"listener.name.{n.lower()}.{mech.lower()}.sasl.jaas.config", f"{login}{creds_part};"))
+        items.append(("super.users", f"User:{ADMIN}"))
+    return protocols, items
+
+
+def _server_properties(topo: Topology, node: Node, lay: Layout, creds: Credentials | None = None) -> str:
     listeners = topo.listeners(node)
-    protocol_map = ",".join(f"{name}:PLAINTEXT" for name in listeners)
-    if node.is_kafka and topo.mode == "kraft" and "CONTROLLER" not in listeners:
-        protocol_map += ",CONTROLLER:PLAINTEXT"  # brokers reach the controllers through it
+    protocols, security = _security(topo, node, lay, creds)
+    protocol_map = ",".join(f"{name}:{proto}" for name, proto in protocols.items())
     return render_template(
         "kafka/server.properties.j2", cluster=topo.name, node=node, version=topo.version,
         mode=topo.mode, zookeeper_connect=topo.zookeeper_connect, quorum_voters=topo.quorum_voters,
         listeners=[(name, bind) for name, (bind, _) in listeners.items()],
         advertised=[f"{name}://{adv}" for name, (_, adv) in listeners.items() if adv],
         protocol_map=protocol_map, data_dir=lay.data_dir, replication=topo.replication_defaults,
-        overrides=node.config)
+        overrides=node.config, security=security)
 
 
-def node_files(topo: Topology, node: Node) -> dict[str, str]:
+def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> dict[str, str]:
     """File name -> content: everything this node needs in its config folder."""
     lay = layout(topo, node)
     files: dict[str, str] = {}
@@ -211,7 +252,11 @@ def node_files(topo: Topology, node: Node) -> dict[str, str]:
             client_bind=topo.bind_host(node) if topo.driver == "ssh" else "")
         files["myid"] = render_template("zookeeper/myid.j2", node=node)
     else:
-        files["server.properties"] = _server_properties(topo, node, lay)
+        files["server.properties"] = _server_properties(topo, node, lay, creds)
+        if creds is not None:
+            key, cert = creds.nodes[node.name]
+            files["tls/ca.pem"] = creds.ca_pem
+            files["tls/node.pem"] = key + cert
     name = log_config_name(topo.version)
     files[name] = render_template(f"log/{name}.j2", version=topo.version,
                                   level=topo.spec.kafka.log_level)
@@ -245,20 +290,35 @@ def systemd_unit(topo: Topology, node: Node) -> str:
         stop_grace=stop_grace(topo, node))
 
 
-def node_bundle(topo: Topology, node: Node) -> NodeBundle:
+def _secret_names(creds: Credentials | None) -> set[str]:
+    """Files that hold a key or a password (readable by the service user only)."""
+    return {"server.properties", "tls/node.pem"} if creds is not None else set()
+
+
+def _format_argv(topo: Topology, launch: Launch, creds: Credentials | None) -> list[str]:
+    argv = launch.format_storage(topo.cluster_id)
+    if creds is not None and creds.mechanism:
+        # KRaft: the brokers' own SCRAM user exists from the first start (KIP-900)
+        argv += ["--add-scram", f"{creds.mechanism}=[name={ADMIN},password={creds.admin_password}]"]
+    return argv
+
+
+def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) -> NodeBundle:
     lay = layout(topo, node)
     launch = launch_for(topo, node)
     role = "zookeeper" if node.role == "zookeeper" else "kafka"
-    files = {f"{lay.conf_dir}/{name}": text for name, text in node_files(topo, node).items()}
+    named = node_files(topo, node, creds)
+    files = {f"{lay.conf_dir}/{name}": text for name, text in named.items()}
+    secret = frozenset(f"{lay.conf_dir}/{name}" for name in named if name in _secret_names(creds))
     unit = container = None
     if topo.driver == "ssh":
         unit = unit_name(topo, node)
         files[f"/etc/systemd/system/{unit}"] = systemd_unit(topo, node)
-    fmt = launch.format_storage(topo.cluster_id) if topo.mode == "kraft" and node.is_kafka else None
+    fmt = _format_argv(topo, launch, creds) if topo.mode == "kraft" and node.is_kafka else None
     argv = launch.argv(role)
     sums = {p: _sha(t) for p, t in files.items()}
     if topo.driver == "docker":
-        container = container_plan(topo, node)
+        container = container_plan(topo, node, creds=creds)
     definition = json.dumps([argv, launch.prestart(role), container and container["image"],
                              container and container["ports"]])
     digest = config_hash({p: s for p, s in sums.items()}, definition)
@@ -266,12 +326,18 @@ def node_bundle(topo: Topology, node: Node) -> NodeBundle:
         container["labels"][f"{LABEL}.config-hash"] = digest
         container["labels"][f"{LABEL}.sums"] = ",".join(
             f"{p}={s}" for p, s in sorted(sums.items()))
+    scram = None
+    if node.role == "zookeeper" and creds is not None and creds.mechanism:
+        # written through this ZooKeeper node, before any broker starts (kafka-configs --zookeeper)
+        scram = [launch.java, "-Xmx128m", "-cp", launch.classpath, "kafka.admin.ConfigCommand",
+                 "--zookeeper", f"{node.hostname}:{node.ports['client']}", "--alter", "--entity-type", "users",
+                 "--entity-name", ADMIN, "--add-config", f"{creds.mechanism}=[password={creds.admin_password}]"]
     return NodeBundle(node, lay, files, argv, launch.prestart(role), fmt, stop_grace(topo, node),
-                      unit, container, sums, digest)
+                      unit, container, sums, digest, secret, scram)
 
 
-def build(topo: Topology) -> Bundle:
-    return Bundle(topo, {n.name: node_bundle(topo, n) for n in topo.nodes})
+def build(topo: Topology, creds: Credentials | None = None) -> Bundle:
+    return Bundle(topo, {n.name: node_bundle(topo, n, creds) for n in topo.nodes})
 
 
 # -- containers (the Docker provider and the compose bundle share this) ------------------------
@@ -288,7 +354,8 @@ def network_name(name: str) -> str:
     return f"kops-{name}"
 
 
-def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> dict:
+def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
+                   creds: Credentials | None = None) -> dict:
     """The container of a node. ``standalone`` (the compose bundle): the command also
     formats KRaft storage on first start, since no kops plans it there."""
     lay = layout(topo, node)
@@ -299,7 +366,8 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> d
     # DOCKER listener on the engine's bridge gateway, where host.docker.internal lands,
     # never on every interface.
     bind = topo.publish_host()
-    cmd = container_command(launch, role, cid if standalone else None)
+    cmd = container_command(launch, role, cid if standalone else None,
+                            format_argv=_format_argv(topo, launch, creds) if standalone and cid else None)
     if node.role == "zookeeper":
         # a plain TCP connect: a four-letter word here would log a line every 2 s
         health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['client']}'"]
@@ -324,6 +392,9 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> d
     }
     if cid:
         labels[f"{LABEL}.cluster-id"] = cid
+    sec = topo.spec.security
+    if sec.tls:
+        labels[f"{LABEL}.security"] = "tls" + (f",{sec.sasl}" if sec.sasl else "")
     if node.is_broker:
         labels[f"{LABEL}.external"] = topo.external_address(node)
         labels[f"{LABEL}.internal"] = f"{node.hostname}:{node.ports['internal']}"
@@ -342,10 +413,10 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False) -> d
     }
 
 
-def compose_file(topo: Topology) -> str:
+def compose_file(topo: Topology, creds: Credentials | None = None) -> str:
     containers = []
     for n in topo.nodes:
-        c = container_plan(topo, n, standalone=True)
+        c = container_plan(topo, n, standalone=True, creds=creds)
         c["labels"][f"{LABEL}.config-hash"] = "compose"
         c["ports"] = {k: [COMPOSE_GATEWAY if ip == GATEWAY else ip, hp] for k, (ip, hp) in c["ports"].items()}
         containers.append(c)
@@ -354,26 +425,32 @@ def compose_file(topo: Topology) -> str:
                            bootstrap=topo.bootstrap_servers, internal_bootstrap=topo.internal_bootstrap)
 
 
-def export(topo: Topology) -> dict[str, str]:
+def export(topo: Topology, creds: Credentials | None = None) -> dict[str, str]:
     """Relative path -> content for `kops render`: every node's files, plus compose (docker)
     or units (ssh)."""
     out: dict[str, str] = {}
     for node in topo.nodes:
-        for name, text in node_files(topo, node).items():
+        for name, text in node_files(topo, node, creds).items():
             out[f"{node.name}/{name}"] = text
         if topo.driver == "ssh":
             out[f"{node.name}/{unit_name(topo, node)}"] = systemd_unit(topo, node)
     if topo.driver == "docker":
-        out["docker-compose.yml"] = compose_file(topo)
+        out["docker-compose.yml"] = compose_file(topo, creds)
     return out
 
 
-def write_export(files: dict[str, str], out_dir: Path) -> list[Path]:
+def export_secret(rel: str, creds: Credentials | None) -> bool:
+    """Whether an exported file holds a key or a password."""
+    return creds is not None and (rel == "docker-compose.yml" or rel.split("/", 1)[-1] in _secret_names(creds))
+
+
+def write_export(files: dict[str, str], out_dir: Path, creds: Credentials | None = None) -> list[Path]:
+    """Write the bundle; files holding a key or a password get mode 0600, the rest 0644."""
     written = []
     for rel, text in files.items():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        path.chmod(0o644)
+        path.chmod(0o600 if export_secret(rel, creds) else 0o644)
         written.append(path)
     return written

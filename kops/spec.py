@@ -194,6 +194,27 @@ class NodeOverride(_Strict):
     config: Config = Field(default_factory=dict)
 
 
+Password = Annotated[str, _pattern(r"[A-Za-z0-9._~+/=-]{12,128}", "a usable password",
+                                   "12-128 letters, digits and ._~+/=- (or leave it out: kops makes one)")]
+
+
+class UserSpec(_Strict):
+    password: Password | None = None   # default: generated, kept 0600 on this machine
+
+
+class SecuritySpec(_Strict):
+    """TLS on every Kafka listener (clients, between brokers, to the controllers), and SASL
+    for clients and brokers. A per-cluster CA and the node certificates are made by kops."""
+
+    tls: bool = False
+    sasl: Literal["scram-sha-512", "scram-sha-256"] | None = None
+    users: dict[Name, UserSpec] = Field(default_factory=dict, max_length=100)
+
+    @property
+    def mechanism(self) -> str | None:
+        return self.sasl.upper() if self.sasl else None
+
+
 class SSHSettings(_Strict):
     # a known_hosts file to verify the hosts' keys against (default: ~/.ssh/known_hosts and
     # kops's own, where --accept-new-host-keys records new keys)
@@ -212,6 +233,7 @@ class ClusterSpec(_Strict):
     driver: Literal["docker", "ssh"] = "docker"
     hosts: dict[Name, HostSpec] = Field(default_factory=dict, max_length=64)
     ssh: SSHSettings = Field(default_factory=SSHSettings)
+    security: SecuritySpec = Field(default_factory=SecuritySpec)
     nodes: dict[NodeName, NodeOverride] = Field(default_factory=dict, max_length=200)
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
 
@@ -304,6 +326,13 @@ def rules(spec: ClusterSpec) -> list[str]:
         p.append(f"brokers.bind_address: required when brokers.advertised_host is a name "
                  f"({b.advertised_host!r}): the host address its ports are published on, e.g. 10.0.0.5 "
                  "(0.0.0.0 for every interface)")
+    sec = spec.security
+    if sec.sasl and not sec.tls:
+        p.append(f"security.sasl: {sec.sasl} without tls would send passwords in the clear; add security.tls: true")
+    if sec.users and not sec.sasl:
+        p.append("security.users: users need security.sasl (e.g. scram-sha-512)")
+    if "kops-admin" in sec.users:
+        p.append("security.users.kops-admin: this name is kops's own; pick another")
     if spec.ssh.known_hosts and not Path(spec.ssh.known_hosts).expanduser().is_file():
         p.append(f"ssh.known_hosts: {spec.ssh.known_hosts!r}: no such file")
     if spec.driver == "ssh":

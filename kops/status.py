@@ -44,6 +44,7 @@ class ClusterStatus:
     state: str                      # healthy | degraded | stopped | not-found
     problems: list[str] = field(default_factory=list)
     bootstrap: str = ""
+    security: str | None = None     # "tls" or "tls,scram-sha-512" (None: plaintext)
 
     @property
     def exit_code(self) -> int:
@@ -56,7 +57,7 @@ class ClusterStatus:
     def as_dict(self) -> dict:
         return {"cluster": self.name, "driver": self.driver, "mode": self.mode,
                 "kafka_version": self.version, "state": self.state, "problems": self.problems,
-                "bootstrap_servers": self.bootstrap, "kafka": self.kafka,
+                "bootstrap_servers": self.bootstrap, "security": self.security, "kafka": self.kafka,
                 "nodes": [n.as_dict() for n in self.nodes]}
 
 
@@ -96,7 +97,8 @@ def bootstrap(topo: Topology | None, observed: Observed) -> str:
 
 # -- probes ---------------------------------------------------------------------------------
 
-def collect(provider, topo: Topology | None, observed: Observed, mode: str, timeout: float = 4) -> Probes:
+def collect(provider, topo: Topology | None, observed: Observed, mode: str, timeout: float = 4,
+            client: health.Client | None = None) -> Probes:
     """Run every probe the status needs, in parallel."""
     vs = views(topo, observed)
     running = {n for n, o in observed.nodes.items() if o.running}
@@ -105,7 +107,8 @@ def collect(provider, topo: Topology | None, observed: Observed, mode: str, time
         if mode == "kraft" else []
     brokers_up = any(v.role in ("broker", "combined") and v.name in running for v in vs)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        kh = pool.submit(health.kafka_health, bootstrap(topo, observed), timeout) if brokers_up else None
+        target = client.at(bootstrap(topo, observed)) if client else bootstrap(topo, observed)
+        kh = pool.submit(health.kafka_health, target, timeout) if brokers_up else None
         zk = dict(zip(zks, pool.map(lambda n: health.zk_mode(provider.zk_srvr(n) or ""), zks)))
         quorum = dict(zip(voters, pool.map(provider.quorum_state, voters)))
         kafka = kh.result() if kh else health.KafkaHealth(error="no broker is running")
@@ -194,7 +197,15 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
         st = "degraded" if problems else "healthy"
     kafka = kh.as_dict()
     kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
-    return ClusterStatus(name, driver, mode, version, nodes, kafka, st, problems, bootstrap(topo, observed))
+    return ClusterStatus(name, driver, mode, version, nodes, kafka, st, problems, bootstrap(topo, observed),
+                         security_of(topo, observed))
+
+
+def security_of(topo: Topology | None, observed: Observed) -> str | None:
+    if topo is not None:
+        sec = topo.spec.security
+        return ("tls" + (f",{sec.sasl}" if sec.sasl else "")) if sec.tls else None
+    return observed.meta.get("security")
 
 
 def _node_health(v: View, o: NodeObs, kh: health.KafkaHealth, quorum: dict, probes: Probes | None,

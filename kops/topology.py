@@ -177,6 +177,16 @@ class Topology:
             return b.bind_address
         return "127.0.0.1" if b.advertised_host in ("127.0.0.1", "localhost") else b.advertised_host
 
+    def tls_names(self, n: Node) -> list[str]:
+        """Every name and address a node is reached by (its certificate's SANs)."""
+        names = {n.hostname, n.name, "localhost", "127.0.0.1"}
+        if self.driver == "docker":
+            names |= {self.spec.brokers.advertised_host, self.publish_host(), "host.docker.internal"}
+        else:
+            names.add(n.host_key)
+        names.discard("0.0.0.0")
+        return sorted(names)
+
     def listeners(self, n: Node) -> dict[str, tuple[str, str]]:
         """Listener name -> (bind address, advertised address or '' when not advertised)."""
         out: dict[str, tuple[str, str]] = {}

@@ -294,7 +294,8 @@ def check(spec_source, name, messages, timeout, output):
     if st.state in ("not-found", "stopped"):
         err_console.print(f"cluster {t.name} is {st.state}", markup=False)
         sys.exit(st.exit_code)
-    result = lifecycle.check(st, messages=messages, timeout=timeout)
+    result = lifecycle.check(st, messages=messages, timeout=timeout,
+                             client=lifecycle.client_for(st.name, st.bootstrap, st.security))
     if output == "json":
         print_json(result)
     elif result["passed"]:

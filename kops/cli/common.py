@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 
 import click
@@ -19,16 +20,24 @@ out_console = Console(highlight=False, soft_wrap=True,
                       width=None if sys.stdout.isatty() else 200)
 
 
+_SECRET = re.compile(r"""(?i)(password\s*[=:]\s*["']?|sasl\.jaas\.config=[^"]*password=")[^\s"',\];]+""")
+
+
+def redact(text: str) -> str:
+    """Passwords never reach the terminal, whatever printed them (a tool's own error lines)."""
+    return _SECRET.sub(lambda m: m.group(1) + "****", text)
+
+
 def progress(msg: str) -> None:
-    err_console.print(f"[dim]·[/dim] {escape(msg)}", markup=True, emoji=False)
+    err_console.print(f"[dim]·[/dim] {escape(redact(msg))}", markup=True, emoji=False)
 
 
 def fail(exc: KopsError) -> None:
-    err_console.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", markup=True, emoji=False)
+    err_console.print(f"[bold red]Error:[/bold red] {escape(redact(exc.message))}", markup=True, emoji=False)
     if exc.details:
-        err_console.print(exc.details, markup=False, emoji=False)
+        err_console.print(redact(exc.details), markup=False, emoji=False)
     if exc.hint:
-        err_console.print(f"[bold]Hint:[/bold] {escape(exc.hint)}", markup=True, emoji=False)
+        err_console.print(f"[bold]Hint:[/bold] {escape(redact(exc.hint))}", markup=True, emoji=False)
     sys.exit(exc.exit_code)
 
 

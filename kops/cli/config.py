@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shutil
 from pathlib import Path
 
 import click
@@ -76,6 +77,27 @@ def init(preset, out, name, force, list_):
     click.echo(str(dest))
 
 
+MARKER = ".kops-render"
+
+
+def _render_target(out: str) -> Path:
+    """The folder to render into: new, empty, or one kops rendered before (whose stale node
+    folders are then replaced). Anything else is refused before a file is written."""
+    if not out or not out.strip():
+        raise InputError("-o needs a folder name", hint="e.g. -o out/")
+    dest = Path(out)
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"-o {out}: exists and is not a folder", hint="name a new or empty folder")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
+        raise InputError(f"-o {out}: the folder is not empty and was not rendered by kops",
+                         hint="name a new or empty folder; kops re-renders only into its own output")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"-o {out}: cannot create the folder: {exc.strerror or exc}") from exc
+    return dest
+
+
 def _name_from(path: Path) -> str:
     """A DNS-safe cluster name from a file name: dev.yaml -> dev, My_Cluster.yml -> my-cluster."""
     stem = re.sub(r"[^a-z0-9-]+", "-", path.stem.lower()).strip("-")[:32].strip("-")
@@ -94,17 +116,25 @@ def render(spec_source, out, output_format):
     """Render every node's files (and docker-compose.yml or systemd units) into a directory."""
     from .. import render as renderlib
     from .. import state, topology
-
-    from ..lifecycle import check_config
+    from ..lifecycle import check_config, credentials
 
     spec = load_spec(spec_source)
+    dest = _render_target(out)
     check_config(spec, progress)
     cid = state.cluster_id(spec) if spec.mode == "kraft" else "n/a"
     topo = topology.build(spec, cid)
-    files = renderlib.export(topo)
-    written = renderlib.write_export(files, Path(out))
+    creds = credentials(spec, topo)
+    files = renderlib.export(topo, creds)
+    try:
+        for stale in (p for p in dest.iterdir() if p.is_dir() and not any(r.startswith(p.name + "/") for r in files)):
+            shutil.rmtree(stale)   # a node folder of an earlier render of this folder
+        written = renderlib.write_export(files, dest, creds)
+        (dest / MARKER).write_text(spec.name + "\n")
+    except OSError as exc:
+        raise InputError(f"cannot write the bundle into {dest}: {exc.strerror or exc}") from exc
     progress(f"rendered {len(written)} files for cluster {spec.name} ({spec.mode}, Kafka "
-             f"{spec.kafka.version}, {len(topo.nodes)} nodes) into {out}")
+             f"{spec.kafka.version}, {len(topo.nodes)} nodes) into {out}"
+             + ("; files holding keys or passwords are 0600" if creds else ""))
     if spec.driver == "docker":
         progress(f"start it with compose: cd {out} && docker compose up -d   (or: kops up)")
     if output_format == "json":

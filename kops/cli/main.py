@@ -8,6 +8,7 @@ from .. import __version__
 from .cluster import check, down, logs, ls, restart, status, up
 from .config import init, render
 from .dist import dist_group, image_group
+from .security import certs, client_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,8 @@ def cli():
 for _cmd in (up, status, down, check, restart, ls, logs):
     cli.add_command(_cmd)
 cli.add_command(init)
+cli.add_command(client_config)
+cli.add_command(certs)
 cli.add_command(render)
 cli.add_command(dist_group)
 cli.add_command(image_group)

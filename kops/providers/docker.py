@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from .. import dist, images
 from ..errors import EngineError, InputError, KopsError
-from ..plan import (Action, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
+from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
                     Remove, RemoveHost, Restart, Start, Stop)
 from ..render import GATEWAY, LABEL, Bundle, NodeBundle, network_name
 
@@ -31,15 +31,22 @@ PREVIOUS = "-previous"  # a reconfigured node's old container, kept stopped unti
 CLEAN_EXIT = (0, 143)  # a JVM that exited on SIGTERM
 
 
-def _tar(files: dict[str, str]) -> bytes:
-    """A tar of absolute paths (relative to /), for ``put_archive("/", ...)``."""
+def _tar(files: dict[str, str], secret: frozenset[str] = frozenset(), gid: int = 0) -> bytes:
+    """A tar of absolute paths (relative to /), for ``put_archive("/", ...)``: files 0644,
+    secrets 0640 root:<the service user's group>, their folders 0750."""
     buf = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=buf, mode="w") as tar:
+        dirs = sorted({p.rsplit("/", 1)[0] for p in secret if p.rsplit("/", 1)[0] not in ("", "/etc/kafka")})
+        for d in dirs:
+            ti = tarfile.TarInfo(d.lstrip("/"))
+            ti.type, ti.mode, ti.gid, ti.mtime = tarfile.DIRTYPE, 0o750, gid, now
+            tar.addfile(ti)
         for path, text in files.items():
             data = text.encode()
             ti = tarfile.TarInfo(path.lstrip("/"))
-            ti.size, ti.mode, ti.mtime = len(data), 0o644, now
+            ti.size, ti.mtime = len(data), now
+            ti.mode, ti.gid = (0o640, gid) if path in secret else (0o644, 0)
             tar.addfile(ti, io.BytesIO(data))
     return buf.getvalue()
 
@@ -80,8 +87,13 @@ class DockerProvider:
         """The engine's default bridge gateway: where ``host.docker.internal`` (host-gateway)
         lands for other containers, so the DOCKER listener is published there only."""
         if getattr(self, "_gw", None) is None:
+            import ipaddress
+
             cfg = (self.cli.networks.get("bridge").attrs.get("IPAM") or {}).get("Config") or []
             gw = next((c.get("Gateway") for c in cfg if c.get("Gateway")), None)
+            if not gw:   # older engines leave it implicit: the subnet's first address
+                subnet = next((c.get("Subnet") for c in cfg if c.get("Subnet") and ":" not in c["Subnet"]), None)
+                gw = str(ipaddress.ip_network(subnet, strict=False)[1]) if subnet else None
             if not gw:
                 raise EngineError("the Docker engine's bridge network has no gateway address",
                                   hint="the DOCKER listener is published on it; is the default bridge enabled?")
@@ -139,7 +151,8 @@ class DockerProvider:
         meta = {}
         for c in cs.values():
             meta = {"mode": c.labels.get(f"{LABEL}.mode", "?"),
-                    "version": c.labels.get(f"{LABEL}.kafka-version", "?")}
+                    "version": c.labels.get(f"{LABEL}.kafka-version", "?"),
+                    **({"security": c.labels[f"{LABEL}.security"]} if c.labels.get(f"{LABEL}.security") else {})}
         return Observed(nodes=nodes, hosts={ENGINE: HostObs(ENGINE, tuple(missing))}, meta=meta)
 
     def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
@@ -234,7 +247,7 @@ class DockerProvider:
         import docker
 
         try:
-            handler = {PrepareHost: self._prepare, Format: self._format, Create: self._create,
+            handler = {PrepareHost: self._prepare, Format: self._format, Bootstrap: self._bootstrap, Create: self._create,
                        Reconfigure: self._reconfigure, Start: self._start, Restart: self._restart,
                        Stop: self._stop, Remove: self._remove, RemoveHost: self._remove_host}[type(a)]
             handler(a, bundle)
@@ -270,34 +283,58 @@ class DockerProvider:
             return self.cli.volumes.create(vol, labels={f"{LABEL}.cluster": self.cluster,
                                                         f"{LABEL}.node": nb.name})
 
-    def _format(self, a: Format, bundle: Bundle) -> None:
-        """KRaft storage, formatted once by a one-shot container on the node's data volume."""
+    def _one_shot(self, nb: NodeBundle, argv: list[str], what: str, *, volume: bool) -> None:
+        """Run ``argv`` in a throwaway container of the node's image, with the node's files
+        (and data volume), on the cluster network; fail with its log lines."""
         import docker
 
-        nb = bundle.nodes[a.node]
-        self._volume(nb)
+        name = f"{nb.container['name']}-{what.split()[0]}"
         try:  # a leftover of an interrupted run
-            self.cli.containers.get(f"{nb.container['name']}-format").remove(force=True)
+            self.cli.containers.get(name).remove(force=True)
         except docker.errors.NotFound:
             pass
+        vols = {nb.container["volume"]: {"bind": nb.container["data_mount"], "mode": "rw"}} if volume else {}
         c = self.cli.containers.create(
-            nb.container["image"], nb.format_argv, name=f"{nb.container['name']}-format",
-            labels={f"{LABEL}.cluster": self.cluster, f"{LABEL}.format": nb.name},
-            volumes={nb.container["volume"]: {"bind": nb.container["data_mount"], "mode": "rw"}},
-            hostname=nb.name, network=nb.container["network"])
+            nb.container["image"], argv, name=name, labels={f"{LABEL}.cluster": self.cluster, f"{LABEL}.job": what},
+            volumes=vols, hostname=f"{nb.name}-job", network=nb.container["network"])
         try:
-            c.put_archive("/", _tar(nb.files))
+            c.put_archive("/", _tar(nb.files, nb.secret, self._kafka_gid(nb.container["image"]) if nb.secret else 0))
             c.start()
-            code = c.wait(timeout=120).get("StatusCode")
+            code = c.wait(timeout=180).get("StatusCode")
             if code != 0:
-                raise KopsError(f"{nb.name}: formatting KRaft storage failed (exit code {code})",
-                                details=f"--- {nb.name} (kafka-storage format), last log lines:\n"
+                raise KopsError(f"{nb.name}: {what} failed (exit code {code})",
+                                details=f"--- {nb.name} ({what}), last log lines:\n"
                                         + c.logs(tail=30).decode(errors="replace"),
-                                hint="the lines above are kafka-storage's; a cluster id mismatch means the "
-                                     "volume holds another cluster's data")
+                                hint="the lines above are Kafka's own")
         finally:
             c.remove(force=True)
+
+    def _format(self, a: Format, bundle: Bundle) -> None:
+        """KRaft storage, formatted once by a one-shot container on the node's data volume."""
+        nb = bundle.nodes[a.node]
+        self._volume(nb)
+        try:
+            self._one_shot(nb, nb.format_argv, "formatting KRaft storage", volume=True)
+        except KopsError as exc:
+            exc.hint = ("the lines above are kafka-storage's; a cluster id mismatch means the volume holds "
+                        "another cluster's data")
+            raise
         self.log(f"{nb.name}: storage formatted (cluster id {a.cluster_id})")
+
+    def _bootstrap(self, a: Bootstrap, bundle: Bundle) -> None:
+        nb = bundle.nodes[a.node]
+        self._one_shot(nb, nb.scram_argv, "writing the brokers' SCRAM user to ZooKeeper", volume=False)
+        self.log(f"{nb.name}: the brokers' SCRAM user written to ZooKeeper")
+
+    def _kafka_gid(self, image: str) -> int:
+        """The group id of the image's service user (secret files are readable by it only)."""
+        cache = getattr(self, "_gids", None)
+        if cache is None:
+            cache = self._gids = {}
+        if image not in cache:
+            out = self.cli.containers.run(image, ["id", "-g", "kafka"], remove=True, network_mode="none")
+            cache[image] = int(out.decode().strip())
+        return cache[image]
 
     def _create(self, a: Action, bundle: Bundle) -> None:
         nb = bundle.nodes[a.node]
@@ -324,7 +361,7 @@ class DockerProvider:
                          "timeout": 5_000_000_000, "retries": 60},
         )
         container = self.cli.containers.get(created["Id"])
-        container.put_archive("/", _tar(nb.files))
+        container.put_archive("/", _tar(nb.files, nb.secret, self._kafka_gid(plan["image"]) if nb.secret else 0))
         container.start()
         self.log(f"{nb.name}: created and started ({plan['name']})")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from .. import dist, health, paths
 from ..errors import EngineError, KopsError
 from ..launch import shell_line
-from ..plan import (Action, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
+from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
                     Remove, RemoveHost, Restart, Start, Stop)
 from ..render import KAFKA_USER, Bundle, NodeBundle
 
@@ -388,13 +388,20 @@ class SSHProvider:
                 commands=[_backup_script(list(nb.files), _previous(nb))])
         if isinstance(a, (Format, Create, Reconfigure)):
             lay = nb.layout
-            add(h, f"{nb.name}: config folder", files.directory, path=lay.conf_dir, mode="755")
+            # configs readable by the service's group only (a secure cluster's hold keys and passwords)
+            for d in sorted({lay.conf_dir} | {posixpath.dirname(p) for p in nb.files if p.startswith(lay.conf_dir)}):
+                add(h, f"{nb.name}: {d}", files.directory, path=d, user="root", group=KAFKA_USER, mode="750")
             for d in (lay.data_dir, lay.log_dir):
                 add(h, f"{nb.name}: {d}", files.directory, path=d, user=KAFKA_USER, group=KAFKA_USER, mode="750")
             for path, text in nb.files.items():
+                owner = {"user": "root", "group": KAFKA_USER, "mode": "640"} if path in nb.secret else {"mode": "644"}
                 add(h, f"{nb.name}: {posixpath.basename(path)}", files.put, src=io.StringIO(text), dest=path,
-                    mode="644")
-        if isinstance(a, Format):
+                    **owner)
+        if isinstance(a, Bootstrap):
+            add(h, f"{nb.name}: the brokers' SCRAM user in ZooKeeper", server.shell,
+                commands=[shell_line(["runuser", "-u", KAFKA_USER, "--", *nb.scram_argv])])
+            notes.append((h, f"{nb.name}: the brokers' SCRAM user written to ZooKeeper"))
+        elif isinstance(a, Format):
             add(h, f"{nb.name}: format KRaft storage", server.shell,
                 commands=[shell_line(["runuser", "-u", KAFKA_USER, "--", *nb.format_argv])])
             notes.append((h, f"{nb.name}: storage formatted on {h} (cluster id {a.cluster_id})"))

@@ -224,7 +224,7 @@ def test_safe_to_stop_waits_for_the_isr(monkeypatch):
     seen = []
 
     def restart_blockers(bootstrap, broker_id):
-        seen.append((bootstrap, broker_id))
+        seen.append((str(bootstrap), broker_id))
         return blockers.pop(0) if len(blockers) > 1 else blockers[0]
 
     monkeypatch.setattr(health, "restart_blockers", restart_blockers)
@@ -246,7 +246,7 @@ def test_kafka_ready_gate_on_recorded_answers(monkeypatch):
     asked = []
 
     def kafka_health(bootstrap, timeout=5):
-        asked.append(bootstrap)
+        asked.append(str(bootstrap))
         if len(asked) == 1:
             return KafkaHealth(brokers={1: "a", 2: "b"}, controller=1)   # kafka3 not registered yet
         return KafkaHealth(brokers={1: "a", 2: "b", 3: "c"}, controller=1)

@@ -265,7 +265,7 @@ def test_as_dict_keys_and_json():
     st = build(ZK1K3, observed(ZK1K3, kafka2="exited:137"),
                Probes(KafkaHealth(brokers=brokers(1, 3), controller=1, partitions=3), zk={"zoo1": "standalone"}))
     d = json.loads(json.dumps(st.as_dict()))
-    assert list(d) == ["cluster", "driver", "mode", "kafka_version", "state", "problems", "bootstrap_servers",
+    assert list(d) == ["cluster", "driver", "mode", "kafka_version", "state", "problems", "bootstrap_servers", "security",
                        "kafka", "nodes"]
     assert (d["cluster"], d["driver"], d["mode"], d["kafka_version"], d["state"]) == (
         ZK1K3, "docker", "zookeeper", "3.9.2", "degraded")
