@@ -49,7 +49,8 @@ def preset_path(name: str) -> Path:
 def load(path: str | Path | None = None, preset: str | None = None) -> ClusterSpec:
     """Load an inventory file or a preset (the default preset when both are None)."""
     if path is not None and preset:
-        raise InputError("give either -i FILE or --preset NAME, not both")
+        raise InputError("give either -i FILE or --preset NAME, not both",
+                         hint="-i takes your inventory file; --preset one of kops's (kops init --list)")
     if path is None:
         path = preset_path(preset or DEFAULT_PRESET)
     return loads(read_text(Path(path)), str(path))
@@ -85,6 +86,7 @@ class _StrictLoader(yaml.SafeLoader):
     def __init__(self, stream):
         super().__init__(stream)
         self._aliases = 0
+        self._depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -94,16 +96,22 @@ class _StrictLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None, None, f"more than {MAX_ALIASES} aliases (*name): an inventory needs few or none",
                     event.start_mark)
-        if len(self.resolver_exact_paths) > MAX_DEPTH:
-            raise yaml.constructor.ConstructorError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                                    self.peek_event().start_mark)
-        return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.constructor.ConstructorError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                        self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
             seen: dict = {}
             for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
+                # `<<: *base` merges a mapping (SafeLoader flattens it below): a key, not a value
+                key = "<<" if key_node.tag == "tag:yaml.org,2002:merge" else \
+                    self.construct_object(key_node, deep=True)
                 try:
                     first = seen.get(key)
                 except TypeError:
@@ -147,6 +155,9 @@ def parse_yaml(text: str, source: str) -> dict:
         raise SpecError(source, [f"not valid YAML{where}: " + (f"{ctx}, {problem}" if ctx else problem)]) from None
     except RecursionError:
         raise SpecError(source, [f"not valid YAML: nested too deeply (at most {MAX_DEPTH} levels)"]) from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # a value the YAML types refuse (!!int abc, a date that is not one, a 5000-digit number)
+        raise SpecError(source, [f"not valid YAML: a value cannot be read: {_short(str(exc), 120)}"]) from None
     if data is None:
         raise SpecError(source, ["the inventory is empty: write at least `name: mycluster`, or start from "
                                  "a preset with `kops init --preset NAME`"])
@@ -258,7 +269,7 @@ def _cut(text: str, limit: int = 120) -> str:
 
 def _describe(err: dict, data: dict) -> list[str]:
     loc = tuple(p for p in err["loc"] if p != "[key]")
-    where = ".".join(str(p) for p in loc) or "(top level)"
+    where = _cut(".".join(_cut(str(p), 60) for p in loc) or "(top level)")
     kind = err["type"]
     if kind == RULES_ERROR:
         return list(err["ctx"]["problems"])

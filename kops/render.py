@@ -137,8 +137,15 @@ def _propvalue(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     text = str(v)
-    out = "".join(_PROP_ESCAPES.get(c, c) for c in text)
+    # java.util.Properties reads ISO-8859-1: anything beyond ASCII goes as \uXXXX
+    out = "".join(_PROP_ESCAPES.get(c) or (c if 32 <= ord(c) < 127 else
+                                          "".join(f"\\u{u:04x}" for u in _utf16(c))) for c in text)
     return ("\\" + out) if out.startswith(" ") else out
+
+
+def _utf16(c: str) -> list[int]:
+    raw = c.encode("utf-16-be")
+    return [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
 
 
 def _propkey(k) -> str:

@@ -21,8 +21,8 @@ from pydantic_core import PydanticCustomError
 
 from .errors import InputError
 
-NAME_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
-VERSION_RE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}")
+NAME_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?", re.ASCII)
+VERSION_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", re.ASCII)
 DEFAULT_PRESET = "zk-single-kafka-single"
 RULES_ERROR = "kops_rules"
 
@@ -43,6 +43,10 @@ MANAGED_KEYS = {
 }
 
 
+# With security on, kops renders these itself (stores, JAAS with the brokers' credentials).
+SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "security.", "super.users")
+
+
 def _short(value, limit: int = 60) -> str:
     """A value as the error shows it: repr, cut to ``limit`` characters."""
     text = repr(value)
@@ -50,7 +54,7 @@ def _short(value, limit: int = 60) -> str:
 
 
 def _pattern(regex: str, what: str, example: str):
-    compiled = re.compile(regex)
+    compiled = re.compile(regex, re.ASCII)   # \d and \w: ASCII only (no fullwidth or other digits)
 
     def check(v: str) -> str:
         if not compiled.fullmatch(v):
@@ -61,14 +65,26 @@ def _pattern(regex: str, what: str, example: str):
 
 Name = Annotated[str, _pattern(NAME_RE.pattern, "DNS-safe",
                                "use 1-32 lowercase letters, digits and '-', starting with a letter")]
-Heap = Annotated[str, _pattern(r"[1-9]\d{0,5}[mMgG]", "a heap size", "use e.g. 256m or 1g")]
+Heap = Annotated[str, _pattern(r"[1-9][0-9]{0,5}[mMgG]", "a heap size", "use e.g. 256m or 1g")]
 Version = Annotated[str, _pattern(VERSION_RE.pattern, "a version", "use X.Y.Z, e.g. 3.9.2 or 4.1.1")]
 # A host name (RFC 1123 labels) or an IPv4 address; no spaces, quotes or shell characters.
 HostAddress = Annotated[str, _pattern(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
                                       "a host name or IPv4 address", "e.g. 10.0.0.11 or kafka1.example.com")]
+def _ipv4_if_numeric(v: str) -> str:
+    if re.fullmatch(r"[0-9.]+", v):
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"{_short(v)} is not an IPv4 address (four numbers 0-255, no leading zeros)") from None
+    return v
+
+
+HostAddress = Annotated[HostAddress, AfterValidator(_ipv4_if_numeric)]
 UserName = Annotated[str, _pattern(r"[a-z_][a-z0-9_-]{0,31}", "a user name", "e.g. root or deploy")]
-ImageRef = Annotated[str, _pattern(r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+ImageRef = Annotated[str, StringConstraints(max_length=255), _pattern(r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
                                    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?",
                                    "an image reference", "e.g. kops/kafka:3.9.2 or registry:5000/kafka:4.1.1")]
 ClusterId = Annotated[str, _pattern(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", "a Kafka cluster id",
@@ -82,8 +98,15 @@ LabelValue = Annotated[str, StringConstraints(max_length=200), _pattern(r"[A-Za-
 
 
 def _config_value(v):
-    if isinstance(v, str) and (any(c in v for c in "\n\r\0") or len(v) > 4096):
-        raise ValueError(f"{_short(v)} is not a config value: one line, no NUL, at most 4096 characters")
+    if isinstance(v, str):
+        if any(c in v for c in "\n\r\0") or len(v) > 4096:
+            raise ValueError(f"{_short(v)} is not a config value: one line, no NUL, at most 4096 characters")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{_short(v)} is not a config value: it holds broken Unicode") from None
+    if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{v!r} is not a config value: use a finite number")
     return v
 
 
@@ -162,8 +185,9 @@ class BrokerSpec(_Strict):
     # where client ports listen on the host (SSH) or are published (Docker); default: the
     # node's own address (SSH), loopback or the advertised address (Docker). 0.0.0.0 only
     # when asked for here.
-    bind_address: Annotated[str, _pattern(r"(\d{1,3}\.){3}\d{1,3}", "an IPv4 address",
-                                          "e.g. 10.0.0.11, 127.0.0.1, or 0.0.0.0 for every interface")] | None = None
+    bind_address: Annotated[str, _pattern(r"([0-9]{1,3}\.){3}[0-9]{1,3}", "an IPv4 address",
+                                          "e.g. 10.0.0.11, 127.0.0.1, or 0.0.0.0 for every interface"),
+                            AfterValidator(_ipv4_if_numeric)] | None = None
     config: Config = Field(default_factory=dict)
 
 
@@ -333,8 +357,8 @@ def rules(spec: ClusterSpec) -> list[str]:
         p.append("security.users: users need security.sasl (e.g. scram-sha-512)")
     if "kops-admin" in sec.users:
         p.append("security.users.kops-admin: this name is kops's own; pick another")
-    if spec.ssh.known_hosts and not Path(spec.ssh.known_hosts).expanduser().is_file():
-        p.append(f"ssh.known_hosts: {spec.ssh.known_hosts!r}: no such file")
+    if spec.ssh.known_hosts and not _is_file(spec.ssh.known_hosts):
+        p.append(f"ssh.known_hosts: {_short(spec.ssh.known_hosts)}: no such file")
     if spec.driver == "ssh":
         p += _ssh_rules(spec)
     return p
@@ -347,9 +371,14 @@ def _config_rules(spec: ClusterSpec) -> list[str]:
                 ("zookeeper.config", spec.zk.config), ("controllers.config", spec.ctl.config)]
     sections += [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()]
     for section, cfg in sections:
-        for key in sorted(set(cfg) & MANAGED_KEYS):
+        managed = set(cfg) & MANAGED_KEYS
+        if section.startswith("zookeeper"):
+            managed |= {k for k in cfg if re.fullmatch(r"server\.[0-9]+", k)}
+        if spec.security.tls and not section.startswith("zookeeper"):
+            managed |= {k for k in cfg if k.startswith(SECURITY_PREFIXES)}
+        for key in sorted(managed):
             p.append(f"{section}.{key}: kops sets this key itself from the inventory (ids, listeners, "
-                     "quorum, data folders); remove it and use the inventory's fields instead")
+                     "quorum, data folders, security); remove it and use the inventory's fields instead")
         if section.startswith("zookeeper") or section.startswith("controllers"):
             continue
         for key in _REPLICATION_KEYS:
@@ -357,7 +386,7 @@ def _config_rules(spec: ClusterSpec) -> list[str]:
                 continue
             try:
                 val = int(cfg[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 p.append(f"{section}.{key}: {_short(cfg[key])} is not a whole number")
                 continue
             if val > nb:
@@ -366,6 +395,14 @@ def _config_rules(spec: ClusterSpec) -> list[str]:
             elif val < 1 and key != "default.replication.factor":
                 p.append(f"{section}.{key}: {val} must be at least 1")
     return p
+
+
+def _is_file(path: str) -> bool:
+    """A readable file at ``path`` (~user expanded); False for anything the OS refuses."""
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def _ssh_rules(spec: ClusterSpec) -> list[str]:
@@ -396,6 +433,6 @@ def _ssh_rules(spec: ClusterSpec) -> list[str]:
         if other != hname:
             p.append(f"hosts.{hname}.address: {h.address}:{h.port} is also the address of host {other}; "
                      "give each machine one host entry (several roles per host are fine)")
-        if h.key is not None and not Path(h.key).expanduser().is_file():
-            p.append(f"hosts.{hname}.key: {h.key!r}: no such file")
+        if h.key is not None and not _is_file(h.key):
+            p.append(f"hosts.{hname}.key: {_short(h.key)}: no such file")
     return p

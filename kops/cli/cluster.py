@@ -26,7 +26,8 @@ class Target:
                  existing: bool = True):
         inventory, preset, self.accept_new = spec_source
         if name and (inventory or preset):
-            raise InputError("give --name, or -i FILE / --preset NAME, not both")
+            raise InputError("give --name, or -i FILE / --preset NAME, not both",
+                             hint="--name finds a running cluster by name; -i/--preset load an inventory")
         if existing and not (name or inventory or preset):
             self._refuse_if_ambiguous()
         self.spec = None if (name and allow_name) else load_spec(spec_source)

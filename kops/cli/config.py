@@ -80,21 +80,29 @@ def init(preset, out, name, force, list_):
 MARKER = ".kops-render"
 
 
-def _render_target(out: str) -> Path:
+def _render_target(out: str, create: bool = True) -> Path:
     """The folder to render into: new, empty, or one kops rendered before (whose stale node
     folders are then replaced). Anything else is refused before a file is written."""
     if not out or not out.strip():
         raise InputError("-o needs a folder name", hint="e.g. -o out/")
+    if not create:
+        parent = Path(out).parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise InputError(f"-o {out}: {parent} is not a folder", hint="name a folder kops can create")
     dest = Path(out)
     if dest.exists() and not dest.is_dir():
         raise InputError(f"-o {out}: exists and is not a folder", hint="name a new or empty folder")
     if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
         raise InputError(f"-o {out}: the folder is not empty and was not rendered by kops",
                          hint="name a new or empty folder; kops re-renders only into its own output")
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"-o {out}: cannot create the folder: {exc.strerror or exc}") from exc
+    if create:
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"-o {out}: cannot create the folder: {exc.strerror or exc}",
+                             hint="name a folder kops can create (its parent must be a folder you can write)") from exc
     return dest
 
 
@@ -119,8 +127,9 @@ def render(spec_source, out, output_format):
     from ..lifecycle import check_config, credentials
 
     spec = load_spec(spec_source)
-    dest = _render_target(out)
+    dest = _render_target(out, create=False)
     check_config(spec, progress)
+    dest = _render_target(out)
     cid = state.cluster_id(spec) if spec.mode == "kraft" else "n/a"
     topo = topology.build(spec, cid)
     creds = credentials(spec, topo)
