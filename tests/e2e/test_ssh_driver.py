@@ -570,6 +570,60 @@ def test_hosts_download_the_tarball_with_checksum(lab):
     assert _no_trace(lab, DL)["vm2"] == ""
 
 
+SEC = "e2esec"
+
+
+def test_secure_kraft_over_ssh(lab):
+    """TLS + SCRAM on three hosts: a client with the settings kops writes gets in, a wrong
+    password and plaintext do not; keys and passwords are 0640 root:kafka on the hosts and
+    never printed; listeners bind the hosts' own addresses, not every interface."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+    from confluent_kafka.admin import AdminClient
+
+    inv = lab.inventory(SEC, testhosts.inventory(SEC, lab.hosts, lab.key, mode="kraft", version="4.4.0",
+                                                 roles=["broker"],
+                                                 extra="security: {tls: true, sasl: scram-sha-512, users: {app: {}}}\n"))
+    t0 = time.monotonic()
+    up = ok(kops(lab, "up", "-i", inv, "--timeout", UP_TIMEOUT))
+    TIMINGS["3-host secure KRaft deploy"] = time.monotonic() - t0
+    st = assert_healthy(lab, inv)
+    assert st["security"] == "tls,scram-sha-512"
+    out = lab.tmp / "sec-client"
+    ok(kops(lab, "client-config", "app", "-i", inv, "-o", out))
+    conf = dict(ln.split("=", 1) for ln in (out / "librdkafka.conf").read_text().splitlines() if "=" in ln)
+    conf.update({"log_level": 0, "socket.timeout.ms": 8000})
+    topic = f"sec-{uuid.uuid4().hex[:6]}"
+    prod = Producer(conf)
+    for i in range(10):
+        prod.produce(topic, f"s{i}".encode())
+    assert prod.flush(60) == 0
+    cons = Consumer({**conf, "group.id": topic, "auto.offset.reset": "earliest"})
+    cons.subscribe([topic])
+    got, deadline = [], time.monotonic() + 60
+    while len(got) < 10 and time.monotonic() < deadline:
+        m = cons.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    cons.close()
+    assert len(got) == 10
+    for bad in ({**conf, "sasl.password": "wrong-password-123"},
+                {"bootstrap.servers": conf["bootstrap.servers"], "log_level": 0}):
+        with pytest.raises(KafkaException):
+            AdminClient(bad).list_topics(timeout=8)
+    passwords = json.loads((lab.state / "clusters" / SEC / "secrets" / "users.json").read_text())
+    for pw in passwords.values():
+        assert pw not in up.stdout + up.stderr
+    vm1 = lab.host("vm1")
+    code, text = sh(vm1, f"stat -c '%a %U %G' /etc/kops/{SEC}/kafka1/server.properties "
+                         f"/etc/kops/{SEC}/kafka1/tls/node.pem /etc/kops/{SEC}/kafka1; ss -ltnH")
+    lines = text.splitlines()
+    assert lines[:3] == ["640 root kafka", "640 root kafka", "750 root kafka"], lines
+    listening = " ".join(lines[3:])
+    assert f"{vm1.address}:9092" in listening and "0.0.0.0:9092" not in listening and "*:9092" not in listening, \
+        listening
+    ok(kops(lab, "down", "-i", inv, "--purge"))
+    assert _no_trace(lab, SEC)["vm1"] == ""
+
 KEYS = "e2ekeys"
 
 

@@ -353,3 +353,23 @@ def test_render_zookeeper_mode_has_no_cluster_id(runner, tmp_path):
     assert res.exit_code == 0
     assert json.loads(res.output[res.output.index("{"):])["cluster_id"] is None
     assert "io.kops.cluster-id" not in _compose_labels(tmp_path / "o")
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")))
+def test_examples_load_and_render(example, tmp_path, monkeypatch):
+    """The example inventories of the README load, and render with the secrets kops makes."""
+    from kops import lifecycle, render, topology
+
+    monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path))
+    path = Path(__file__).resolve().parents[2] / "examples" / example
+    text = path.read_text()
+    if "known_hosts" in text:   # the SSH example names a file of the user's; use one that exists
+        kh = tmp_path / "known_hosts"
+        kh.write_text("")
+        text = text.replace("~/.ssh/known_hosts", str(kh))
+    spec = speclib.loads(text, example)
+    assert spec.security.tls and spec.security.sasl
+    topo = topology.build(spec, "MkU3OEVBNTcwNTJENDM2Qk")
+    files = render.export(topo, lifecycle.credentials(spec, topo))
+    props = next(v for k, v in files.items() if k.endswith("kafka1/server.properties"))
+    assert "SASL_SSL" in props and "ssl.keystore.type=PEM" in props
