@@ -92,17 +92,62 @@ def _client(spec: ClusterSpec, topo) -> health.Client:
                       ("tls" + (f",{sec.sasl}" if sec.sasl else "")) if sec.tls else None)
 
 
+def published_ports(spec: ClusterSpec, provider, *, persist: bool) -> dict[str, dict[str, int]] | None:
+    """``ports: auto``: the host ports of every node, picked free once and kept (in kops's
+    state, or read back from the cluster's containers), so a cluster keeps its addresses."""
+    if spec.ports != "auto":
+        return None
+    kept = state.ports(spec.name)
+    if kept is None:
+        kept = _ports_from_nodes(provider.observe(None)) if provider.name == "docker" else {}
+    taken = {p for ports in kept.values() for p in ports.values()}
+    picked = {n: dict(v) for n, v in kept.items()}
+    for n in topology.build(spec, "AAAAAAAAAAAAAAAAAAAAAA").nodes:
+        for kind in topology.PUBLISHED:
+            if kind in n.ports and kind not in picked.get(n.name, {}):
+                port = _free_port(taken)
+                taken.add(port)
+                picked.setdefault(n.name, {})[kind] = port
+    if persist and picked != kept:
+        state.note_ports(spec.name, picked)
+    return picked
+
+
+def _ports_from_nodes(observed: Observed) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for o in observed.nodes.values():
+        for key, kind in (("host", "client" if o.role == "zookeeper" else "external"), ("containers", "docker"),
+                          ("jmx", "jmx")):
+            addr = o.addresses.get(key, "")
+            if ":" in addr and addr.rsplit(":", 1)[1].isdigit():
+                out.setdefault(o.name, {})[kind] = int(addr.rsplit(":", 1)[1])
+    return out
+
+
+def _free_port(taken: set[int]) -> int:
+    import socket
+
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("0.0.0.0", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            return port
+    raise KopsError("could not find a free host port")
+
+
 def resolve(spec: ClusterSpec, provider, *, persist: bool):
     """(topology, bundle, observed) with the cluster id the nodes already hold."""
     provisional = spec.kafka.cluster_id or (state.cluster_id(spec, persist=False) if spec.mode == "kraft"
                                             else "n/a")
-    topo = topology.build(spec, provisional)
+    published = published_ports(spec, provider, persist=persist)
+    topo = topology.build(spec, provisional, published)
     creds = credentials(spec, topo, persist=persist)
     bundle = render.build(topo, creds)
     observed = provider.observe(bundle)
     cid = _cluster_id(spec, observed, persist)
     if cid != provisional:
-        topo = topology.build(spec, cid)
+        topo = topology.build(spec, cid, published)
         bundle = render.build(topo, creds)
     return topo, bundle, observed
 

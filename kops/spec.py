@@ -258,6 +258,9 @@ class ClusterSpec(_Strict):
     hosts: dict[Name, HostSpec] = Field(default_factory=dict, max_length=64)
     ssh: SSHSettings = Field(default_factory=SSHSettings)
     security: SecuritySpec = Field(default_factory=SecuritySpec)
+    # auto: the host ports are picked free at the first `up` and kept (Docker): clusters of
+    # the same preset side by side, CI jobs on one runner, tests beside a user's cluster
+    ports: Literal["fixed", "auto"] = "fixed"
     nodes: dict[NodeName, NodeOverride] = Field(default_factory=dict, max_length=200)
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
 
@@ -350,6 +353,8 @@ def rules(spec: ClusterSpec) -> list[str]:
         p.append(f"brokers.bind_address: required when brokers.advertised_host is a name "
                  f"({b.advertised_host!r}): the host address its ports are published on, e.g. 10.0.0.5 "
                  "(0.0.0.0 for every interface)")
+    if spec.ports == "auto" and spec.driver != "docker":
+        p.append("ports: auto picks free ports on the Docker engine's host; over SSH give the ports")
     sec = spec.security
     if sec.sasl and not sec.tls:
         p.append(f"security.sasl: {sec.sasl} without tls would send passwords in the clear; add security.tls: true")

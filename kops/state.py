@@ -83,3 +83,19 @@ def note_source(name: str, source: str | None) -> None:
     path = paths.state_dir() / "clusters" / name / "source"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(source + "\n")
+
+
+def ports(name: str) -> dict[str, dict[str, int]] | None:
+    """The host ports picked for a ``ports: auto`` cluster (node -> kind -> port)."""
+    import json
+
+    path = paths.state_dir() / "clusters" / name / "ports.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def note_ports(name: str, picked: dict[str, dict[str, int]]) -> None:
+    import json
+
+    path = paths.state_dir() / "clusters" / name / "ports.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(picked, indent=1, sort_keys=True))

@@ -221,9 +221,18 @@ PLACEHOLDER_ID = "AAAAAAAAAAAAAAAAAAAAAA"
 ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2}
 
 
-def build(spec: ClusterSpec, cluster_id: str) -> Topology:
-    """The topology of a spec; raises SpecError when its nodes do not fit together."""
+PUBLISHED = ("client", "external", "docker", "jmx")   # the ports a Docker node publishes on the host
+
+
+def build(spec: ClusterSpec, cluster_id: str, published: dict[str, dict[str, int]] | None = None) -> Topology:
+    """The topology of a spec; raises SpecError when its nodes do not fit together.
+    ``published`` (``ports: auto``): node -> the host ports picked for it, which replace
+    the spec's ranges (the node listens on them too, so the advertised address is true)."""
     topo = _assemble(spec, cluster_id)
+    for n in topo.nodes:
+        for kind, port in (published or {}).get(n.name, {}).items():
+            if kind in n.ports and kind in PUBLISHED:
+                n.ports[kind] = port
     found = check(topo)
     if found:
         raise SpecError(f"cluster {spec.name}", found)

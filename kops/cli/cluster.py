@@ -37,6 +37,30 @@ class Target:
         self.source = (f"file {Path(inventory).resolve()}" if inventory
                        else f"preset {preset or DEFAULT_PRESET}")
 
+    def adjust(self, rename: str | None, any_port: bool) -> None:
+        """`up --name NAME|auto` and `--any-port`: the same inventory, another cluster."""
+        import secrets
+
+        from ..spec import NAME_RE
+
+        update = {}
+        if rename:
+            name = f"{self.spec.name[:24]}-{secrets.token_hex(3)}" if rename == "auto" else rename
+            if not NAME_RE.fullmatch(name):
+                raise InputError(f"--name {rename!r} is not DNS-safe",
+                                 hint="1-32 lowercase letters, digits and '-', starting with a letter; or auto")
+            update["name"] = name
+        if any_port:
+            if self.spec.driver != "docker":
+                raise InputError("--any-port picks free ports on the Docker engine's host; over SSH give the ports")
+            update["ports"] = "auto"
+        if update:
+            self.spec = self.spec.model_copy(update=update)
+            self.name = self.spec.name
+            if rename:
+                self.scope = f" --name {self.name}"
+                self.source = f"{self.source} as {self.name}"
+
     @staticmethod
     def _refuse_if_ambiguous() -> None:
         """No target given: the default preset's cluster is meant. When it is not there but
@@ -122,14 +146,19 @@ def print_plan(res, what: str) -> None:
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--reshape", is_flag=True, help="Let this inventory add or drop nodes of a same-named cluster "
                                               "made from another inventory.")
+@click.option("--name", "rename", help="Name the cluster (instead of the inventory's name); 'auto' makes "
+                                       "a fresh one (<name>-<6 hex>), for throwaway clusters.")
+@click.option("--any-port", is_flag=True, help="Pick free host ports (kept for the cluster's life) instead of "
+                                               "the inventory's: clusters side by side, CI jobs on one runner.")
 @handle_errors
-def up(spec_source, timeout, dry_run, output, reshape):
+def up(spec_source, timeout, dry_run, output, reshape, rename, any_port):
     """Bring a cluster up (default preset: zk-single-kafka-single) and wait until it is ready.
 
     Ready means observed: every broker registered, an active controller, no offline
     partitions and a produce/consume round trip. Re-running changes only what changed.
     """
     t = Target(spec_source, allow_name=False, existing=False)
+    t.adjust(rename, any_port)
     spec = t.spec
     progress(f"cluster {spec.name}: {spec.mode} mode, Kafka {spec.kafka.version}, driver {spec.driver}")
     with t.provider() as prov:
@@ -331,3 +360,37 @@ def restart(spec_source, nodes, timeout, force, dry_run):
         return
     for a in res.plan.of("restart"):
         click.echo(f"{a.node}\trestarted")
+
+
+@click.command("env")
+@inventory_options
+@click.option("--name", help="Cluster name (instead of an inventory).")
+@click.option("--shell", type=click.Choice(["bash", "zsh", "fish"]), default="bash", show_default=True)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def env(spec_source, name, shell, output):
+    """What a client or a CI job needs for a cluster: KAFKA_BOOTSTRAP_SERVERS (and, for a
+    ZooKeeper-mode cluster, ZOOKEEPER_CONNECT), to evaluate in a shell.
+
+    \b
+    Example: eval "$(kops env --name ci-1a2b3c)" && pytest
+    """
+    t = Target(spec_source, name)
+    with t.provider() as prov:
+        st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
+    if st.state == "not-found":
+        err_console.print(f"cluster {t.name} not found", markup=False)
+        sys.exit(st.exit_code)
+    values = {"KAFKA_BOOTSTRAP_SERVERS": st.bootstrap, "KOPS_CLUSTER": st.name}
+    zks = [n.addresses.get("host") for n in st.nodes if n.role == "zookeeper" and n.addresses.get("host")]
+    if zks:
+        values["ZOOKEEPER_CONNECT"] = ",".join(zks)
+    if st.security:
+        values["KAFKA_SECURITY"] = st.security
+    if output == "json":
+        print_json(values)
+        return
+    for k, v in values.items():
+        click.echo(f"set -gx {k} {shlex.quote(v)}" if shell == "fish" else f"export {k}={shlex.quote(v)}")
+    if st.security:
+        progress(f"a secure cluster: `kops client-config{t.scope} -o DIR` writes the client settings")

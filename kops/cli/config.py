@@ -131,7 +131,7 @@ def render(spec_source, out, output_format):
     check_config(spec, progress)
     dest = _render_target(out)
     cid = state.cluster_id(spec) if spec.mode == "kraft" else "n/a"
-    topo = topology.build(spec, cid)
+    topo = topology.build(spec, cid, state.ports(spec.name) if spec.ports == "auto" else None)
     creds = credentials(spec, topo)
     files = renderlib.export(topo, creds)
     try:

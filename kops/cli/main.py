@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from .cluster import check, down, logs, ls, restart, status, up
+from .cluster import check, down, env, logs, ls, restart, status, up
 from .config import init, render
 from .dist import dist_group, image_group
 from .security import certs, client_config
@@ -23,7 +23,7 @@ def cli():
     """
 
 
-for _cmd in (up, status, down, check, restart, ls, logs):
+for _cmd in (up, status, down, check, restart, ls, logs, env):
     cli.add_command(_cmd)
 cli.add_command(init)
 cli.add_command(client_config)

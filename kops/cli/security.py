@@ -33,7 +33,7 @@ def client_config(user, spec_source, out):
     Example: kops client-config app -i secure.yaml -o ./client && \\
              kafka-topics.sh --command-config ./client/client.properties --bootstrap-server ... --list
     """
-    from .. import secrets, topology
+    from .. import secrets, state, topology
     from ..lifecycle import credentials
 
     spec = _secure_spec(spec_source)
@@ -42,7 +42,7 @@ def client_config(user, spec_source, out):
     if user != secrets.ADMIN and user not in sec.users:
         raise InputError(f"cluster {spec.name} has no user {user!r}",
                          hint="users: " + ", ".join([secrets.ADMIN, *sec.users]))
-    topo = topology.build(spec, "AAAAAAAAAAAAAAAAAAAAAA")
+    topo = topology.build(spec, "AAAAAAAAAAAAAAAAAAAAAA", state.ports(spec.name) if spec.ports == "auto" else None)
     credentials(spec, topo)    # the CA exists from here on
     password = secrets.passwords(spec.name, {u: us.password for u, us in sec.users.items()})[user]
     dest = Path(out)

@@ -104,13 +104,13 @@ class DockerProvider:
 
     def containers(self, *, previous: bool = False) -> dict:
         """node -> container (``previous``: the copies kept for a rollback instead)."""
-        found = self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster={self.cluster}"})
+        found = self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster={self.cluster}"}, ignore_removed=True)
         return {c.labels[f"{LABEL}.node"]: c for c in found if f"{LABEL}.node" in c.labels
                 and c.name.endswith(PREVIOUS) == previous}
 
     def clusters(self) -> dict[str, list]:
         out: dict[str, list] = {}
-        for c in self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster"}):
+        for c in self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster"}, ignore_removed=True):
             out.setdefault(c.labels[f"{LABEL}.cluster"], []).append(c)
         return out
 
@@ -203,7 +203,7 @@ class DockerProvider:
 
     def _port_holders(self) -> dict[int, str]:
         held = {}
-        for c in self.cli.containers.list():
+        for c in self.cli.containers.list(ignore_removed=True):
             for binds in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
                 for b in binds or []:
                     if b.get("HostPort"):
@@ -452,7 +452,7 @@ class DockerProvider:
 
     def _remove_host(self, a: RemoveHost, bundle) -> None:
         flt = {"label": f"{LABEL}.cluster={self.cluster}"}
-        for c in self.cli.containers.list(all=True, filters=flt):   # one-shot leftovers
+        for c in self.cli.containers.list(all=True, filters=flt, ignore_removed=True):   # one-shot leftovers
             _gone(c.remove, force=True, v=True)
         for v in self.cli.volumes.list(filters=flt):
             if _gone(v.remove, force=True):
@@ -530,6 +530,12 @@ def _gone(remove, **kwargs) -> bool:
         return True
     except docker.errors.NotFound:
         return False
+    except docker.errors.APIError as exc:
+        # the engine may answer 409/500 instead of 404 while another removal of it finishes
+        text = str(exc.explanation or exc)
+        if "No such container" in text or "is already in progress" in text or "No such volume" in text:
+            return False
+        raise
 
 
 def _labeller(nodes: list[str], prefix: bool):

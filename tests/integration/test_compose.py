@@ -1,6 +1,7 @@
 """The compose bundle runs a real Kafka: `kops render`, `docker-compose up -d`, then a real
-client produces and consumes through 127.0.0.1:9092, and a client container on the
-cluster network reaches kafka1:19092.
+client produces and consumes through the EXTERNAL listener on the host, and a client
+container on the cluster network reaches kafka1:19092. Each preset is rendered under a
+name and on free host ports of its own, so a user's cluster can keep running beside it.
 
 Needs a Docker engine, Debian's docker-compose (v1) and the kops/kafka images: `make test`
 (scripts/setup.sh) provides all three. Nothing is skipped: a missing piece fails with the hint.
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SETUP_HINT = "run `make test` (or scripts/setup.sh) first"
 KOPS = Path(sys.executable).parent / "kops"
+REPO = Path(__file__).resolve().parents[2]
 READY_DEADLINE = 120.0   # seconds from `up -d` until a message round-trips
 LABEL_CLUSTER = "io.kops.cluster"
 LOG = logging.getLogger("kops.test.compose")
@@ -210,7 +212,17 @@ def compose_cluster(request, docker_client, tmp_path):
 
     out = tmp_path / "bundle"
     env = {**os.environ, "KOPS_STATE_DIR": str(tmp_path / "state")}
-    _run([KOPS, "render", "--preset", preset, "-o", out], env=env, timeout=60)
+    # the preset under a name and on host ports of its own: a user's cluster of that preset
+    # (container names, ports 9092...) may be running, and must stay untouched
+    data = yaml.safe_load((REPO / "inventories" / f"{preset}.yaml").read_text())
+    ext, dock, zkp = _free_ports(3)
+    data["name"] = f"kopsc-{uuid.uuid4().hex[:6]}"
+    data["brokers"] = {**data.get("brokers", {}), "external_port": ext, "docker_port": dock}
+    if data.get("zookeeper"):
+        data["zookeeper"]["client_port"] = zkp
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump(data, sort_keys=False))
+    _run([KOPS, "render", "-i", inv, "-o", out], env=env, timeout=60)
     spec = yaml.safe_load((out / "docker-compose.yml").read_text())
     cluster = next(iter(spec["services"].values()))["labels"][LABEL_CLUSTER]
 
@@ -233,7 +245,7 @@ def compose_cluster(request, docker_client, tmp_path):
         up = _run([*dc, "up", "-d"], cwd=out, check=False, timeout=180)
         LOG.info("docker-compose up -d took %.1f s", time.monotonic() - t0)
         yield {"preset": preset, "dir": out, "project": project, "compose": dc, "spec": spec,
-               "version": version, "cluster": cluster, "up": up, "t0": t0}
+               "version": version, "cluster": cluster, "up": up, "t0": t0, "bootstrap": f"127.0.0.1:{ext}"}
     finally:
         # anonymous volumes (the image declares VOLUMEs for both data paths) must go too
         anon = {m["Name"] for x in docker_client.containers.list(
@@ -253,6 +265,19 @@ def compose_cluster(request, docker_client, tmp_path):
         assert not leaked, f"`docker-compose down -v` left anonymous volumes behind: {leaked}"
 
 
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for sk in socks:
+            sk.bind(("0.0.0.0", 0))
+        return [sk.getsockname()[1] for sk in socks]
+    finally:
+        for sk in socks:
+            sk.close()
+
+
 def _compose_logs(c) -> str:
     proc = _run([*c["compose"], "logs", "--tail", "50"], cwd=c["dir"], check=False, timeout=60)
     return proc.stdout + proc.stderr
@@ -270,10 +295,10 @@ def test_compose_bundle_serves_kafka(compose_cluster, docker_client):
         assert {x.labels[LABEL_CLUSTER] for x in conts} == {c["cluster"]}
         assert sorted(x.labels["io.kops.node"] for x in conts) == services
 
-        # a real client on the host: produce through 127.0.0.1:9092 and consume it back
+        # a real client on the host: produce through the EXTERNAL address and consume it back
         topic = f"kops-test-{uuid.uuid4().hex[:10]}"
         payload = f"hello from {c['preset']} {uuid.uuid4()}".encode()
-        got, when = _roundtrip("127.0.0.1:9092", topic, payload, deadline=c["t0"] + READY_DEADLINE)
+        got, when = _roundtrip(c["bootstrap"], topic, payload, deadline=c["t0"] + READY_DEADLINE)
         assert got == payload
         print(f"{c['preset']}: message produced and consumed {when - c['t0']:.1f} s after `up -d` began")
 

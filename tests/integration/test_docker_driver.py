@@ -8,10 +8,10 @@ Kafka tools in a throwaway container.
 Needs a Docker engine and the kops/kafka:3.9.2 and 4.4.0 images: `make test` provides
 both. Nothing is skipped: a missing piece fails with that hint.
 
-Host ports: the preset tests publish the presets' ports (9092-9094, 29092-29094,
-2181-2183). Before each test, the suite waits (up to 10 min) until no container labelled
-io.kops.cluster is running, so it never fights another cluster for them. The custom
-clusters use ports in 19000-25000.
+Beside any other cluster: every preset runs under a name of its own (`--name kt-...`) on
+free host ports (`--any-port`), so a user's own cluster (the one `make up` starts, on the
+presets' ports) keeps running untouched while the suite runs. The custom clusters use
+ports in 19000-25000.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 import uuid
-import warnings
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,6 @@ KOPS = Path(sys.executable).parent / "kops"
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "io.kops.cluster"
 IMAGES = ("kops/kafka:3.9.2", "kops/kafka:4.4.0")
-FOREIGN_WAIT = 600.0      # seconds to wait for other kops clusters on the engine to stop
 UP_TIMEOUT = "240"
 
 # preset -> (Kafka version, ZooKeepers, dedicated controllers, brokers)
@@ -53,7 +51,6 @@ PRESETS = {
 API_VERSIONS_CMD = {"3": "kafka.admin.BrokerApiVersionsCommand",
                     "4": "org.apache.kafka.tools.BrokerApiVersionsCommand"}
 
-_waited = {"seconds": 0.0}
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -72,9 +69,6 @@ def engine(docker_client):
     if not KOPS.is_file():
         pytest.fail(f"{KOPS} not found: kops is not installed in this venv; {SETUP_HINT}", pytrace=False)
     yield docker_client
-    if _waited["seconds"]:
-        warnings.warn(f"waited {_waited['seconds']:.0f} s in total for other kops clusters to stop",
-                      stacklevel=1)
 
 
 @pytest.fixture(scope="module")
@@ -102,25 +96,6 @@ def kops(state_dir):
     return run
 
 
-def _wait_for_foreign_clusters(client) -> None:
-    """Other tests (compose, rolling) may hold the presets' ports: wait until no kops
-    container runs. Ours are all purged between tests, so every running one is foreign."""
-    t0 = time.monotonic()
-    while True:
-        running = client.containers.list(filters={"label": LABEL, "status": "running"})
-        if not running:
-            break
-        if time.monotonic() - t0 > FOREIGN_WAIT:
-            pytest.fail("other kops clusters kept running for 10 min: "
-                        + ", ".join(sorted(c.name for c in running))
-                        + "; stop them (kops down --name NAME) and rerun", pytrace=False)
-        time.sleep(5)
-    waited = time.monotonic() - t0
-    if waited > 1:
-        _waited["seconds"] += waited
-        print(f"waited {waited:.0f} s for other kops clusters to stop")
-
-
 def _labelled(client, name: str) -> dict[str, list[str]]:
     flt = {"label": f"{LABEL}={name}"}
     return {"containers": sorted(c.name for c in client.containers.list(all=True, filters=flt)),
@@ -144,7 +119,6 @@ def _purge(client, kops, name: str) -> None:
 @pytest.fixture
 def cluster(engine, kops):
     """``cluster(name)``: purge leftovers of NAME now, and purge it again after the test."""
-    _wait_for_foreign_clusters(engine)
     names: list[str] = []
 
     def use(name: str) -> str:
@@ -203,8 +177,28 @@ def _preset_data(preset: str) -> dict:
     return yaml.safe_load((REPO / "inventories" / f"{preset}.yaml").read_text())
 
 
-def _bootstrap(nbrokers: int, port: int = 9092) -> str:
-    return ",".join(f"127.0.0.1:{port + i}" for i in range(nbrokers))
+class Run:
+    """A preset brought up under a name of its own, on free host ports."""
+
+    def __init__(self, preset: str, kops):
+        self.preset = preset
+        self.name = f"kt-{preset}"[:26] + "-" + uuid.uuid4().hex[:4]
+        self.up = ("--preset", preset, "--name", self.name, "--any-port")
+        self.src = ("--name", self.name)
+        self.kops = kops
+        self._status: dict | None = None
+
+    def status(self) -> dict:
+        self._status = _json(self.kops("status", *self.src, "--output", "json"))
+        return self._status
+
+    @property
+    def bootstrap(self) -> str:
+        return (self._status or self.status())["bootstrap_servers"]
+
+    def address(self, node: str, kind: str) -> str:
+        st = self._status or self.status()
+        return next(n["addresses"][kind] for n in st["nodes"] if n["name"] == node)
 
 
 def _containers(client, name: str) -> dict:
@@ -355,48 +349,51 @@ def _run_client(client, cluster: str, image: str, argv: list[str], *, network: s
 
 # -- the extra checks, each on the preset cluster that suits it ---------------------------
 
-def check_network_clients(client, kops, preset: str) -> None:
-    """Clients on the cluster network use kafka1:19092; other containers host.docker.internal:29092."""
+def check_network_clients(client, kops, run: Run) -> None:
+    """Clients on the cluster network use kafka1:19092; other containers host.docker.internal:<docker port>."""
+    preset, name = run.preset, run.name
     version = PRESETS[preset][0]
     image, main = f"kops/kafka:{version}", API_VERSIONS_CMD[version.split(".")[0]]
-    net = client.networks.get(f"kops-{preset}")
-    assert net.attrs["Labels"].get(LABEL) == preset, net.attrs["Labels"]
+    net = client.networks.get(f"kops-{name}")
+    assert net.attrs["Labels"].get(LABEL) == name, net.attrs["Labels"]
     tool = ["java", "-Xmx128m", "-cp", "/opt/kafka/libs/*", main, "--bootstrap-server"]
 
-    code, out, nets = _run_client(client, preset, image, [*tool, "kafka1:19092"], network=net.name)
+    code, out, nets = _run_client(client, name, image, [*tool, "kafka1:19092"], network=net.name)
     assert code == 0 and "kafka1:19092" in out, f"on {net.name}: exit {code}\n{out[-3000:]}"
     assert nets == [net.name]
 
-    code, out, nets = _run_client(client, preset, image, [*tool, "host.docker.internal:29092"],
+    docker_addr = run.address("kafka1", "containers")
+    assert docker_addr.startswith("host.docker.internal:"), docker_addr
+    code, out, nets = _run_client(client, name, image, [*tool, docker_addr],
                                   extra_hosts={"host.docker.internal": "host-gateway"})
     assert net.name not in nets, nets
-    assert code == 0 and "host.docker.internal:29092" in out, \
-        f"from {nets} via host.docker.internal:29092: exit {code}\n{out[-3000:]}"
+    assert code == 0 and docker_addr in out, f"from {nets} via {docker_addr}: exit {code}\n{out[-3000:]}"
 
 
-def check_down_up_keeps_messages(client, kops, preset: str) -> None:
-    """1000 messages survive down/up; down --purge then leaves nothing (twice: exit 0)."""
-    src = ("--preset", preset)
+def check_down_up_keeps_messages(client, kops, run: Run) -> None:
+    """1000 messages survive down/up (on the same ports); down --purge then leaves nothing (twice: exit 0)."""
+    src, name, bs = run.src, run.name, run.bootstrap
     topic = f"keep-{uuid.uuid4().hex[:8]}"
-    _create_topic(_bootstrap(1), topic, 1)
+    _create_topic(bs, topic, 1)
     values = [f"{topic} {i:04d}".encode() for i in range(1000)]
-    _produce(_bootstrap(1), topic, values)
+    _produce(bs, topic, values)
 
     _ok(kops("down", *src), "kops down")
-    cs = _containers(client, preset)
+    cs = _containers(client, name)
     assert {n: c.status for n, c in cs.items()} == {n: "exited" for n in cs}, "containers not stopped"
-    vols = {v.name for v in client.volumes.list(filters={"label": f"{LABEL}={preset}"})}
-    assert vols == {f"{preset}-{n}-data" for n in cs}, f"data volumes after down: {vols}"
+    vols = {v.name for v in client.volumes.list(filters={"label": f"{LABEL}={name}"})}
+    assert vols == {f"{name}-{n}-data" for n in cs}, f"data volumes after down: {vols}"
     code, st = _status(kops, *src)
     assert code == 3 and st["state"] == "stopped", (code, st["state"])
 
-    _ok(kops("up", *src, "--timeout", UP_TIMEOUT), "kops up after down")
-    assert _consume_all(_bootstrap(1), topic, 1000) == values
+    _ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), "kops up after down")
+    assert run.status()["bootstrap_servers"] == bs, "the cluster's ports changed across down/up"
+    assert _consume_all(bs, topic, 1000) == values
 
-    mounted = {m["Name"] for c in _containers(client, preset).values()
+    mounted = {m["Name"] for c in _containers(client, name).values()
                for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"}
     _ok(kops("down", *src, "--purge"), "kops down --purge")
-    assert _labelled(client, preset) == {"containers": [], "volumes": [], "networks": []}
+    assert _labelled(client, name) == {"containers": [], "volumes": [], "networks": []}
     still = sorted(v for v in mounted if _volume_exists(client, v))
     assert not still, f"down --purge left volumes the cluster's containers used: {still}"
     _ok(kops("down", *src, "--purge"), "a second kops down --purge")
@@ -408,37 +405,39 @@ def _volume_exists(client, name: str) -> bool:
     return any(v.name == name for v in client.volumes.list(filters={"name": name}))
 
 
-def check_killed_broker_recovers(client, kops, preset: str, topic: str) -> None:
+def check_killed_broker_recovers(client, kops, run: Run, topic: str) -> None:
     """docker kill kafka2: status exit 1 naming it; `kops up` brings it back; healthy again."""
-    src = ("--preset", preset)
-    victim = client.containers.get(f"{preset}-kafka2")
+    preset, name, src = run.preset, run.name, run.src
+    victim = client.containers.get(f"{name}-kafka2")
     victim.kill()
     victim.reload()
     assert victim.status == "exited", victim.status
-    before = _started(client, preset)
+    before = _started(client, name)
 
     proc = kops("status", *src)
     problems = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("problem:")]
     assert proc.returncode == 1, f"status exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert any("kafka2" in p for p in problems), f"no problem names kafka2:\n{proc.stdout}"
 
-    _ok(kops("up", *src, "--timeout", UP_TIMEOUT), "kops up after a kill")
-    after = _started(client, preset)
+    _ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), "kops up after a kill")
+    after = _started(client, name)
     assert after["kafka2"][0] == before["kafka2"][0], "kafka2 was recreated, not started"
     assert after["kafka2"][1] != before["kafka2"][1], "kafka2 was not started again"
     others = {n: v for n, v in after.items() if n != "kafka2"}
     assert others == {n: v for n, v in before.items() if n != "kafka2"}, "other nodes were restarted"
     nnodes = sum(PRESETS[preset][1:3]) + PRESETS[preset][3]
     _assert_healthy(kops, src, 3, nnodes)
-    assert sorted(_wait_isr(_bootstrap(3), topic, 3)) == [1, 2, 3]
+    assert sorted(_wait_isr(run.bootstrap, topic, 3)) == [1, 2, 3]
 
 
-def check_config_change_recreates_one_node(client, kops, preset: str, tmp_path: Path, topic: str) -> None:
+def check_config_change_recreates_one_node(client, kops, run: Run, tmp_path: Path, topic: str) -> None:
     """nodes.kafka2.config changes: only kafka2 is recreated, on the same data volume."""
+    preset, name, bs = run.preset, run.name, run.bootstrap
     data = _preset_data(preset)
+    data["name"], data["ports"] = name, "auto"
     data["nodes"] = {"kafka2": {"config": {"log.retention.hours": 100}}}
     inv = _write_inventory(tmp_path, data)
-    before = _started(client, preset)
+    before = _started(client, name)
     # a marker in kafka2's data volume: the same volume (not a new one of that name) after
     # (a volume's CreatedAt is its root's ctime in Docker: it moves as Kafka writes there)
     marker = f"kops-test-{uuid.uuid4().hex}"
@@ -452,10 +451,10 @@ def check_config_change_recreates_one_node(client, kops, preset: str, tmp_path: 
     assert steps[0].startswith("1. reconfigure kafka2: rendered server.properties changed"), plan
     assert steps[1].startswith("2. wait for Kafka to be ready") and "steady for 10 s" in steps[1], plan
     assert len(steps) == 2, plan
-    assert _started(client, preset) == before, "--dry-run changed containers"
+    assert _started(client, name) == before, "--dry-run changed containers"
 
     _ok(kops("up", "-i", inv, "--timeout", UP_TIMEOUT), "kops up (config change)")
-    after = _started(client, preset)
+    after = _started(client, name)
     assert set(after) == set(before)
     assert after["kafka2"][0] != before["kafka2"][0], "kafka2 was not recreated"
     for n in before:
@@ -463,14 +462,14 @@ def check_config_change_recreates_one_node(client, kops, preset: str, tmp_path: 
             assert after[n] == before[n], f"{n} was restarted or recreated: {before[n]} -> {after[n]}"
     k2 = client.containers.get(after["kafka2"][0])
     mounts = {m["Destination"]: m.get("Name") for m in k2.attrs["Mounts"]}
-    assert mounts.get("/var/lib/kafka/data") == f"{preset}-kafka2-data", mounts
+    assert mounts.get("/var/lib/kafka/data") == f"{name}-kafka2-data", mounts
     res = k2.exec_run(["cat", "/var/lib/kafka/data/kops-test-marker"])
     assert res.exit_code == 0 and res.output.decode().strip() == marker, \
         f"kafka2's data volume is not the one it had: {res.output!r}"
     # the change is live on kafka2 only, and kafka2 still has its replica of the old topic
-    assert _broker_config(_bootstrap(3), 2, "log.retention.hours") == "100"
-    assert _broker_config(_bootstrap(3), 1, "log.retention.hours") == "168"
-    assert sorted(_wait_isr(_bootstrap(3), topic, 3)) == [1, 2, 3]
+    assert _broker_config(bs, 2, "log.retention.hours") == "100"
+    assert _broker_config(bs, 1, "log.retention.hours") == "168"
+    assert sorted(_wait_isr(bs, topic, 3)) == [1, 2, 3]
     _assert_healthy(kops, ("-i", inv), 3, 4)
 
 
@@ -480,42 +479,46 @@ def check_config_change_recreates_one_node(client, kops, preset: str, tmp_path: 
 def test_preset_comes_up_ready_and_serves_clients(preset, cluster, engine, kops, tmp_path):
     version, nzk, nctl, nb = PRESETS[preset]
     nnodes = nzk + nctl + nb
-    src = ("--preset", preset)
-    cluster(preset)
+    run = Run(preset, kops)
+    name, src = cluster(run.name), run.src
 
-    up = _ok(kops("up", *src, "--timeout", UP_TIMEOUT), f"kops up --preset {preset}")
-    assert _bootstrap(nb) in up.stdout, up.stdout
-    _assert_healthy(kops, src, nb, nnodes)
-    cs = _containers(engine, preset)
+    up = _ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), f"kops up {' '.join(run.up)}")
+    st = _assert_healthy(kops, src, nb, nnodes)
+    bs = st["bootstrap_servers"]
+    assert bs in up.stdout and f"kops status --name {name}" in up.stdout, up.stdout
+    ports = [int(a.rsplit(":", 1)[1]) for a in bs.split(",")]
+    assert len(set(ports)) == nb and all(a.startswith("127.0.0.1:") for a in bs.split(",")), bs
+    cs = _containers(engine, name)
     assert len(cs) == nnodes and all(c.labels["io.kops.kafka-version"] == version for c in cs.values())
 
     # a real client on the host; with three brokers: replication 3, acks=all, 3 in sync
-    topic = _round_trip(_bootstrap(nb), min(3, nb))
+    topic = _round_trip(bs, min(3, nb))
     if nb == 3:
-        assert sorted(_wait_isr(_bootstrap(nb), topic, 3)) == [1, 2, 3]
+        assert sorted(_wait_isr(bs, topic, 3)) == [1, 2, 3]
 
     # 4. a second `up` changes nothing; a dry run says so and changes nothing either
-    before = _started(engine, preset)
-    again = _ok(kops("up", *src, "--output", "json", "--timeout", UP_TIMEOUT), "second kops up")
+    before = _started(engine, name)
+    again = _ok(kops("up", *run.up, "--output", "json", "--timeout", UP_TIMEOUT), "second kops up")
     res = _json(again)
     assert res["changed"] is False, res
     assert {a["action"] for a in res["actions"]} == {"unchanged"}, res["actions"]
     assert "nothing to change" in again.stderr, again.stderr
     assert res["status"]["state"] == "healthy", res["status"]
-    assert _started(engine, preset) == before, "a second `kops up` restarted or recreated containers"
-    dry = _ok(kops("up", *src, "--dry-run"), "kops up --dry-run")
+    assert res["status"]["bootstrap_servers"] == bs, "the ports picked at the first up must be kept"
+    assert _started(engine, name) == before, "a second `kops up` restarted or recreated containers"
+    dry = _ok(kops("up", *run.up, "--dry-run"), "kops up --dry-run")
     summary = _summary(dry.stdout)
     assert sorted(summary) == sorted(before) and set(summary.values()) == {"unchanged"}, dry.stdout
     assert _steps(dry.stdout) == [], dry.stdout
-    assert _started(engine, preset) == before, "`kops up --dry-run` changed containers"
+    assert _started(engine, name) == before, "`kops up --dry-run` changed containers"
 
     if nb == 1 and nzk <= 1:             # zk-single-kafka-single, kraft-single
-        check_network_clients(engine, kops, preset)
-        check_down_up_keeps_messages(engine, kops, preset)
+        check_network_clients(engine, kops, run)
+        check_down_up_keeps_messages(engine, kops, run)
     elif preset == "zk-single-kafka-multiple":
-        check_config_change_recreates_one_node(engine, kops, preset, tmp_path, topic)
+        check_config_change_recreates_one_node(engine, kops, run, tmp_path, topic)
     elif preset in ("zk-multiple-kafka-multiple", "kraft-multiple"):
-        check_killed_broker_recovers(engine, kops, preset, topic)
+        check_killed_broker_recovers(engine, kops, run, topic)
 
 
 # -- 4: dry run on a cluster that does not exist --------------------------------------------
@@ -561,24 +564,37 @@ def test_port_clash_is_refused_and_creates_nothing(held, node, cluster, engine, 
 
 
 def test_two_clusters_side_by_side(cluster, engine, kops, tmp_path):
-    invs = {}
-    for name, ext, dock in (("side-a", 21092, 21192), ("side-b", 22092, 22192)):
-        cluster(name)
-        # The controller port of combined nodes cannot be set (a controllers section makes
-        # dedicated controllers); it is not published, so only the host ports must differ.
-        invs[name] = (_write_inventory(tmp_path, {
-            "name": name, "kafka": {"version": "4.4.0", "mode": "kraft", "heap": "256m"},
-            "brokers": {"nodes": 1, "external_port": ext, "docker_port": dock}}, f"{name}.yaml"), ext)
-    _ok(kops("up", "-i", invs["side-a"][0], "--timeout", UP_TIMEOUT), "kops up side-a")
-    up_b = _ok(kops("up", "-i", invs["side-b"][0], "--timeout", UP_TIMEOUT), "kops up side-b (side-a running)")
-    assert "127.0.0.1:22092" in up_b.stdout
-    for name, (inv, ext) in invs.items():
-        _assert_healthy(kops, ("-i", inv), 1, 1)
-        _round_trip(f"127.0.0.1:{ext}", 1)
-    rows = {r["cluster"]: r for r in _json(_ok(kops("ls", "--output", "json"), "kops ls"))}
-    for name in invs:
-        assert name in rows and rows[name]["nodes"] == rows[name]["running"] == 1, rows
-    assert engine.networks.get("kops-side-a").id != engine.networks.get("kops-side-b").id
+    """The same preset twice, `--name auto --any-port`: two clusters, each ready on the
+    free ports it reports, each reachable there (CI jobs on one runner, tests beside a
+    user's cluster)."""
+    runs = []
+    for _ in range(2):
+        up = _ok(kops("up", "--preset", "kraft-single", "--name", "auto", "--any-port", "--output", "json",
+                      "--timeout", UP_TIMEOUT), "kops up --name auto --any-port")
+        st = _json(up)["status"]
+        runs.append(st)
+    names = [st["cluster"] for st in runs]
+    try:
+        assert len(set(names)) == 2 and all(n.startswith("kraft-single-") for n in names), names
+        assert runs[0]["bootstrap_servers"] != runs[1]["bootstrap_servers"]
+        for st in runs:
+            assert st["state"] == "healthy"
+            _round_trip(st["bootstrap_servers"], 1)
+        rows = {r["cluster"]: r for r in _json(_ok(kops("ls", "--output", "json"), "kops ls"))}
+        for st in runs:
+            row = rows[st["cluster"]]
+            assert row["nodes"] == row["running"] == 1 and row["bootstrap_servers"] == st["bootstrap_servers"], rows
+        assert engine.networks.get(f"kops-{names[0]}").id != engine.networks.get(f"kops-{names[1]}").id
+        # `kops env`, evaluated in a shell, gives a client what it needs
+        script = (f'eval "$({KOPS} env --name {names[1]})" && {sys.executable} -c "import os; '
+                  'from confluent_kafka.admin import AdminClient; '
+                  "print(AdminClient({'bootstrap.servers': os.environ['KAFKA_BOOTSTRAP_SERVERS']})"
+                  '.list_topics(timeout=20).brokers)"')
+        proc = subprocess.run(["bash", "-c", script], env=kops.env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and runs[1]["bootstrap_servers"] in proc.stdout, proc.stdout + proc.stderr
+    finally:
+        for n in names:
+            _purge(engine, kops, n)
 
 
 # -- 8: a broker that cannot start ----------------------------------------------------------

@@ -25,8 +25,8 @@ def test_jmx_port_serves_broker_mbeans(tmp_path, docker_client):
 
     inv = tmp_path / "jmx.yaml"
     inv.write_text(f"name: {NAME}\nkafka: {{version: 3.9.2, heap: 256m}}\n"
-                   "zookeeper: {heap: 128m, client_port: 42281}\n"
-                   "brokers: {nodes: 2, external_port: 42092, docker_port: 42192, jmx_port: 42999}\n")
+                   "zookeeper: {heap: 128m, client_port: 31981}\n"
+                   "brokers: {nodes: 2, external_port: 31792, docker_port: 31892, jmx_port: 31999}\n")
     env = dict(os.environ, KOPS_STATE_DIR=str(tmp_path / "state"))
     run = lambda *a: subprocess.run([KOPS, *a], capture_output=True, text=True, env=env, timeout=300)  # noqa: E731
     run("down", "--purge", "--name", NAME)
@@ -35,7 +35,7 @@ def test_jmx_port_serves_broker_mbeans(tmp_path, docker_client):
         assert up.returncode == 0, up.stderr
         st = json.loads(run("status", "-i", str(inv), "--output", "json").stdout)
         jmx = {n["name"]: n["addresses"].get("jmx") for n in st["nodes"] if n["role"] == "broker"}
-        assert jmx == {"kafka1": "127.0.0.1:42999", "kafka2": "127.0.0.1:43000"}
+        assert jmx == {"kafka1": "127.0.0.1:31999", "kafka2": "127.0.0.1:32000"}
         d = dist.cached("3.9.2")
         assert d is not None, "make test fetches Kafka 3.9.2 first"
         java = shutil.which("java")

@@ -28,10 +28,10 @@ kafka:
   version: 3.9.2
   heap: 256m
   config: {{min.insync.replicas: 2, default.replication.factor: 3}}
-zookeeper: {{nodes: 1, heap: 128m, client_port: 41281}}
-brokers: {{nodes: 3, external_port: 41092, docker_port: 41192}}
+zookeeper: {{nodes: 1, heap: 128m, client_port: 31681}}
+brokers: {{nodes: 3, external_port: 31392, docker_port: 31492}}
 """
-BOOTSTRAP = "127.0.0.1:41092,127.0.0.1:41093,127.0.0.1:41094"
+BOOTSTRAP = "127.0.0.1:31392,127.0.0.1:31393,127.0.0.1:31394"
 
 
 def kops(*args, env, check=False, timeout=900):

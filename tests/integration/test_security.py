@@ -134,8 +134,8 @@ def other_ca(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("version, mode, sasl, port", [
-    ("4.4.0", "kraft", "scram-sha-512", 51092),
-    ("3.9.2", "zookeeper", "scram-sha-256", 52092),
+    ("4.4.0", "kraft", "scram-sha-512", 30092),
+    ("3.9.2", "zookeeper", "scram-sha-256", 30492),
 ], ids=["kraft-4", "zookeeper-3.9"])
 def test_tls_and_scram(version, mode, sasl, port, cluster, docker_client, env, tmp_path):
     name = cluster(f"sec-{mode[:2]}-{uuid.uuid4().hex[:4]}")
@@ -231,9 +231,9 @@ def test_tls_and_scram(version, mode, sasl, port, cluster, docker_client, env, t
 def test_nothing_on_every_interface_unless_asked(cluster, docker_client, env, tmp_path):
     name = cluster(f"ports-{uuid.uuid4().hex[:4]}")
     data = {"name": name, "kafka": {"version": "3.9.2", "heap": "256m"},
-            "zookeeper": {"nodes": 1, "heap": "128m", "client_port": 53281},
-            "brokers": {"nodes": 1, "external_port": 53092, "docker_port": 53192, "internal_port": 53292,
-                        "jmx_port": 53999}}
+            "zookeeper": {"nodes": 1, "heap": "128m", "client_port": 30981},
+            "brokers": {"nodes": 1, "external_port": 30892, "docker_port": 30992, "internal_port": 31092,
+                        "jmx_port": 30899}}
     inv = tmp_path / "ports.yaml"
     inv.write_text(yaml.safe_dump(data, sort_keys=False))
     ok(kops(env, "up", "-i", inv))
@@ -243,18 +243,18 @@ def test_nothing_on_every_interface_unless_asked(cluster, docker_client, env, tm
         for port, binds in (c.attrs["NetworkSettings"]["Ports"] or {}).items():
             for b in binds or []:
                 bound[(c.labels["io.kops.node"], port)] = b["HostIp"]
-    assert bound == {("zoo1", "53281/tcp"): "127.0.0.1", ("kafka1", "53092/tcp"): "127.0.0.1",
-                     ("kafka1", "53999/tcp"): "127.0.0.1", ("kafka1", "53192/tcp"): gateway}, bound
+    assert bound == {("zoo1", "30981/tcp"): "127.0.0.1", ("kafka1", "30892/tcp"): "127.0.0.1",
+                     ("kafka1", "30899/tcp"): "127.0.0.1", ("kafka1", "30992/tcp"): gateway}, bound
     # the DOCKER listener still serves other containers through host.docker.internal
     code = docker_client.containers.run(
         "kops/kafka:3.9.2", ["java", "-Xmx128m", "-cp", "/opt/kafka/libs/*", "kafka.admin.BrokerApiVersionsCommand",
-                             "--bootstrap-server", "host.docker.internal:53192"],
+                             "--bootstrap-server", "host.docker.internal:30992"],
         extra_hosts={"host.docker.internal": "host-gateway"}, remove=True, labels={LABEL: name})
-    assert b"host.docker.internal:53192" in code
+    assert b"host.docker.internal:30992" in code
     # asked for: every interface
     data["brokers"]["bind_address"] = "0.0.0.0"
     inv.write_text(yaml.safe_dump(data, sort_keys=False))
     ok(kops(env, "up", "-i", inv))
     c = docker_client.containers.get(f"{name}-kafka1")
-    assert c.attrs["NetworkSettings"]["Ports"]["53092/tcp"][0]["HostIp"] in ("0.0.0.0", "")
+    assert c.attrs["NetworkSettings"]["Ports"]["30892/tcp"][0]["HostIp"] in ("0.0.0.0", "")
     ok(kops(env, "down", "-i", inv, "--purge"))
