@@ -40,3 +40,73 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+
+
+# -- a bystander: the user's own cluster, running while the suite runs ------------------------------
+# The suite must pass beside a cluster it did not make, and leave it untouched. When the
+# default cluster (`make up`) is running, it is watched; in CI, where none is, one is started
+# as a stand-in (with a state folder of its own) and removed afterwards. At the end, its
+# containers must have the same ids and start times as before.
+
+_BYSTANDER: dict = {}
+DEFAULT_CLUSTER = "zk-single-kafka-single"
+
+
+def _default_cluster_containers():
+    import docker
+
+    client = docker.from_env()
+    return {c.name: (c.id, c.attrs["State"]["StartedAt"], c.status)
+            for c in client.containers.list(all=True, filters={"label": f"io.kops.cluster={DEFAULT_CLUSTER}"})}
+
+
+def pytest_collection_finish(session):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    if not any(item.get_closest_marker("integration") or item.get_closest_marker("e2e") for item in session.items):
+        return
+    if session.config.getoption("--collect-only"):
+        return
+    try:
+        before = _default_cluster_containers()
+    except Exception:  # noqa: BLE001 - no engine: the integration tests say so themselves
+        return
+    running = before and all(v[2] == "running" for v in before.values())
+    if not running and os.environ.get("CI") == "true" and not before:
+        state = tempfile.mkdtemp(prefix="kops-bystander-")
+        kops = Path(sys.executable).parent / "kops"
+        env = {**os.environ, "KOPS_STATE_DIR": state}
+        proc = subprocess.run([str(kops), "up"], env=env, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the bystander cluster did not come up:\n{proc.stdout}\n{proc.stderr}")
+        _BYSTANDER.update(started_here=True, env=env, kops=str(kops))
+        before = _default_cluster_containers()
+    elif not running:
+        return
+    _BYSTANDER["before"] = before
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import subprocess
+
+    if "before" not in _BYSTANDER:
+        return
+    after = _default_cluster_containers()
+    changed = {k: (v, after.get(k)) for k, v in _BYSTANDER["before"].items() if after.get(k) != v}
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if changed:
+        if tr:
+            tr.write_line(f"the suite changed the default cluster {DEFAULT_CLUSTER}, which it did not make: {changed}",
+                          red=True)
+        session.exitstatus = 1
+    elif tr:
+        tr.write_line(f"bystander: the default cluster {DEFAULT_CLUSTER} ran through the whole suite, untouched "
+                      f"({len(after)} containers, same ids and start times)")
+    if _BYSTANDER.get("started_here"):
+        subprocess.run([_BYSTANDER["kops"], "down", "--preset", DEFAULT_CLUSTER, "--purge"], env=_BYSTANDER["env"],
+                       capture_output=True,
+                       timeout=300)
