@@ -479,15 +479,9 @@ class DockerProvider:
         if since:
             kw["since"] = int(time.time() - since)
         if not follow:
-            rows = []
-            for n in nodes:
-                for line in cs[n].logs(**kw).decode(errors="replace").splitlines():
-                    stamp, _, text = line.partition(" ")
-                    rows.append((stamp, n, text))
-            if prefix:
-                rows.sort(key=lambda r: r[0])
-            for _, n, text in rows:
-                yield label(n) + text
+            # docker's timestamps=True lines: "<RFC 3339 time> <the line>"
+            yield from _interleaved({n: cs[n].logs(**kw).decode(errors="replace") for n in nodes},
+                                    label, prefix, lambda rest: rest)
             return
 
         def pump(n, out):
@@ -541,6 +535,17 @@ def _gone(remove, **kwargs) -> bool:
 def _labeller(nodes: list[str], prefix: bool):
     width = max((len(n) for n in nodes), default=0)
     return (lambda n: f"{n:<{width}} | ") if prefix else (lambda n: "")
+
+
+def _interleaved(texts: dict[str, str], label, prefix: bool, message):
+    """Each node's "<timestamp> <rest>" lines; ordered by time across nodes when
+    ``prefix`` (all nodes), each reduced to ``message(rest)`` behind its label."""
+    rows = [(stamp, n, message(rest)) for n, text in texts.items()
+            for stamp, _, rest in (line.partition(" ") for line in text.splitlines())]
+    if prefix:
+        rows.sort(key=lambda r: r[0])
+    for _, n, text in rows:
+        yield label(n) + text
 
 
 def _merged(nodes: list[str], pump):

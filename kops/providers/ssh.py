@@ -535,7 +535,7 @@ class SSHProvider:
              prefix: bool = False):
         """journald lines of ``nodes`` (interleaved by time with a node prefix when
         ``prefix``); with ``follow``, new lines as they come, until interrupted."""
-        from .docker import _labeller, _merged
+        from .docker import _interleaved, _labeller, _merged
 
         label = _labeller(nodes, prefix)
 
@@ -547,16 +547,10 @@ class SSHProvider:
             return cmd + (["-f"] if follow else [])
 
         if not follow:
-            rows = []
-            for n in nodes:
-                ok, text = self.run(self._bundle.nodes[n].node.host_key, argv(n, "short-iso-precise"))
-                for line in text.splitlines():
-                    stamp, _, rest = line.partition(" ")
-                    rows.append((stamp, n, rest.split(": ", 1)[-1]))
-            if prefix:
-                rows.sort(key=lambda r: r[0])
-            for _, n, text in rows:
-                yield label(n) + text
+            # journalctl short-iso-precise: "<time> <host> <unit>[pid]: <message>"
+            texts = {n: self.run(self._bundle.nodes[n].node.host_key, argv(n, "short-iso-precise"))[1]
+                     for n in nodes}
+            yield from _interleaved(texts, label, prefix, lambda rest: rest.split(": ", 1)[-1])
             return
 
         def pump(n, out):
