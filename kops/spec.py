@@ -362,6 +362,11 @@ def rules(spec: ClusterSpec) -> list[str]:
         p.append("security.users: users need security.sasl (e.g. scram-sha-512)")
     if "kops-admin" in sec.users:
         p.append("security.users.kops-admin: this name is kops's own; pick another")
+    publish = b.bind_address or ("127.0.0.1" if b.advertised_host in ("127.0.0.1", "localhost") else b.advertised_host)
+    if b.jmx_port and spec.driver == "docker" and not publish.startswith("127."):
+        p.append(f"brokers.jmx_port: JMX has no authentication, and this cluster publishes its ports on {publish}: "
+                 "open JMX runs any code it is sent. Keep the cluster on loopback (brokers.bind_address: "
+                 "127.0.0.1) or drop jmx_port; reach a remote JMX through an SSH tunnel")
     if spec.ssh.known_hosts and not _is_file(spec.ssh.known_hosts):
         p.append(f"ssh.known_hosts: {_short(spec.ssh.known_hosts)}: no such file")
     if spec.driver == "ssh":
