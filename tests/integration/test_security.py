@@ -251,8 +251,12 @@ def test_nothing_on_every_interface_unless_asked(cluster, docker_client, env, tm
                              "--bootstrap-server", "host.docker.internal:30992"],
         extra_hosts={"host.docker.internal": "host-gateway"}, remove=True, labels={LABEL: name})
     assert b"host.docker.internal:30992" in code
-    # asked for: every interface
+    # asked for: every interface (JMX, which has no authentication, is then refused)
     data["brokers"]["bind_address"] = "0.0.0.0"
+    inv.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = kops(env, "up", "-i", inv)
+    assert p.returncode == 2 and "JMX has no authentication" in p.stderr, p.stderr
+    del data["brokers"]["jmx_port"]
     inv.write_text(yaml.safe_dump(data, sort_keys=False))
     ok(kops(env, "up", "-i", inv))
     c = docker_client.containers.get(f"{name}-kafka1")
