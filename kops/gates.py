@@ -189,7 +189,8 @@ def safe_to_stop(ctx: Context, action: Wait):
     node = ctx.topo.node(action.nodes[0])
 
     def probe():
-        blockers = health.restart_blockers(ctx.kafka(), node.id)
+        # the user's own topics first, Kafka's internal ones (__consumer_offsets, ...) after
+        blockers = sorted(health.restart_blockers(ctx.kafka(), node.id), key=lambda b: (b.startswith("__"), b))
         if blockers:
             raise NotYet(f"stopping {node.name} now would take {len(blockers)} partition(s) below "
                          f"min.insync.replicas: {', '.join(blockers[:5])}")
