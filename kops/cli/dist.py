@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .. import dist as distlib
 from ..errors import InputError
 from .common import handle_errors, print_json, progress
 
@@ -33,6 +32,8 @@ def fetch(version, source, apache_url, maven_repo, sha512, force, output):
     """
     if sha512 and source in ("apache", "maven"):
         raise InputError("--sha512 goes with --from PATH (apache checks the published .sha512 itself)")
+    from .. import dist as distlib   # late: requests is heavy, and most commands never need it
+
     d = distlib.fetch(version, source, apache_url=apache_url, maven_repo=maven_repo,
                       force=force, sha512=sha512, log=progress)
     if output == "json":
@@ -47,6 +48,8 @@ def fetch(version, source, apache_url, maven_repo, sha512, force, output):
 @handle_errors
 def ls(output):
     """List cached distributions."""
+    from .. import dist as distlib
+
     rows = []
     for p in sorted(distlib.dist_root().glob("kafka_*")):
         if (hit := distlib.cached(p.name.rsplit("-", 1)[-1])):
@@ -75,6 +78,8 @@ def image_group():
 def build(version, base, dist_src, tag, force):
     """Build the Kafka image for VERSION (ZooKeeper, broker and controller in one)."""
     from .. import images
+
+    from .. import dist as distlib
 
     d = distlib.cached(version) if dist_src is None and version != "latest" else None
     if d is None:
