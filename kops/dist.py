@@ -271,7 +271,7 @@ def resolve_maven_repo(given: str | None = None) -> str:
     central in the user's ~/.m2/settings.xml, else Maven's own default (central)."""
     if given or os.environ.get("KOPS_MAVEN_REPO"):
         return (given or os.environ["KOPS_MAVEN_REPO"]).rstrip("/")
-    settings = Path(os.environ.get("M2_HOME_SETTINGS", Path.home() / ".m2" / "settings.xml"))
+    settings = Path.home() / ".m2" / "settings.xml"
     if settings.is_file():
         try:
             root = ET.parse(settings).getroot()

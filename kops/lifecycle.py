@@ -274,10 +274,8 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     check_config(spec, log)
     topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
     plan = plan_up(bundle, observed)
-    if sum(1 for a in plan.actions if isinstance(a, Reconfigure) and a.node and
-           bundle.nodes[a.node].node.is_controller) > 1 or \
-            any(isinstance(a, Wait) and a.gate == "kafka-ready" and a.nodes for a in plan.actions):
-        # a live roll: the active controller goes last, so find it first
+    if sum(1 for a in plan.of("reconfigure") if bundle.nodes[a.node].node.is_kafka) > 1:
+        # several Kafka nodes change: in a live roll the active controller goes last, so find it
         observed.controller = active_controller(provider, topo, observed)
         plan = plan_up(bundle, observed)
     if not reshape:

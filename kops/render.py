@@ -328,7 +328,7 @@ def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) ->
         container = container_plan(topo, node, creds=creds)
     definition = json.dumps([argv, launch.prestart(role), container and container["image"],
                              container and container["ports"]])
-    digest = config_hash({p: s for p, s in sums.items()}, definition)
+    digest = config_hash(sums, definition)
     if container is not None:
         container["labels"][f"{LABEL}.config-hash"] = digest
         container["labels"][f"{LABEL}.sums"] = ",".join(

@@ -130,7 +130,7 @@ def node_cert(cluster: str, node: str, names: list[str], *, persist: bool = True
     """The node's key and certificate for ``names`` (host names and addresses): the kept
     one while it covers the same names and has 30 days left, else a new one."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     d = folder(cluster)

@@ -218,8 +218,15 @@ class NodeOverride(_Strict):
     config: Config = Field(default_factory=dict)
 
 
-Password = Annotated[str, _pattern(r"[A-Za-z0-9._~+/=-]{12,128}", "a usable password",
-                                   "12-128 letters, digits and ._~+/=- (or leave it out: kops makes one)")]
+def _password(v: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._~+/=-]{12,128}", v, re.ASCII):
+        # never echoed: a refused password is still somebody's password
+        raise ValueError("not a usable password (the value is not shown): use 12-128 letters, digits and "
+                         "._~+/=-, or leave it out and kops makes one")
+    return v
+
+
+Password = Annotated[str, AfterValidator(_password)]
 
 
 class UserSpec(_Strict):

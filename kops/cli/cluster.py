@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .. import lifecycle
 from ..errors import InputError, KopsError
-from ..spec import DEFAULT_PRESET
+from ..spec import DEFAULT_PRESET, _short
 from .common import err_console, handle_errors, out_console, print_json, progress
 from .config import inventory_options, load_spec
 
@@ -47,7 +47,7 @@ class Target:
         if rename:
             name = f"{self.spec.name[:24]}-{secrets.token_hex(3)}" if rename == "auto" else rename
             if not NAME_RE.fullmatch(name):
-                raise InputError(f"--name {rename!r} is not DNS-safe",
+                raise InputError(f"--name {_short(rename)} is not DNS-safe",
                                  hint="1-32 lowercase letters, digits and '-', starting with a letter; or auto")
             update["name"] = name
         if any_port:

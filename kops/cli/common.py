@@ -20,7 +20,8 @@ out_console = Console(highlight=False, soft_wrap=True,
                       width=None if sys.stdout.isatty() else 200)
 
 
-_SECRET = re.compile(r"""(?i)(password\s*[=:]\s*["']?|sasl\.jaas\.config=[^"]*password=")[^\s"',\];]+""")
+# password=VALUE, password="VALUE" (JAAS), sasl.password=VALUE: the forms tools print
+_SECRET = re.compile(r"""(?i)(password\s*=\s*["']?)[^\s"',\];]+""")
 
 
 def redact(text: str) -> str:

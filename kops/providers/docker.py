@@ -369,9 +369,9 @@ class DockerProvider:
         """The old container is stopped and kept aside (renamed) until the new one is ready,
         so that a config Kafka refuses can be rolled back; the data volume stays."""
         nb = bundle.nodes[a.node]
-        for old in [self.containers(previous=True).get(a.node)]:
-            if old is not None:   # a leftover of an earlier run: the running one is the truth now
-                old.remove(force=True, v=True)
+        old = self.containers(previous=True).get(a.node)
+        if old is not None:   # a leftover of an earlier run: the running one is the truth now
+            _gone(old.remove, force=True, v=True)
         c = self.containers().get(a.node)
         if c is not None:
             c.stop(timeout=nb.stop_grace)
@@ -431,9 +431,9 @@ class DockerProvider:
 
         c = self.containers().get(a.node)
         vol = None
-        for old in [self.containers(previous=True).get(a.node)]:
-            if old is not None:
-                _gone(old.remove, force=True, v=True)
+        old = self.containers(previous=True).get(a.node)
+        if old is not None:
+            _gone(old.remove, force=True, v=True)
         if c is not None:
             vol = next((m.get("Name") for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"), None)
             if _gone(c.remove, force=True, v=True):

@@ -656,7 +656,7 @@ def test_host_keys_are_verified(lab):
             proc = kops(lab, "up", "-i", inv, "--dry-run", *flags, timeout=120)
             assert proc.returncode == 2, (flags, proc.returncode, proc.stderr)
             err = re.sub(r"\s+", " ", proc.stderr)
-            assert f"SSH host key changed; nothing was changed on any host" in err, proc.stderr
+            assert "SSH host key changed; nothing was changed on any host" in err, proc.stderr
             assert f"vm2 ({vm2.address}): it presents" in err and err.count("SHA256:") == 2, proc.stderr
             assert "vm1" not in err.split("Hint:")[0] and "vm3" not in err.split("Hint:")[0]
         _untouched(lab, KEYS)

@@ -50,29 +50,9 @@ def ok(p: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return p
 
 
-def purge(client, name: str) -> None:
-    flt = {"label": f"{LABEL}={name}"}
-    for c in client.containers.list(all=True, filters=flt):
-        c.remove(force=True, v=True)
-    for v in client.volumes.list(filters=flt):
-        v.remove(force=True)
-    for n in client.networks.list(filters=flt):
-        n.remove()
-
-
 @pytest.fixture
-def clusters(docker_client):
-    """``clusters(name)`` registers a cluster name: leftovers purged now and after the test."""
-    names = []
-
-    def use(name):
-        purge(docker_client, name)
-        names.append(name)
-        return name
-
-    yield use
-    for n in names:
-        purge(docker_client, n)
+def clusters(own_clusters):
+    return own_clusters
 
 
 def inventory(tmp_path: Path, name: str, port: int, *, brokers: int = 1, extra: dict | None = None,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cleanup import remove_labelled
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -106,13 +107,7 @@ def _labelled(client, name: str) -> dict[str, list[str]]:
 def _purge(client, kops, name: str) -> None:
     """`kops down --purge`, then whatever still carries the label (a crashed run's leftovers)."""
     down = kops("down", "--purge", "--name", name, timeout=300)
-    flt = {"label": f"{LABEL}={name}"}
-    for c in client.containers.list(all=True, filters=flt):
-        c.remove(force=True, v=True)
-    for v in client.volumes.list(filters=flt):
-        v.remove(force=True)
-    for n in client.networks.list(filters=flt):
-        n.remove()
+    remove_labelled(client, name)
     assert down.returncode == 0, f"kops down --purge --name {name} exited {down.returncode}\n{down.stderr}"
 
 
@@ -622,7 +617,7 @@ def test_broken_broker_property_is_reported_with_its_log(mode, cluster, engine, 
     if mode == "kraft":
         # the storage format parses the config: the node is refused before its container exists
         assert "kafka1: formatting KRaft storage failed" in err, err
-        assert not engine.containers.list(all=True, filters={"label": f"io.kops.node=kafka1",
+        assert not engine.containers.list(all=True, filters={"label": "io.kops.node=kafka1",
                                                              "name": f"{name}-kafka1"}), "a container was left"
     else:
         assert "kafka1" in err and "exited" in err, err

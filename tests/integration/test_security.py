@@ -48,26 +48,8 @@ def ok(p):
 
 
 @pytest.fixture
-def cluster(docker_client):
-    names = []
-
-    def purge(name):
-        flt = {"label": f"{LABEL}={name}"}
-        for c in docker_client.containers.list(all=True, filters=flt):
-            c.remove(force=True, v=True)
-        for v in docker_client.volumes.list(filters=flt):
-            v.remove(force=True)
-        for n in docker_client.networks.list(filters=flt):
-            n.remove()
-
-    def use(name):
-        purge(name)
-        names.append(name)
-        return name
-
-    yield use
-    for n in names:
-        purge(n)
+def cluster(own_clusters):
+    return own_clusters
 
 
 def conf_of(path: Path) -> dict:

@@ -373,3 +373,21 @@ def test_examples_load_and_render(example, tmp_path, monkeypatch):
     files = render.export(topo, lifecycle.credentials(spec, topo))
     props = next(v for k, v in files.items() if k.endswith("kafka1/server.properties"))
     assert "SASL_SSL" in props and "ssl.keystore.type=PEM" in props
+
+
+def test_a_refused_password_is_never_echoed():
+    with pytest.raises(SpecError) as ei:
+        speclib.loads('name: h\nsecurity: {tls: true, sasl: scram-sha-512, users: {app: {password: "ab\\"; rm -rf /"}}}\n')
+    assert "security.users.app.password: not a usable password (the value is not shown)" in ei.value.message
+    assert "rm -rf" not in ei.value.message
+
+
+def test_redaction_hides_passwords_and_nothing_else():
+    from kops.cli.common import redact
+
+    assert redact("--add-config SCRAM-SHA-256=[password=s3cret-value]") == "--add-config SCRAM-SHA-256=[password=****]"
+    assert redact('ScramLoginModule required username="u" password="s3cret";') == \
+        'ScramLoginModule required username="u" password="****";'
+    assert redact("sasl.password=s3cret x") == "sasl.password=**** x"
+    text = "security.users.app.password: not a usable password: use 12-128 letters"
+    assert redact(text) == text
