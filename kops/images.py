@@ -2,8 +2,9 @@
 
 Layout inside the image: Kafka under ``/opt/kafka``, configs in ``/etc/kafka``, data in
 ``/var/lib/kafka/data`` and ``/var/lib/zookeeper`` owned by the non-root user ``kafka``.
-One image serves ZooKeeper, brokers and controllers. Built once: an image whose labels
-match the distribution and the base is reused.
+One image serves ZooKeeper, brokers and controllers. The build trains the JVM's class
+data sharing archives (kops.cds) inside the image. Built once: an image whose labels
+match the distribution, the base and the build recipe is reused.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import tarfile
 import time
 from dataclasses import dataclass
 
-from .dist import Distribution
+from . import cds
+from .dist import EXTRAS, Distribution
 from .errors import EngineError, KopsError
 
 DEFAULT_BASE = "eclipse-temurin:21-jre"
 REPO = "kops/kafka"
 LABEL_PREFIX = "io.kops"
+EXTRAS_LABEL = f"{LABEL_PREFIX}.extras"
 
 DOCKERFILE = """\
 FROM {base}
@@ -31,6 +34,8 @@ RUN set -e; command -v java >/dev/null || {{ echo "base image {base} has no java
     mkdir -p /var/lib/kafka/data /var/lib/zookeeper /var/log/kafka /etc/kafka; \\
     chown -R kafka:kafka /var/lib/kafka /var/lib/zookeeper /var/log/kafka /etc/kafka
 COPY kafka/ /opt/kafka/
+COPY kops-cds-train.sh /tmp/kops-cds-train.sh
+RUN sh /tmp/kops-cds-train.sh {major} && rm /tmp/kops-cds-train.sh
 ENV KAFKA_HOME=/opt/kafka PATH=/opt/kafka/bin:$PATH
 USER kafka
 WORKDIR /opt/kafka
@@ -52,17 +57,20 @@ def default_tag(version: str) -> str:
 def _context(dist: Distribution, base: str) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = DOCKERFILE.format(base=base).encode()
-        ti = tarfile.TarInfo("Dockerfile")
-        ti.size = len(data)
-        tar.addfile(ti, io.BytesIO(data))
+        major = int(dist.version.split(".")[0])
+        for name, text in (("Dockerfile", DOCKERFILE.format(base=base, major=major)),
+                           ("kops-cds-train.sh", cds.TRAIN_SCRIPT)):
+            data = text.encode()
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
 
         def owner(t: tarfile.TarInfo) -> tarfile.TarInfo:
             t.uid = t.gid = 0
             t.uname = t.gname = "root"
             return t
 
-        for sub in ("libs", "config", "bin"):
+        for sub in ("libs", "config", "bin", "agents", "plugins"):
             if (dist.path / sub).exists():
                 tar.add(dist.path / sub, arcname=f"kafka/{sub}", filter=owner)
     buf.seek(0)
@@ -90,6 +98,9 @@ def ensure(dist: Distribution, *, base: str = DEFAULT_BASE, tag: str | None = No
         f"{LABEL_PREFIX}.base": base,
         f"{LABEL_PREFIX}.base.id": base_id or "",
         f"{LABEL_PREFIX}.dockerfile": hashlib.sha256(DOCKERFILE.encode()).hexdigest()[:12],
+        f"{LABEL_PREFIX}.cds": cds.digest(),
+        # Connect, MirrorMaker 2, FileStream connectors, the metrics agent (kops.dist.EXTRAS)
+        EXTRAS_LABEL: EXTRAS if dist.has_extras else "",
     }
     if not force:
         try:

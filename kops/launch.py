@@ -24,6 +24,9 @@ PERF_OPTS = [
     "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
     "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
 ]
+# The fast profile: a JVM that starts quickly and stays small (tests, laptops): the client
+# compiler only, the serial collector, a heap that grows from 64 MiB as needed.
+FAST_OPTS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData", "-Djava.awt.headless=true"]
 
 
 def log_config_name(version: str) -> str:
@@ -50,12 +53,16 @@ class Launch:
     jmx_host: str | None = None
     jmx_bind: str | None = None      # the address JMX listens on (None: every interface of a container)
     java: str = "java"
+    cds: bool = False                # map the image's class data sharing archives (kops.cds)
+    fast: bool = False               # the fast profile's JVM (FAST_OPTS)
+    java_agent: str | None = None    # e.g. the Prometheus JMX exporter: -javaagent:JAR=HOST:PORT:RULES
     extra_opts: list[str] = field(default_factory=list)
 
     def jvm_opts(self, role: str) -> list[str]:
         """The flags Kafka's scripts add, for ``kafka`` or ``zookeeper``."""
         name = "zookeeper" if role == "zookeeper" else "kafkaServer"
-        opts = [f"-Xmx{self.heap}", f"-Xms{self.heap}", *PERF_OPTS,
+        opts = [f"-Xmx{self.heap}", "-Xms64m" if self.fast else f"-Xms{self.heap}",
+                *(FAST_OPTS if self.fast else PERF_OPTS), *self._cds(role),
                 f"-Xlog:gc*:file={self.log_dir}/{name}-gc.log:time,tags:filecount=10,filesize=100M"]
         if self.jmx_port:
             opts += ["-Dcom.sun.management.jmxremote=true",
@@ -67,9 +74,16 @@ class Launch:
                 opts.append(f"-Dcom.sun.management.jmxremote.host={self.jmx_bind}")
             if self.jmx_host:
                 opts.append(f"-Djava.rmi.server.hostname={self.jmx_host}")
+        if self.java_agent:
+            opts.append(self.java_agent)
         return [*opts, f"-Dkafka.logs.dir={self.log_dir}",
                 log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
                 *self.extra_opts]
+
+    def _cds(self, role: str) -> list[str]:
+        from . import cds
+
+        return cds.flags(role) if self.cds else []
 
     @property
     def classpath(self) -> str:
@@ -93,7 +107,8 @@ class Launch:
 
     def format_storage(self, cluster_id: str) -> list[str]:
         """Format KRaft storage; ``--ignore-formatted`` makes it a no-op on a formatted node."""
-        return [self.java, "-Xmx128m", f"-Dkafka.logs.dir={self.log_dir}",
+        return [self.java, "-Xmx128m", *(FAST_OPTS if self.fast else []), *self._cds("kafka"),
+                f"-Dkafka.logs.dir={self.log_dir}",
                 log_config_flag(self.version, f"{self.conf_dir}/{log_config_name(self.version)}"),
                 "-cp", self.classpath, STORAGE_TOOL, "format", "-t", cluster_id,
                 "-c", f"{self.conf_dir}/server.properties", "--ignore-formatted"]

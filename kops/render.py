@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import paths
+from . import metrics, paths
 from .errors import InputError, KopsError
 from .launch import Launch, container_command, log_config_name, systemd_line
 from .topology import Node, Topology
@@ -115,10 +115,19 @@ def launch_for(topo: Topology, node: Node) -> Launch:
     # loopback (reach it through an SSH tunnel); a container's is published on the
     # publish address. It hands out an RMI address: the one clients reach.
     ssh = topo.driver == "ssh"
+    agent = None
+    if "metrics" in node.ports:
+        # the exporter listens like the node's other listeners: every interface of a
+        # container (published on the publish address), the host's own address over SSH
+        agent = metrics.agent_flag(lay.home, topo.bind_host(node), node.ports["metrics"],
+                                   f"{lay.conf_dir}/{metrics.RULES_FILE}")
+    # the class data sharing archives exist only in kops's own images (kops.cds)
+    cds = topo.driver == "docker" and topo.spec.kafka.image is None
     return Launch(topo.version, home=lay.home, conf_dir=lay.conf_dir, log_dir=lay.log_dir,
                   data_dir=lay.data_dir, heap=node.heap, java=java, jmx_port=jmx,
+                  cds=cds, fast=topo.spec.profile == "fast",
                   jmx_host=("127.0.0.1" if ssh else topo.publish_host()) if jmx else None,
-                  jmx_bind="127.0.0.1" if ssh and jmx else None)
+                  jmx_bind="127.0.0.1" if ssh and jmx else None, java_agent=agent)
 
 
 def stop_grace(topo: Topology, node: Node) -> int:
@@ -245,6 +254,7 @@ def _server_properties(topo: Topology, node: Node, lay: Layout, creds: Credentia
         listeners=[(name, bind) for name, (bind, _) in listeners.items()],
         advertised=[f"{name}://{adv}" for name, (_, adv) in listeners.items() if adv],
         protocol_map=protocol_map, data_dir=lay.data_dir, replication=topo.replication_defaults,
+        profile=topo.profile_defaults if node.is_broker else {},
         overrides=node.config, security=security)
 
 
@@ -267,6 +277,9 @@ def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> 
     name = log_config_name(topo.version)
     files[name] = render_template(f"log/{name}.j2", version=topo.version,
                                   level=topo.spec.kafka.log_level)
+    if "metrics" in node.ports:
+        files[metrics.RULES_FILE] = render_template(metrics.template_for(node.role), node=node,
+                                                    version=topo.version)
     return files
 
 
@@ -386,6 +399,8 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
                      f"{node.ports['docker']}/tcp": [GATEWAY, node.ports["docker"]]} if node.is_broker else {}
         if "jmx" in node.ports:
             published[f"{node.ports['jmx']}/tcp"] = [bind, node.ports["jmx"]]
+    if "metrics" in node.ports:
+        published[f"{node.ports['metrics']}/tcp"] = [bind, node.ports["metrics"]]
     image = topo.spec.kafka.image_ref
     labels = {
         f"{LABEL}.cluster": topo.name,
@@ -410,6 +425,8 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
             labels[f"{LABEL}.jmx"] = f"{topo.publish_host()}:{node.ports['jmx']}"
     if node.role == "zookeeper":
         labels[f"{LABEL}.client-port"] = str(node.ports["client"])
+    if "metrics" in node.ports:
+        labels[f"{LABEL}.metrics"] = topo.metrics_address(node)
     return {
         "name": container_name(topo, node), "hostname": node.name, "image": image,
         "command": cmd, "ports": published, "volume": volume_name(topo, node),
@@ -443,6 +460,8 @@ def export(topo: Topology, creds: Credentials | None = None) -> dict[str, str]:
             out[f"{node.name}/{unit_name(topo, node)}"] = systemd_unit(topo, node)
     if topo.driver == "docker":
         out["docker-compose.yml"] = compose_file(topo, creds)
+    if topo.spec.metrics.prometheus:
+        out["prometheus.yml"] = metrics.prometheus_config(topo)
     return out
 
 

@@ -198,7 +198,7 @@ class ControllerSpec(_Strict):
     config: Config = Field(default_factory=dict)
 
 
-Role = Literal["zookeeper", "broker", "controller"]
+Role = Literal["zookeeper", "broker", "controller", "connect"]
 KeyPath = Annotated[str, _pattern(r"[A-Za-z0-9_./~+-][A-Za-z0-9_./~+ -]{0,1023}", "a key file path",
                                   "a path such as ~/.ssh/id_ed25519")]
 
@@ -254,6 +254,64 @@ class SSHSettings(_Strict):
 
 NodeName = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,40}", "a node name", "zoo1, kafka2, controller3, ...")]
 
+MAX_CONNECT = 9
+_MAVEN_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}:[A-Za-z0-9_.-]{1,100}:[A-Za-z0-9_.+-]{1,60}", re.ASCII)
+_JAR_RE = re.compile(r"[A-Za-z0-9_./~+-][A-Za-z0-9_./~+-]{0,1018}\.jar", re.ASCII)
+
+
+def _plugin(v: str) -> str:
+    if not (_MAVEN_RE.fullmatch(v) or _JAR_RE.fullmatch(v)):
+        raise ValueError(f"{_short(v)} is not a Maven coordinate or a local .jar: e.g. "
+                         "org.example:my-connector:1.2.0 or ./jars/my-connector.jar")
+    return v
+
+
+# A Maven coordinate group:artifact:version, or a local jar path
+Plugin = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_plugin)]
+
+
+class MetricsSpec(_Strict):
+    """The Prometheus JMX exporter on every JVM of the cluster (brokers, controllers,
+    ZooKeeper, Connect workers): an HTTP /metrics endpoint per node."""
+
+    prometheus: bool = False
+    port: Port = 7071            # the first node's; the next nodes take 7072, 7073, ... (per host over SSH)
+
+
+class ConnectSpec(_Strict):
+    """Kafka Connect in distributed mode: workers connect1..N of one group."""
+
+    nodes: int = Field(default=1, ge=1, le=MAX_CONNECT)
+    heap: Heap = "384m"
+    rest_port: Port = 8083       # connect1's; connect2 8084, ...
+    group: Name | None = None    # group.id; default: <cluster>-connect
+    plugins: list[Plugin] = Field(default_factory=list, max_length=50)
+    config: Config = Field(default_factory=dict)
+
+
+# Topics: Kafka's own rule (Topic.validate): 1-249 of [a-zA-Z0-9._-], not "." or "..".
+TOPIC_RE = re.compile(r"[a-zA-Z0-9._-]{1,249}", re.ASCII)
+MAX_PARTITIONS = 10000   # per topic: a typo (`partitions: 1000000`) must not reach the brokers
+
+
+def _topic_name(v: str) -> str:
+    if not TOPIC_RE.fullmatch(v) or v in (".", ".."):
+        raise ValueError(f"{_short(v)} is not a topic name: 1-249 letters, digits, '.', '_' and '-', "
+                         "not '.' or '..'")
+    return v
+
+
+TopicName = Annotated[str, AfterValidator(_topic_name)]
+
+
+class TopicSpec(_Strict):
+    """A topic kops creates at `up` and alters when it differs (more partitions, configs);
+    never deleted or shrunk."""
+
+    partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
+    replication_factor: int | None = Field(default=None, ge=1, le=MAX_BROKERS)  # None: the brokers' default
+    config: Config = Field(default_factory=dict)
+
 
 class ClusterSpec(_Strict):
     name: Name = "kops"
@@ -268,8 +326,14 @@ class ClusterSpec(_Strict):
     # auto: the host ports are picked free at the first `up` and kept (Docker): clusters of
     # the same preset side by side, CI jobs on one runner, tests beside a user's cluster
     ports: Literal["fixed", "auto"] = "fixed"
+    # fast: for tests and laptops: a JVM tuned to start (C1 only, serial GC, small heaps),
+    # single-partition internal topics, fewer threads. Settings given in the inventory win.
+    profile: Literal["standard", "fast"] = "standard"
     nodes: dict[NodeName, NodeOverride] = Field(default_factory=dict, max_length=200)
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    connect: ConnectSpec | None = None
+    topics: dict[TopicName, TopicSpec] = Field(default_factory=dict, max_length=1000)
 
     @model_validator(mode="after")
     def _whole_spec(self, info: ValidationInfo):
@@ -378,6 +442,22 @@ def rules(spec: ClusterSpec) -> list[str]:
         p.append(f"ssh.known_hosts: {_short(spec.ssh.known_hosts)}: no such file")
     if spec.driver == "ssh":
         p += _ssh_rules(spec)
+    p += _topic_rules(spec)
+    return p
+
+
+def _topic_rules(spec: ClusterSpec) -> list[str]:
+    p: list[str] = []
+    seen: dict[str, str] = {}
+    for name, t in spec.topics.items():
+        if t.replication_factor and t.replication_factor > spec.broker_nodes:
+            p.append(f"topics.{name}.replication_factor: {t.replication_factor} is above the number of brokers "
+                     f"({spec.broker_nodes}); use at most {spec.broker_nodes} or add brokers")
+        # Kafka refuses a topic whose name differs from another's only by '.' vs '_' (metric names collide)
+        other = seen.setdefault(name.replace(".", "_"), name)
+        if other != name:
+            p.append(f"topics.{name}: collides with topic {other!r} ('.' and '_' are the same to Kafka's "
+                     "metrics, so Kafka refuses the second); rename one")
     return p
 
 

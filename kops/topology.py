@@ -67,7 +67,7 @@ class Node:
     def bound_ports(self, driver: str) -> dict[str, int]:
         """Ports this node takes on its host: published ports (docker) or listened ports (ssh)."""
         if driver == "docker":
-            keep = ("client", "external", "docker", "jmx")
+            keep = PUBLISHED
             return {k: v for k, v in self.ports.items() if k in keep}
         return {k: v for k, v in self.ports.items() if k != "docker"}
 
@@ -138,15 +138,29 @@ class Topology:
             out = {"host": f"{host}:{n.ports['client']}"}
             if self.driver == "docker":
                 out["network"] = f"{n.hostname}:{n.ports['client']}"
-            return out
+            return self._with_metrics(n, out)
         if not n.is_broker:
-            return {}
+            return self._with_metrics(n, {})
         out = {"host": self.external_address(n), "network": f"{n.hostname}:{n.ports['internal']}"}
         if self.driver == "docker":
             out["containers"] = f"host.docker.internal:{n.ports['docker']}"
         if "jmx" in n.ports:
             out["jmx"] = (f"{self.publish_host()}:{n.ports['jmx']}" if self.driver == "docker"
                           else f"127.0.0.1:{n.ports['jmx']} on {n.host_key}")
+        return self._with_metrics(n, out)
+
+    def metrics_address(self, n: Node) -> str | None:
+        """Where the node's Prometheus endpoint is reached from this machine (host:port)."""
+        if "metrics" not in n.ports:
+            return None
+        host = self.publish_host() if self.driver == "docker" else self.bind_host(n)
+        if host == "0.0.0.0":
+            host = "127.0.0.1" if self.driver == "docker" else n.hostname
+        return f"{host}:{n.ports['metrics']}"
+
+    def _with_metrics(self, n: Node, out: dict[str, str]) -> dict[str, str]:
+        if "metrics" in n.ports:
+            out["metrics"] = self.metrics_address(n)
         return out
 
     @property
@@ -201,6 +215,13 @@ class Topology:
         return out
 
     @property
+    def profile_defaults(self) -> dict[str, int]:
+        """Broker settings of the fast profile (the inventory's own settings win)."""
+        if self.spec.profile != "fast":
+            return {}
+        return dict(FAST_BROKER_CONFIG)
+
+    @property
     def replication_defaults(self) -> dict[str, int]:
         nb = len(self.brokers)
         return {"offsets.topic.replication.factor": min(3, nb),
@@ -218,10 +239,17 @@ def _placement(spec: ClusterSpec, role: str, count: int) -> list[tuple[str, dict
 
 
 PLACEHOLDER_ID = "AAAAAAAAAAAAAAAAAAAAAA"
+FAST_HEAP = {"zookeeper": "128m", "controller": "192m", "broker": "256m"}
+# keys that exist in every Kafka version kops supports (3.x and 4.x)
+FAST_BROKER_CONFIG = {
+    "offsets.topic.num.partitions": 1, "transaction.state.log.num.partitions": 1,
+    "num.network.threads": 2, "num.io.threads": 2, "background.threads": 2,
+    "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
+}
 ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2}
 
 
-PUBLISHED = ("client", "external", "docker", "jmx")   # the ports a Docker node publishes on the host
+PUBLISHED = ("client", "external", "docker", "jmx", "metrics")   # the ports a Docker node publishes on the host
 
 
 def build(spec: ClusterSpec, cluster_id: str, published: dict[str, dict[str, int]] | None = None) -> Topology:
@@ -288,6 +316,14 @@ def _assemble(spec: ClusterSpec, cluster_id: str) -> Topology:
     nodes: list[Node] = []
     zk, br, ct = spec.zk, spec.brokers, spec.ctl
 
+    fast = spec.profile == "fast"
+
+    def heap_of(kind: str, section, given: str | None) -> str:
+        """An explicit heap wins; the fast profile's small ones replace the defaults only."""
+        if fast and given is None and (section is None or "heap" not in section.model_fields_set):
+            return FAST_HEAP[kind]
+        return given or (section.heap if section is not None else None)
+
     def mk(name, role, index, nid, host, heap, ports, cfg_layers):
         host_key, host_spec = host
         ov = spec.nodes.get(name)
@@ -314,13 +350,14 @@ def _assemble(spec: ClusterSpec, cluster_id: str) -> Topology:
 
     for i, host in enumerate(_placement(spec, "zookeeper", spec.zk_nodes), 1):
         o = off("zk", i, host)
-        nodes.append(mk(f"zoo{i}", "zookeeper", i, i, host, zk.heap,
+        nodes.append(mk(f"zoo{i}", "zookeeper", i, i, host, heap_of("zookeeper", spec.zookeeper, None) or zk.heap,
                         {"client": zk.client_port + o,
                          "peer": zk.peer_port + (o if spec.driver == "ssh" else 0),
                          "election": zk.election_port + (o if spec.driver == "ssh" else 0)},
                         [zk.config]))
     for i, host in enumerate(_placement(spec, "controller", spec.controller_nodes), 1):
-        nodes.append(mk(f"controller{i}", "controller", i, CONTROLLER_ID_BASE + i, host, ct.heap,
+        nodes.append(mk(f"controller{i}", "controller", i, CONTROLLER_ID_BASE + i, host,
+                        heap_of("controller", spec.controllers, None) or ct.heap,
                         {"controller": ct.port + off("ctl", i, host)}, [spec.kafka.config, ct.config]))
     combined = spec.mode == "kraft" and not spec.controller_nodes
     for i, host in enumerate(_placement(spec, "broker", spec.broker_nodes), 1):
@@ -332,5 +369,10 @@ def _assemble(spec: ClusterSpec, cluster_id: str) -> Topology:
         if br.jmx_port:
             ports["jmx"] = br.jmx_port + o
         nodes.append(mk(f"kafka{i}", "combined" if combined else "broker", i, i, host,
-                        br.heap or spec.kafka.heap, ports, [spec.kafka.config, br.config]))
+                        heap_of("broker", spec.kafka, br.heap) or spec.kafka.heap, ports,
+                        [spec.kafka.config, br.config]))
+    if spec.metrics.prometheus:
+        for n in nodes:
+            n.ports["metrics"] = spec.metrics.port + off("metrics", 0, (n.host_key, None)) \
+                if spec.driver == "ssh" else spec.metrics.port + nodes.index(n)
     return Topology(spec, cluster_id, nodes)
