@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from . import paths
 from .errors import InputError
 from .spec import (DEFAULT_PRESET, NAME_RE, RULES_ERROR, ClusterSpec, HostSpec, NodeOverride, SpecError,
-                   _short, rules)
+                   TopicSpec, _short, rules)
 
 MAX_BYTES = 1 << 20        # an inventory is a few KiB; 1 MiB is plenty
 MAX_ALIASES = 64           # YAML aliases (*x) in one document
@@ -246,7 +246,7 @@ def _allowed_keys(loc: tuple) -> list[str]:
         field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
         if field is None:
             # inside a dict[str, Model]: the key is a free name, keep the model
-            if isinstance(part, str) and model in (HostSpec, NodeOverride):
+            if isinstance(part, str) and model in (HostSpec, NodeOverride, TopicSpec):
                 continue
             return []
         model = _model_of(field.annotation)
@@ -269,7 +269,9 @@ def _cut(text: str, limit: int = 120) -> str:
 
 def _describe(err: dict, data: dict) -> list[str]:
     loc = tuple(p for p in err["loc"] if p != "[key]")
-    where = _cut(".".join(_cut(str(p), 60) for p in loc) or "(top level)")
+    # a key with a newline or other control character is shown quoted, on one line
+    where = _cut(".".join(_cut(str(p) if str(p).isprintable() else repr(str(p)), 60) for p in loc)
+                 or "(top level)")
     kind = err["type"]
     if kind == RULES_ERROR:
         return list(err["ctx"]["problems"])

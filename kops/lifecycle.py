@@ -24,11 +24,13 @@ class Result:
     seconds: float
     changed: bool
     dry_run: bool = False
+    topics: "data.TopicPlan | None" = None     # `up`: the inventory's topics (kops.data)
 
     def as_dict(self) -> dict:
         d = self.plan.as_dict()
         return {"changed": self.changed, "dry_run": self.dry_run, "seconds": round(self.seconds, 1),
                 "actions": d["nodes"], "plan": d["steps"],
+                "topics": self.topics.as_dict() if self.topics else [],
                 "status": self.status.as_dict() if self.status else None}
 
 
@@ -117,7 +119,7 @@ def _ports_from_nodes(observed: Observed) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for o in observed.nodes.values():
         for key, kind in (("host", "client" if o.role == "zookeeper" else "external"), ("containers", "docker"),
-                          ("jmx", "jmx")):
+                          ("jmx", "jmx"), ("metrics", "metrics")):
             addr = o.addresses.get(key, "")
             if ":" in addr and addr.rsplit(":", 1)[1].isdigit():
                 out.setdefault(o.name, {})[kind] = int(addr.rsplit(":", 1)[1])
@@ -198,6 +200,9 @@ def run(plan: Plan, ctx: gates.Context, bundle, deadline: float) -> None:
                     ctx.provider.settle(pending)
                     pending = []
                 continue
+            if len(step) == 1 and getattr(step[0], "cluster_level", False):
+                step[0].execute(ctx, bundle, deadline)   # kops acts on Kafka itself (kops.scale)
+                continue
             if any(isinstance(a, (Create, Start, Reconfigure)) and bundle.nodes[a.node].node.role == "zookeeper"
                    for a in step if a.node and a.node in bundle.nodes):
                 ctx.zk_started = time.time()
@@ -268,11 +273,16 @@ def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: st
 
 
 def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
-       scope: str = "", source: str | None = None, reshape: bool = False) -> Result:
+       scope: str = "", source: str | None = None, reshape: bool = False, upgrade_checked: bool = False,
+       throttle: int | None = None) -> Result:
+    from . import scale, upgrade
+
     t0 = time.monotonic()
     deadline = t0 + timeout
     check_config(spec, log)
     topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
+    if not upgrade_checked:   # a version change in the inventory: the upgrade preflight (kops.upgrade)
+        upgrade.check_up(spec, observed, provider, log=log, scope=scope)
     plan = plan_up(bundle, observed)
     if sum(1 for a in plan.of("reconfigure") if bundle.nodes[a.node].node.is_kafka) > 1:
         # several Kafka nodes change: in a live roll the active controller goes last, so find it
@@ -280,18 +290,25 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         plan = plan_up(bundle, observed)
     if not reshape:
         _guard_reshape(spec, plan, observed, source)
+    plan = scale.extend(plan, bundle, observed, _client(spec, topo), rate=throttle or scale.reassign.DEFAULT_RATE)
     if plan.changes:
         provider.preflight(plan, bundle, observed)
+    topics = _topics_before(spec, topo, observed, log)   # a change Kafka cannot make: exit 2 here
     if dry_run:
-        return Result(plan, None, time.monotonic() - t0, plan.changes, dry_run=True)
+        return Result(plan, None, time.monotonic() - t0, plan.changes or bool(topics and topics.pending),
+                      dry_run=True, topics=topics)
     if not plan.changes:
         log(f"cluster {spec.name}: every node is running with its current config; nothing to change")
+        if observed.nodes:
+            upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
+        topics = _topics_after(spec, topo, log)
         st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
-        return Result(plan, st, time.monotonic() - t0, False)
+        return Result(plan, st, time.monotonic() - t0, bool(topics and topics.pending), topics=topics)
     ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     state.note_source(spec.name, source)
     run(plan, ctx, bundle, deadline)
     state.note_started(spec.name)
+    upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
     health.drop_topics(ctx.kafka(), [health.CHECK_TOPIC])
     if spec.security.sasl and spec.security.users:
         made = health.ensure_scram_users(ctx.kafka(), spec.security.mechanism, {
@@ -300,9 +317,61 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
             if u in spec.security.users})
         for u in made:
             log(f"user {u} created ({spec.security.mechanism}); `kops client-config {u}{scope}` writes its settings")
+    topics = _topics_after(spec, topo, log)
     observed = provider.observe(bundle)
     st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
-    return Result(plan, st, time.monotonic() - t0, True)
+    return Result(plan, st, time.monotonic() - t0, True, topics=topics)
+
+
+def _session(spec: ClusterSpec, topo):
+    from . import data
+
+    c = _client(spec, topo)
+    return data.Session(c.bootstrap, dict(c.settings))
+
+
+def _topics_before(spec: ClusterSpec, topo, observed: Observed, log):
+    """The inventory's topics against a running cluster's, before any node changes: a change
+    Kafka cannot make (fewer partitions, another replication factor) or refuses (a config
+    value) is exit 2 naming the topic. A cluster that is not running: every topic is new
+    for the plan, and the comparison happens once it is ready."""
+    from . import data
+
+    if not spec.topics:
+        return None
+    if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
+        return data.diff_topics(spec.topics, None)
+    try:
+        return data.plan_topics(_session(spec, topo), spec.topics)
+    except InputError:
+        raise
+    except KopsError as exc:   # a cluster `up` is about to repair: compared once it is ready
+        log(f"warning: the cluster's topics could not be read ({exc.message}); they are compared once it is ready")
+        return data.diff_topics(spec.topics, None)
+
+
+def _topics_after(spec: ClusterSpec, topo, log):
+    """After the final gate: create and alter the inventory's topics (never delete or shrink)."""
+    from . import data
+
+    if not spec.topics:
+        return None
+    plan = data.sync_topics(_session(spec, topo), spec.topics, log)
+    if not plan.pending:
+        log(f"topics: {len(plan.changes)} as in the inventory; nothing to change")
+    return plan
+
+
+def client_of(spec: ClusterSpec | None, provider, *, name: str | None = None, scope: str = "") -> health.Client:
+    """kops's own client of an existing cluster (the data commands): its bootstrap servers
+    and security settings. NotFoundError when no Kafka node of it runs."""
+    topo, _bundle, observed = _observe(spec, provider)
+    cluster = spec.name if spec else name
+    if not observed.nodes:
+        raise NotFoundError(f"cluster {cluster} not found", hint=f"kops up{scope}; kops ls")
+    if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
+        raise NotFoundError(f"cluster {cluster} is not running", hint=f"kops up{scope}")
+    return _observed_client(cluster, topo, observed).at(status.bootstrap(topo, observed))
 
 
 def _observe(spec: ClusterSpec | None, provider):

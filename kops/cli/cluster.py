@@ -98,16 +98,29 @@ def status_table(st, wide: bool = False) -> Table:
               title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     cols = ["NODE", "ROLE", "ID", "STATE", "HEALTH", "ADDRESS"]
     docker = st.driver == "docker"
+    shown = wide and any(n.metrics is not None for n in st.nodes)
     if wide:
-        cols += ["NETWORK"] + (["CONTAINERS"] if docker else [])
+        cols += ["NETWORK"] + (["CONTAINERS"] if docker else []) + (["METRICS"] if shown else [])
     for col in cols:
         t.add_column(col, no_wrap=col != "HEALTH", overflow="fold")
     for n in st.nodes:
         row = [n.name, n.role, str(n.id), n.state, n.health or "-", n.addresses.get("host", "-")]
         if wide:
             row += [n.addresses.get("network", "-")] + ([n.addresses.get("containers", "-")] if docker else [])
+            if shown:
+                row.append(_metrics_words(n.metrics))
         t.add_row(*row)
     return t
+
+
+def _metrics_words(figures: dict | None) -> str:
+    """A node's Prometheus figures, short: ``urp 0 · ctl 1`` (or why there are none)."""
+    if not figures:
+        return "-"
+    if "error" in figures:
+        return f"no answer ({figures['error']})"
+    short = {"under_replicated": "urp", "offline": "offline", "active_controller": "ctl", "zk_connections": "conns"}
+    return " · ".join(f"{short[k]} {v}" for k, v in figures.items() if k in short) or "up"
 
 
 def _cluster_line(st) -> str:
@@ -134,6 +147,11 @@ def print_plan(res, what: str) -> None:
     if lines:
         click.echo(f"\nplan ({what}):")
         for line in lines:
+            click.echo(f"  {line}")
+    topics = getattr(res, "topics", None)
+    if topics is not None:
+        click.echo("\ntopics:" if topics.pending else "\ntopics: as in the inventory; nothing to change")
+        for line in topics.lines():
             click.echo(f"  {line}")
     progress("dry run: nothing was changed")
 
@@ -189,7 +207,8 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port):
 @inventory_options
 @click.option("--name", help="Cluster name (instead of an inventory).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
-@click.option("--wide", is_flag=True, help="Also the cluster-network and other-container addresses.")
+@click.option("--wide", is_flag=True, help="Also the cluster-network and other-container addresses "
+                                           "(and, with metrics on, figures from each node's endpoint).")
 @handle_errors
 def status(spec_source, name, output, wide):
     """Health of a cluster. Exit 0 healthy, 1 degraded (a node crashed, a problem listed),
@@ -367,13 +386,15 @@ def restart(spec_source, nodes, timeout, force, dry_run):
 @click.option("--name", help="Cluster name (instead of an inventory).")
 @click.option("--shell", type=click.Choice(["bash", "zsh", "fish"]), default="bash", show_default=True)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.option("--write", "write_dir", metavar="DIR", help="Also write client.properties (Java), librdkafka.conf "
+              "and client.json (librdkafka), with the security settings and ca.pem of a secure cluster.")
 @handle_errors
-def env(spec_source, name, shell, output):
+def env(spec_source, name, shell, output, write_dir):
     """What a client or a CI job needs for a cluster: KAFKA_BOOTSTRAP_SERVERS (and, for a
     ZooKeeper-mode cluster, ZOOKEEPER_CONNECT), to evaluate in a shell.
 
     \b
-    Example: eval "$(kops env --name ci-1a2b3c)" && pytest
+    Example: eval "$(kops env --name ci-1a2b3c --write .kafka)" && pytest
     """
     t = Target(spec_source, name)
     with t.provider() as prov:
@@ -387,6 +408,18 @@ def env(spec_source, name, shell, output):
         values["ZOOKEEPER_CONNECT"] = ",".join(zks)
     if st.security:
         values["KAFKA_SECURITY"] = st.security
+    scrape = [f"http://{n.addresses['metrics']}/metrics" for n in st.nodes if n.addresses.get("metrics")]
+    if scrape:
+        values["KOPS_METRICS_URLS"] = ",".join(scrape)
+    if write_dir:
+        from .. import data
+
+        client = lifecycle.client_for(st.name, st.bootstrap, st.security)
+        files = data.write_client_files(write_dir, st.bootstrap, dict(client.settings))
+        values["KOPS_CLIENT_PROPERTIES"] = str(files["client.properties"])
+        values["KOPS_LIBRDKAFKA_CONF"] = str(files["librdkafka.conf"])
+        progress(f"wrote {', '.join(files)} to {write_dir}"
+                 + (" (0600: they hold the password)" if "sasl.password" in dict(client.settings) else ""))
     if output == "json":
         print_json(values)
         return

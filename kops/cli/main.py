@@ -7,6 +7,8 @@ import click
 from .. import __version__
 from .cluster import check, down, env, logs, ls, restart, status, up
 from .config import init, render
+from .daytwo import upgrade
+from .data import consume, group_group, produce, topic_group
 from .dist import dist_group, image_group
 from .security import certs, client_config
 
@@ -26,11 +28,14 @@ def cli():
 for _cmd in (up, status, down, check, restart, ls, logs, env):
     cli.add_command(_cmd)
 cli.add_command(init)
+cli.add_command(upgrade)
 cli.add_command(client_config)
 cli.add_command(certs)
 cli.add_command(render)
 cli.add_command(dist_group)
 cli.add_command(image_group)
+for _cmd in (topic_group, produce, consume, group_group):
+    cli.add_command(_cmd)
 
 
 def main() -> None:
