@@ -19,12 +19,15 @@ up:
 down:
 	$(KOPS) down
 
+# Test files run in parallel (pytest-xdist, whole files per worker: a module's cluster is
+# shared by its tests). Every cluster of the suite has a name and ports of its own.
+JOBS ?= 3
 test: setup
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(JOBS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 unit:
 	bash scripts/setup.sh --python-only
-	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 tests/unit $(PYTEST_ARGS)
 
 golden:
 	$(VENV)/bin/python -m pytest tests/unit/test_golden.py --update-golden

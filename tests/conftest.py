@@ -60,16 +60,37 @@ def _default_cluster_containers():
             for c in client.containers.list(all=True, filters={"label": f"io.kops.cluster={DEFAULT_CLUSTER}"})}
 
 
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")   # a pytest-xdist worker: the controller watches
+
+
 def pytest_collection_finish(session):
+    if _is_worker(session.config):
+        return
+    if not any(item.get_closest_marker("integration") or item.get_closest_marker("e2e") for item in session.items):
+        return
+    _watch_bystander(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """Under pytest-xdist the controller collects nothing itself: the first worker's list
+    of tests tells whether this run has integration or end-to-end tests."""
+    if _BYSTANDER.get("decided"):
+        return
+    _BYSTANDER["decided"] = True
+    if any(i.startswith(("tests/integration/", "tests/e2e/")) for i in ids):
+        _watch_bystander(node.config)
+
+
+def _watch_bystander(config):
     import os
     import subprocess
     import sys
     import tempfile
     from pathlib import Path
 
-    if not any(item.get_closest_marker("integration") or item.get_closest_marker("e2e") for item in session.items):
-        return
-    if session.config.getoption("--collect-only"):
+    if config.getoption("--collect-only"):
         return
     try:
         before = _default_cluster_containers()
