@@ -11,7 +11,7 @@ Only NotYet is retried: any other exception in a probe is a bug and surfaces as 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import health
 from .errors import KopsError, WaitTimeout
@@ -31,6 +31,7 @@ class Context:
     scope: str = ""         # the -i/--preset/--name words that repeat this command's target
     zk_started: float | None = None
     client: health.Client | None = None   # kops's client (with the cluster's security settings)
+    timeline: list = field(default_factory=list)   # (step, start offset s, seconds) as the plan ran
 
     def kafka(self, bootstrap: str | None = None) -> health.Client:
         base = self.client or health.Client(self.topo.bootstrap_servers)

@@ -25,12 +25,14 @@ class Result:
     changed: bool
     dry_run: bool = False
     topics: "data.TopicPlan | None" = None     # `up`: the inventory's topics (kops.data)
+    timeline: list | None = None   # `up`: each step as it ran ({step, at, seconds}), for --output json
 
     def as_dict(self) -> dict:
         d = self.plan.as_dict()
         return {"changed": self.changed, "dry_run": self.dry_run, "seconds": round(self.seconds, 1),
                 "actions": d["nodes"], "plan": d["steps"],
                 "topics": self.topics.as_dict() if self.topics else [],
+                "timeline": self.timeline or [],
                 "status": self.status.as_dict() if self.status else None}
 
 
@@ -193,6 +195,7 @@ def run(plan: Plan, ctx: gates.Context, bundle, deadline: float) -> None:
     passes; when the step or that gate fails, they are put back and the error says so."""
     pending: list[str] = []
     for step in plan.steps:
+        began = time.monotonic()
         try:
             if len(step) == 1 and isinstance(step[0], Wait):
                 gates.wait(ctx, step[0], deadline)
@@ -212,6 +215,9 @@ def run(plan: Plan, ctx: gates.Context, bundle, deadline: float) -> None:
             if not pending:
                 raise
             _roll_back(ctx, bundle, pending, exc, step, deadline)
+        finally:
+            ctx.timeline.append(("; ".join(a.describe() for a in step), began,
+                                 round(time.monotonic() - began, 2)))
 
 
 def _roll_back(ctx: gates.Context, bundle, nodes: list[str], exc: KopsError, step, deadline: float) -> None:
@@ -318,9 +324,13 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         for u in made:
             log(f"user {u} created ({spec.security.mechanism}); `kops client-config {u}{scope}` writes its settings")
     topics = _topics_after(spec, topo, log)
+    after = time.monotonic()
     observed = provider.observe(bundle)
     st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
-    return Result(plan, st, time.monotonic() - t0, True, topics=topics)
+    timeline = [("load, observe and plan", t0, ctx.timeline[0][1] - t0 if ctx.timeline else 0.0),
+                *ctx.timeline, ("status", after, time.monotonic() - after)]
+    return Result(plan, st, time.monotonic() - t0, True, topics=topics,
+                  timeline=[{"step": d, "at": round(b - t0, 2), "seconds": round(s, 2)} for d, b, s in timeline])
 
 
 def _session(spec: ClusterSpec, topo):
