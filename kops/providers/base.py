@@ -43,6 +43,11 @@ class Provider(Protocol):
     def tail(self, node: str, lines: int = 30) -> str:
         """The node's last log lines ("" when it has none)."""
 
+    def exec(self, node: str, argv: list[str], files: dict[str, str] | None = None,
+             timeout: float = 180) -> tuple[int, str]:
+        """Run a one-shot command (a Kafka tool: one JVM) inside running ``node``, as the
+        service user, after placing ``files`` (absolute path -> content); (exit code, output)."""
+
     def zk_srvr(self, node: str) -> str | None:
         """ZooKeeper's answer to ``srvr`` (None: no answer)."""
 

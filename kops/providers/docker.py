@@ -493,6 +493,16 @@ class DockerProvider:
                     out.put(label(n) + line.decode(errors="replace").partition(" ")[2])
         yield from _merged(nodes, pump)
 
+    def exec(self, node: str, argv: list[str], files: dict[str, str] | None = None,
+             timeout: float = 180) -> tuple[int, str]:
+        c = self.containers().get(node)
+        if c is None or c.status != "running":
+            raise KopsError(f"{node} is not running: cannot run {argv[-1] if argv else 'a tool'} in it")
+        if files:
+            c.put_archive("/", _tar(files))
+        code, out = c.exec_run(argv, user="kafka", demux=False)
+        return code, (out or b"").decode(errors="replace")
+
     def zk_srvr(self, node: str) -> str | None:
         c = self.containers().get(node)
         if c is None or c.status != "running":

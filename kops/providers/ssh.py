@@ -563,6 +563,17 @@ class SSHProvider:
                 out.put(label(n) + line.rstrip("\n"))
         yield from _merged(nodes, pump)
 
+    def exec(self, node: str, argv: list[str], files: dict[str, str] | None = None,
+             timeout: float = 180) -> tuple[int, str]:
+        h = self._bundle.nodes[node].node.host_key
+        for path, text in (files or {}).items():   # content and path are positional words, never code
+            ok, out = self.run(h, shell_line(["sh", "-c", 'printf %s "$1" > "$2" && chmod 0644 "$2"', "kops",
+                                              text, path]))
+            if not ok:
+                return 1, out
+        ok, out = self.run(h, ["runuser", "-u", KAFKA_USER, "--", *argv])
+        return (0 if ok else 1), out
+
     def zk_srvr(self, node: str) -> str | None:
         n = self._bundle.nodes[node].node
         try:

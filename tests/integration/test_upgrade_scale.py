@@ -1,0 +1,277 @@
+"""Day two on a real cluster (Docker, ZooKeeper mode, 1 ZooKeeper + 2-3 brokers, small
+heaps, free ports), each operation under a continuous acks=all idempotent producer whose
+acknowledged messages must all be read back afterwards:
+
+* the upgrade preflight refuses Kafka 4.4.0 for a ZooKeeper-mode cluster and names the
+  config key 4.x removed, both at once, exit 2, nothing restarted;
+* `kops upgrade --to 3.9.2` rolls the 3.9.1 cluster (dry run first: preflight + plan),
+  every node ends on the new image, the inventory says 3.9.2, nothing acknowledged lost;
+* 2 -> 3 brokers: the new broker is created and the partitions spread onto it with a
+  throttled reassignment (dry run shows it), the throttle removed afterwards;
+* 3 -> 2 with a replication-factor-3 topic: refused, exit 2, nothing changed;
+* 3 -> 2: the leaving broker drained, then stopped and removed (container and volume).
+
+One cluster for the whole module; every figure (seconds, produced, acknowledged, lost,
+duplicates) is printed for the report (pytest -s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+
+KOPS = str(Path(sys.executable).parent / "kops")
+NAME = "t13-day2"
+FROM, TO = "3.9.1", "3.9.2"
+TOPIC = "orders"
+
+
+def inventory(version: str, brokers: int) -> str:
+    return f"""\
+name: {NAME}
+ports: auto
+kafka:
+  version: {version}
+  heap: 256m
+  config:
+    offsets.topic.replication.factor: 2
+    transaction.state.log.replication.factor: 2
+    transaction.state.log.min.isr: 1
+    log.message.downconversion.enable: true   # defined in 3.9, removed in 4.0
+zookeeper: {{nodes: 1, heap: 128m}}
+brokers: {{nodes: {brokers}}}
+"""
+
+
+def kops(*args, env, timeout=1200):
+    t0 = time.monotonic()
+    p = subprocess.run([KOPS, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    p.seconds = time.monotonic() - t0
+    return p
+
+
+def ok(p):
+    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr[-6000:]}"
+    return p
+
+
+class Load:
+    """A bounded background producer (acks=all, idempotent) that records what Kafka acked."""
+
+    def __init__(self, bootstrap: str, topic: str, *, seconds: float = 600, count: int = 200_000):
+        from confluent_kafka import Producer
+
+        self.topic, self.seconds, self.count = topic, seconds, count
+        self.acked: list[bytes] = []
+        self.errors: list[str] = []
+        self.produced = 0
+        self.stop_ = threading.Event()
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "message.timeout.ms": 180000, "linger.ms": 5, "log_level": 0})
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _done(self, err, msg):
+        if err:
+            self.errors.append(str(err))
+        else:
+            self.acked.append(msg.key())
+
+    def _run(self):
+        t0 = time.monotonic()
+        while not self.stop_.is_set() and self.produced < self.count and time.monotonic() - t0 < self.seconds:
+            key = f"k{self.produced}".encode()
+            try:
+                self.producer.produce(self.topic, key=key, value=key, on_delivery=self._done)
+                self.produced += 1
+            except BufferError:
+                pass
+            self.producer.poll(0)
+            time.sleep(0.005)
+        self.producer.flush(180)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_.set()
+        self.thread.join(240)
+
+    def verify(self, bootstrap: str, what: str, seconds: float) -> dict:
+        """Read the whole topic back; every acknowledged key must be there."""
+        from confluent_kafka import Consumer
+
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t13-{uuid.uuid4().hex[:6]}",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 0})
+        c.subscribe([self.topic])
+        want = set(self.acked)
+        seen: dict[bytes, int] = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not want <= set(seen):
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                seen[m.key()] = seen.get(m.key(), 0) + 1
+        c.close()
+        lost = want - set(seen)
+        figures = {"operation": what, "seconds": round(seconds, 1), "produced": self.produced,
+                   "acknowledged": len(want), "lost": len(lost),
+                   "duplicates": sum(n - 1 for k, n in seen.items() if n > 1 and k in want),
+                   "errors": len(self.errors)}
+        print(f"\nFIGURES {json.dumps(figures)}")
+        assert not lost, f"{len(lost)} acknowledged messages lost during {what}: {sorted(lost)[:5]}"
+        assert len(want) > 100, f"the producer got too little through during {what}: {figures}"
+        return figures
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, docker_client):
+    from cleanup import remove_labelled
+
+    tmp = tmp_path_factory.mktemp("t13")
+    inv = tmp / "day2.yaml"
+    inv.write_text(inventory(FROM, 2))
+    env = dict(os.environ, KOPS_STATE_DIR=str(tmp / "state"), KOPS_BASE_IMAGE=os.environ.get(
+        "KOPS_BASE_IMAGE", "kops-base:bookworm-jre17"))
+    remove_labelled(docker_client, NAME)
+    try:
+        ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        boot = bootstrap(inv, env)
+        admin = AdminClient({"bootstrap.servers": boot})   # alive until the future resolves
+        admin.create_topics([NewTopic(TOPIC, 6, 2)])[TOPIC].result(30)
+        yield inv, env
+    finally:
+        kops("down", "--purge", "-i", str(inv), env=env)
+        remove_labelled(docker_client, NAME)
+
+
+def bootstrap(inv, env) -> str:
+    return json.loads(ok(kops("status", "-i", str(inv), "--output", "json", env=env)).stdout)["bootstrap_servers"]
+
+
+def started(docker_client) -> dict[str, str]:
+    return {c.labels["io.kops.node"]: c.attrs["State"]["StartedAt"]
+            for c in docker_client.containers.list(all=True, filters={"label": f"io.kops.cluster={NAME}"})
+            if "io.kops.node" in c.labels}
+
+
+def assignment(boot: str) -> dict[int, list[int]]:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": boot}).list_topics(timeout=10)
+    return {p.id: list(p.replicas) for p in md.topics[TOPIC].partitions.values()}
+
+
+def test_preflight_lists_every_problem_and_changes_nothing(cluster, docker_client):
+    inv, env = cluster
+    before = started(docker_client)
+    p = kops("upgrade", "-i", str(inv), "--to", "4.4.0", env=env)
+    assert p.returncode == 2, p.stderr
+    assert "migrate it to KRaft first" in p.stderr
+    assert "log.message.downconversion.enable: defined in Kafka 3.9.1 but not in 4.4.0" in p.stderr
+    assert "2 problem(s)" in p.stderr
+    d = kops("upgrade", "-i", str(inv), "--to", "4.4.0", "--dry-run", env=env)
+    assert d.returncode == 2 and "problem: Kafka 4.4.0 has no ZooKeeper mode" in d.stdout
+    assert kops("upgrade", "-i", str(inv), "--to", "3.9.99", env=env).returncode == 2
+    assert started(docker_client) == before, "a refused upgrade must not restart anything"
+    assert f"version: {FROM}" in inv.read_text()
+
+
+def test_rolling_upgrade_loses_nothing(cluster, docker_client):
+    inv, env = cluster
+    d = ok(kops("upgrade", "-i", str(inv), "--to", TO, "--dry-run", env=env))
+    assert f"preflight {FROM} -> {TO} (zookeeper mode)" in d.stdout and "reconfigure kafka1" in d.stdout
+    assert "Java 17" in d.stdout
+    before = started(docker_client)
+    boot = bootstrap(inv, env)
+    with Load(boot, TOPIC) as load:
+        time.sleep(2)   # load flowing before the roll starts
+        p = kops("upgrade", "-i", str(inv), "--to", TO, "--finalize", "--timeout", "900", env=env)
+    ok(p)
+    load.verify(boot, f"upgrade {FROM} -> {TO}", p.seconds)
+    after = started(docker_client)
+    assert all(after[n] != before[n] for n in ("kafka1", "kafka2", "zoo1")), (before, after)
+    images = {c.labels["io.kops.node"]: c.image.tags for c in docker_client.containers.list(
+        filters={"label": f"io.kops.cluster={NAME}"})}
+    assert all(f"kops/kafka:{TO}" in tags for tags in images.values()), images
+    assert f"version: {TO}" in inv.read_text(), "the inventory follows the upgrade"
+    assert "there is no feature level to finalize" in p.stderr
+    again = ok(kops("up", "-i", str(inv), env=env))
+    assert "nothing to change" in again.stderr
+
+
+def test_adding_a_broker_spreads_partitions_onto_it(cluster, docker_client):
+    from kops import health, reassign
+
+    inv, env = cluster
+    boot = bootstrap(inv, env)
+    inv.write_text(inventory(TO, 3))
+    d = ok(kops("up", "-i", str(inv), "--dry-run", env=env))
+    assert "create" in d.stdout and "reassign" in d.stdout and f"{TOPIC}-" in d.stdout and "-> [" in d.stdout
+    assert all(3 not in r for r in assignment(boot).values())
+    with Load(boot, TOPIC) as load:
+        time.sleep(2)
+        p = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
+    load.verify(boot, "scale 2 -> 3 brokers", p.seconds)
+    assert "reassignment done" in p.stderr
+    placed = assignment(boot)
+    on3 = [pid for pid, r in placed.items() if 3 in r]
+    assert len(on3) == 4, f"12 replicas over 3 brokers: 4 on broker 3, got {placed}"
+    counts = {b: sum(b in r for r in placed.values()) for b in (1, 2, 3)}
+    assert set(counts.values()) == {4}, counts
+    left = reassign.throttle_left(health.Client(boot), [1, 2, 3], [TOPIC])
+    assert left == [], f"throttle left behind: {left}"
+
+
+def test_removing_brokers_below_a_replication_factor_is_refused(cluster, docker_client):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    inv, env = cluster
+    boot = bootstrap(inv, env)
+    admin = AdminClient({"bootstrap.servers": boot})
+    admin.create_topics([NewTopic("t13-rf3", 1, 3)])["t13-rf3"].result(30)
+    before = started(docker_client)
+    inv.write_text(inventory(TO, 2))
+    try:
+        p = kops("up", "-i", str(inv), env=env)
+        assert p.returncode == 2, p.stderr
+        assert "topic t13-rf3 has replication factor 3, more than the 2 broker(s) left" in p.stderr
+        assert started(docker_client) == before
+    finally:
+        admin.delete_topics(["t13-rf3"])["t13-rf3"].result(30)
+        inv.write_text(inventory(TO, 3))
+    deadline = time.monotonic() + 30
+    while "t13-rf3" in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def test_removing_a_broker_drains_it_first(cluster, docker_client):
+    inv, env = cluster
+    boot = bootstrap(inv, env)
+    inv.write_text(inventory(TO, 2))
+    d = ok(kops("up", "-i", str(inv), "--dry-run", env=env))
+    assert "drain kafka3" in d.stdout and "remove" in d.stdout
+    with Load(boot, TOPIC) as load:
+        time.sleep(2)
+        p = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
+    load.verify(boot.split(",")[0], "scale 3 -> 2 brokers", p.seconds)
+    placed = assignment(boot.split(",")[0])
+    assert all(set(r) <= {1, 2} and len(r) == 2 for r in placed.values()), placed
+    names = {c.labels.get("io.kops.node") for c in docker_client.containers.list(
+        all=True, filters={"label": f"io.kops.cluster={NAME}"})}
+    assert "kafka3" not in names
+    vols = [v.name for v in docker_client.volumes.list(filters={"label": f"io.kops.cluster={NAME}"})]
+    assert not any("-kafka3-" in v for v in vols), vols
+    st = json.loads(kops("status", "-i", str(inv), "--output", "json", env=env).stdout)
+    assert st["state"] == "healthy", st["problems"]
