@@ -10,6 +10,12 @@ Three sources, one result, cached under ``<cache>/dist/kafka_2.13-<version>``:
 
 A distribution is complete when ``kops-dist.json`` is written; it is written last, so an
 interrupted fetch is never mistaken for a good one.
+
+Every distribution also gets kops's *extras* (:func:`ensure_extras`), from Maven like the
+assembly: the Connect runtime and MirrorMaker 2 in ``libs/`` (as in the official tarball),
+Kafka's FileStream connectors in ``plugins/connect-file/`` (Connect's ``plugin.path``) and
+the Prometheus JMX exporter agent in ``agents/`` (its SHA-256 checked). The image and the
+tarball pushed to SSH hosts carry them.
 """
 
 from __future__ import annotations
@@ -38,6 +44,14 @@ DEFAULT_MAVEN_REPO = "https://repo1.maven.org/maven2"
 MARKER = "kops-dist.json"
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 
+# The extras (see the module docstring); EXTRAS changes when the set does, so older caches
+# and images are completed (once) when a cluster needs them.
+EXTRAS = "1"
+CONNECT_LIBS = ("connect-api", "connect-runtime", "connect-json", "connect-transforms", "connect-mirror",
+                "connect-mirror-client")
+PLUGINS_DIR = "plugins"
+FILE_CONNECTOR = "connect-file"
+
 # Logging jars that Kafka's tarball ships but the Maven runtime classpath lacks.
 _LOGGING_3 = [("org.slf4j", "slf4j-reload4j", "1.7.36"), ("ch.qos.reload4j", "reload4j", "1.2.25")]
 
@@ -61,7 +75,14 @@ class Distribution:
         h = hashlib.sha256()
         for jar in sorted((self.path / "libs").glob("*.jar")):
             h.update(f"{jar.name}:{jar.stat().st_size}\n".encode())
+        for sub in (AGENTS_DIR, PLUGINS_DIR):   # the extras (absent: the digest of old)
+            for jar in sorted((self.path / sub).rglob("*.jar")):
+                h.update(f"{jar.relative_to(self.path)}:{jar.stat().st_size}\n".encode())
         return h.hexdigest()[:16]
+
+    @property
+    def has_extras(self) -> bool:
+        return _extras_present(self.path, self.version)
 
 
 def check_version(version: str) -> str:
@@ -104,8 +125,9 @@ def inspect_dir(path: Path) -> str:
 
 def fetch(version: str, source: str = "apache", *, apache_url: str | None = None,
           maven_repo: str | None = None, force: bool = False, sha512: str | None = None,
-          log=lambda msg: None) -> Distribution:
-    """Return a runnable distribution of ``version``, fetching it if it is not cached."""
+          log=lambda msg: None, extras: bool = False) -> Distribution:
+    """Return a runnable distribution of ``version``, fetching it if it is not cached
+    (``extras``: with kops's extras too, when Maven serves them: see :func:`ensure_extras`)."""
     if source == "maven" and version == "latest":
         version = latest_maven_version(maven_repo)
         log(f"newest Kafka on Maven: {version}")
@@ -120,7 +142,7 @@ def fetch(version: str, source: str = "apache", *, apache_url: str | None = None
     check_version(version)
     if not force and (hit := cached(version)):
         log(f"Kafka {version}: cached at {hit.path} (from {hit.source})")
-        return hit
+        return _try_extras(hit, maven_repo, log) if extras else hit
     target = dist_root() / f"kafka_{SCALA}-{version}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dist_root()))
     try:
@@ -148,7 +170,8 @@ def fetch(version: str, source: str = "apache", *, apache_url: str | None = None
             shutil.rmtree(target)
         built.rename(target)
         log(f"Kafka {version}: ready at {target} ({time.monotonic() - t0:.1f} s)")
-        return Distribution(target, version, label)
+        got = Distribution(target, version, label)
+        return _try_extras(got, maven_repo, log) if extras else got
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -305,23 +328,25 @@ def latest_maven_version(repo: str | None = None) -> str:
     return maven_versions(repo)[-1]
 
 
-def require(version: str, log=lambda m: None) -> Distribution:
+def require(version: str, log=lambda m: None, *, extras: bool = False) -> Distribution:
     """A distribution of ``version`` for a cluster: the cached one, else fetched (the Apache
     archive, then Maven when the archive cannot be reached). A version that no source has
-    is bad input (exit 2), naming the versions there are."""
+    is bad input (exit 2), naming the versions there are. ``extras``: the cluster needs
+    them (metrics, Connect): a distribution without them is completed, or it fails."""
     hit = cached(version)
     if hit is not None:
-        return hit
+        return ensure_extras(hit, log=log) if extras else hit
     known = maven_versions()
     if version not in known:
         same = [v for v in known if v.rsplit(".", 1)[0] == version.rsplit(".", 1)[0]]
         raise InputError(f"kafka.version: Kafka {version} does not exist (not in {resolve_maven_repo()})",
                          hint="versions there: " + ", ".join(same or known[-8:]))
     try:
-        return fetch(version, "apache", log=log)
+        got = fetch(version, "apache", log=log)
     except DistError as exc:
         log(f"the Apache archive did not serve Kafka {version} ({exc.message}); assembling it from Maven")
-        return fetch(version, "maven", log=log)
+        got = fetch(version, "maven", log=log)
+    return ensure_extras(got, log=log) if extras else got
 
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -375,8 +400,147 @@ def _assemble_maven(version: str, repo: str, out: Path, log) -> None:
               "-DexcludeTransitive=true"], work, "resolve the log4j slf4j binding")
 
 
+# -- the extras ------------------------------------------------------------------------------
+
+AGENTS_DIR = "agents"
+
+
+def _agent():
+    from . import metrics
+
+    return metrics
+
+
+def needs_extras(spec) -> bool:
+    """A cluster with metrics or Connect workers needs the extras on its nodes."""
+    return bool(spec.metrics.prometheus or spec.connect)
+
+
+def _extras_present(path: Path, version: str) -> bool:
+    libs = path / "libs"
+    return (all(any(libs.glob(f"{a}-[0-9]*.jar")) for a in CONNECT_LIBS)
+            and any((path / PLUGINS_DIR / FILE_CONNECTOR).glob(f"{FILE_CONNECTOR}-*.jar"))
+            and (path / AGENTS_DIR / _agent().AGENT_JAR).is_file())
+
+
+def served_version(group: str, artifact: str, version: str, repo: str) -> str:
+    """``version`` when the repository serves it, else its newest release of the same major
+    below it (a Connect plugin built against an older connect-api runs on a newer runtime);
+    the repository may serve only part of Maven Central."""
+    base = f"{repo}/{group.replace('.', '/')}/{artifact}"
+    try:
+        if requests.head(f"{base}/{version}/{artifact}-{version}.jar", timeout=20,
+                         allow_redirects=True).status_code == 200:
+            return version
+        resp = requests.get(f"{base}/maven-metadata.xml", timeout=20)
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        raise DistError(f"cannot read {base}: {exc}", hint="check --maven-repo / KOPS_MAVEN_REPO") from exc
+    key = lambda v: tuple(int(x) for x in v.split("."))   # noqa: E731
+    older = sorted((v.text for v in ET.fromstring(resp.content).iter("version")
+                    if v.text and VERSION_RE.match(v.text) and v.text.split(".")[0] == version.split(".")[0]
+                    and key(v.text) < key(version)), key=key)
+    if not older:
+        raise DistError(f"{repo} serves no {group}:{artifact} for Kafka {version}",
+                        hint="use a Maven repository that mirrors all of Maven Central (--maven-repo)")
+    return older[-1]
+
+
+def _try_extras(d: Distribution, repo: str | None, log) -> Distribution:
+    """`kops dist fetch`: the extras too, but a distribution without them still serves
+    brokers (a cluster that needs them asks again, and fails then)."""
+    try:
+        return ensure_extras(d, repo, log=log)
+    except DistError as exc:
+        log(f"warning: Kafka {d.version} has no Connect/metrics extras yet ({exc.message}); "
+            "clusters with metrics or connect will fetch them")
+        return d
+
+
+def _base(jar: str) -> str:
+    """An artifact's name from its jar's (jetty-util-9.4.57.v2024.jar -> jetty-util)."""
+    m = re.match(r"(.+?)-\d", jar)
+    return m.group(1) if m else jar[:-4]
+
+
+def ensure_extras(d: Distribution, repo: str | None = None, *, log=lambda m: None) -> Distribution:
+    """Complete a cached distribution with the extras, once (a lock keeps two kops
+    processes from doing it together). Only artifacts missing from ``libs/`` are added, so
+    a jar of the distribution is never doubled in another version."""
+    import fcntl
+
+    marker = d.path / MARKER
+    if d.has_extras:
+        return d
+    with open(dist_root() / ".extras.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if d.has_extras:
+            return d
+        repo = resolve_maven_repo(repo)
+        log(f"Kafka {d.version}: adding Connect, MirrorMaker 2, FileStream connectors and the "
+            f"Prometheus JMX exporter from {repo}")
+        work = Path(tempfile.mkdtemp(prefix=".extras.", dir=dist_root()))
+        try:
+            _add_extras(d.path, d.version, repo, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        meta = json.loads(marker.read_text()) if marker.is_file() else {"version": d.version, "source": d.source}
+        meta["extras"] = EXTRAS
+        marker.write_text(json.dumps(meta, indent=2))
+    return d
+
+
+def _add_extras(path: Path, version: str, repo: str, work: Path) -> None:
+    libs = path / "libs"
+    have = {_base(j.name) for j in libs.glob("*.jar")}
+    missing = [a for a in CONNECT_LIBS if not any(libs.glob(f"{a}-[0-9]*.jar"))]
+    if missing:
+        (work / "pom.xml").write_text(_pom(repo, [("org.apache.kafka", a, served_version("org.apache.kafka", a, version, repo))
+                                                  for a in missing]))
+        _mvn(["dependency:copy-dependencies", f"-DoutputDirectory={work / 'libs'}", "-DincludeScope=runtime"],
+             work, f"resolve Kafka Connect {version}")
+        for jar in sorted((work / "libs").glob("*.jar")):
+            if _base(jar.name) not in have:
+                shutil.move(str(jar), libs / jar.name)
+    plugin = path / PLUGINS_DIR / FILE_CONNECTOR
+    jar = f"{FILE_CONNECTOR}-{version}.jar"
+    if not any(plugin.glob(f"{FILE_CONNECTOR}-*.jar")):
+        plugin.mkdir(parents=True, exist_ok=True)
+        if (libs / jar).is_file():   # the official tarball keeps it in libs/, off the classpath
+            shutil.move(str(libs / jar), plugin / jar)
+        else:
+            v = served_version("org.apache.kafka", FILE_CONNECTOR, version, repo)
+            _copy_one(repo, ("org.apache.kafka", FILE_CONNECTOR, v), work / "file", plugin / f"{FILE_CONNECTOR}-{v}.jar")
+    m = _agent()
+    agent = path / AGENTS_DIR / m.AGENT_JAR
+    if not agent.is_file():
+        agent.parent.mkdir(exist_ok=True)
+        got = _copy_one(repo, (m.AGENT_GROUP, m.AGENT_ARTIFACT, m.AGENT_VERSION), work / "agent", None)
+        digest = hashlib.sha256(got.read_bytes()).hexdigest()
+        if digest != m.AGENT_SHA256:
+            raise DistError(f"SHA-256 mismatch for {m.AGENT_JAR} from {repo}: expected {m.AGENT_SHA256[:16]}..., "
+                            f"got {digest[:16]}...", hint="the repository served another file; nothing was kept")
+        shutil.move(str(got), agent)
+
+
+def _copy_one(repo: str, coord: tuple[str, str, str], work: Path, dest: Path | None) -> Path:
+    """One artifact (no dependencies) through mvn; moved to ``dest`` when given."""
+    work.mkdir(parents=True)
+    (work / "pom.xml").write_text(_pom(repo, [coord]))
+    _mvn(["dependency:copy-dependencies", f"-DoutputDirectory={work / 'out'}", "-DincludeScope=runtime",
+          "-DexcludeTransitive=true"], work, f"resolve {':'.join(coord)}")
+    got = work / "out" / f"{coord[1]}-{coord[2]}.jar"
+    if not got.is_file():
+        raise DistError(f"mvn did not deliver {got.name}")
+    if dest is not None:
+        shutil.move(str(got), dest)
+        return dest
+    return got
+
+
 def _add_kops_files(dist: Path, version: str) -> None:
-    """Default logging configs, so the distribution runs as is (nodes get rendered ones)."""
+    """Default logging configs, so the distribution runs as is (nodes get rendered ones), and
+    the launchers of Kafka's tools."""
     from .render import default_log_config  # late: render imports jinja
 
     cfg = dist / "config"
@@ -397,6 +561,7 @@ def tarball(dist: Distribution, out_dir: Path) -> Path:
         tar.add(dist.path, arcname=name, filter=lambda ti: None if ti.name.endswith(MARKER) else ti)
     part.rename(path)
     path.with_name(path.name + ".sha512").write_text(f"{_sha512(path)}  {path.name}\n")
+    path.with_name(path.name + ".dist").write_text(dist.digest())
     return path
 
 
@@ -405,7 +570,8 @@ def verified_tarball(dist: Distribution, out_dir: Path) -> tuple[Path, str]:
     still matches the one written when it was made (else it is made again)."""
     path = out_dir / f"kafka_{SCALA}-{dist.version}.tgz"
     digest_file = path.with_name(path.name + ".sha512")
-    if path.is_file() and digest_file.is_file():
+    made_of = path.with_name(path.name + ".dist")
+    if path.is_file() and digest_file.is_file() and made_of.is_file() and made_of.read_text() == dist.digest():
         want = parse_sha512(digest_file.read_text())
         if _sha512(path) == want:
             return path, want

@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from . import health
+from . import health, metrics
 from .plan import NodeObs, Observed
 from .topology import ROLE_ORDER, Topology
 
@@ -28,9 +28,13 @@ class NodeStatus:
     healthy: bool = False
     started_at: str | None = None
     where: str = ""                 # container name or host
+    metrics: dict | None = None     # figures read from the node's Prometheus endpoint (metrics on)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["metrics"] is None:   # metrics off: the JSON as it always was
+            del d["metrics"]
+        return d
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Probes:
     kafka: health.KafkaHealth
     zk: dict[str, str | None] = field(default_factory=dict)        # node -> srvr mode
     quorum: dict[str, dict | None] = field(default_factory=dict)   # voter -> quorum-state
+    metrics: dict[str, dict] = field(default_factory=dict)         # node -> figures (kops.metrics)
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,10 @@ def collect(provider, topo: Topology | None, observed: Observed, mode: str, time
         kh = pool.submit(health.kafka_health, target, timeout) if brokers_up else None
         zk = dict(zip(zks, pool.map(lambda n: health.zk_mode(provider.zk_srvr(n) or ""), zks)))
         quorum = dict(zip(voters, pool.map(provider.quorum_state, voters)))
+        scraped = pool.submit(metrics.collect, {v.name: v.addresses["metrics"] for v in vs
+                                                if v.name in running and v.addresses.get("metrics")})
         kafka = kh.result() if kh else health.KafkaHealth(error="no broker is running")
-    return Probes(kafka, zk, quorum)
+    return Probes(kafka, zk, quorum, scraped.result())
 
 
 # -- the builder ----------------------------------------------------------------------------
@@ -178,7 +185,8 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
             problems.append(f"{v.name}: {'crashed, ' if o.crashed else ''}{o.state}{_exit_words(o, scope)}"
                             + (f", {words}" if words and o.running else ""))
         nodes.append(NodeStatus(v.name, v.role, v.id, o.state, v.addresses, words, ok, o.started_at,
-                                o.where))
+                                o.where, (probes.metrics.get(v.name) if probes else None)
+                                if v.addresses.get("metrics") else None))
     if running_brokers:
         if kh.error:
             problems.append(f"kafka: {kh.error}")

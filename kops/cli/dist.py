@@ -22,9 +22,12 @@ def dist_group():
 @click.option("--maven-repo", envvar="KOPS_MAVEN_REPO", help="Maven repository URL (default Maven Central).")
 @click.option("--sha512", help="With --from PATH: the tarball's SHA-512 (else PATH.sha512 beside it is used).")
 @click.option("--force", is_flag=True, help="Fetch again even if cached.")
+@click.option("--extras/--no-extras", default=True, show_default=True,
+              help="Also Connect, MirrorMaker 2, the FileStream connectors and the Prometheus JMX exporter "
+                   "(from Maven).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
-def fetch(version, source, apache_url, maven_repo, sha512, force, output):
+def fetch(version, source, apache_url, maven_repo, sha512, force, extras, output):
     """Fetch Kafka VERSION (X.Y.Z; 'latest' with --from maven) into the cache.
 
     \b
@@ -35,10 +38,10 @@ def fetch(version, source, apache_url, maven_repo, sha512, force, output):
     from .. import dist as distlib   # late: requests is heavy, and most commands never need it
 
     d = distlib.fetch(version, source, apache_url=apache_url, maven_repo=maven_repo,
-                      force=force, sha512=sha512, log=progress)
+                      force=force, sha512=sha512, log=progress, extras=extras)
     if output == "json":
         print_json({"version": d.version, "path": str(d.path), "source": d.source,
-                    "zookeeper": d.has_zookeeper})
+                    "zookeeper": d.has_zookeeper, "extras": d.has_extras})
     else:
         click.echo(str(d.path))
 

@@ -128,6 +128,8 @@ class DockerProvider:
         if role == "zookeeper":
             port = lab.get(f"{LABEL}.client-port", "2181")
             addresses = {"host": f"127.0.0.1:{port}", "network": f"{lab.get(f'{LABEL}.node')}:{port}"}
+        if lab.get(f"{LABEL}.metrics"):
+            addresses["metrics"] = lab[f"{LABEL}.metrics"]
         return NodeObs(
             name=lab[f"{LABEL}.node"], role=role, id=int(lab.get(f"{LABEL}.node-id", "0")), exists=True,
             running=c.status == "running", state=c.status, files=files or None,
@@ -146,7 +148,7 @@ class DockerProvider:
             missing.append(f"network {network_name(self.cluster)}")
         if bundle is not None:
             ref = bundle.topo.spec.kafka.image_ref
-            if not self._image_present(ref):
+            if not self._image_present(ref, extras=dist.needs_extras(bundle.topo.spec)):
                 missing.append(f"image {ref}")
         meta = {}
         for c in cs.values():
@@ -168,14 +170,17 @@ class DockerProvider:
                 (", OOM-killed" if st.get("OOMKilled") else "")
         return f"container {c.name} {c.status}"
 
-    def _image_present(self, ref: str) -> bool:
+    def _image_present(self, ref: str, *, extras: bool = False) -> bool:
+        """The image is there (``extras``: and, kops's own image, built with the
+        distribution's extras, else it is built again, once)."""
         import docker
 
         try:
-            self.cli.images.get(ref)
-            return True
+            img = self.cli.images.get(ref)
         except docker.errors.ImageNotFound:
             return False
+        own = (img.labels or {}).get(f"{LABEL}.image") == "kafka"
+        return not (extras and own and (img.labels or {}).get(images.EXTRAS_LABEL) != dist.EXTRAS)
 
     # -- preflight ------------------------------------------------------------------------
 
@@ -196,7 +201,7 @@ class DockerProvider:
                              hint="pull or load it first, or remove kafka.image to use kops's own image "
                                   f"(kops image build {spec.kafka.version})")
         if fetch:
-            return dist.require(spec.kafka.version, log=self.log)
+            return dist.require(spec.kafka.version, log=self.log, extras=dist.needs_extras(spec))
         if dist.cached(spec.kafka.version) is None and spec.kafka.version not in dist.maven_versions():
             dist.require(spec.kafka.version)   # raises the input error with the versions there are
         return None

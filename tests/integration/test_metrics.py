@@ -1,0 +1,173 @@
+"""Prometheus metrics, wired whole: `metrics: {prometheus: true}` puts the JMX exporter on
+every JVM; each endpoint is scraped over HTTP from this machine, and the under-replicated
+partitions gauge tells the truth about a real cluster: 0 while healthy with an RF-2 topic,
+above 0 while a broker is stopped, 0 again once `up` started it.
+
+One small cluster per Kafka line, one after the other: 3.9 in ZooKeeper mode (ZooKeeper's
+own endpoint too) and 4.4 in KRaft mode (a dedicated controller's endpoint too)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from kops import inventory, metrics
+from kops.pytest_plugin import KafkaCluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+KOPS = str(Path(sys.executable).parent / "kops")
+
+CLUSTERS = {
+    "3.9": ("t12-metrics-zk", "kafka: {version: 3.9.2, heap: 256m}\nzookeeper: {nodes: 1, heap: 256m}\n"
+                              "brokers: {nodes: 2}\n"),
+    "4.4": ("t12-metrics-kraft", "kafka: {version: 4.4.0, heap: 256m}\ncontrollers: {nodes: 1, heap: 256m}\n"
+                                 "brokers: {nodes: 2}\n"),
+}
+
+
+def _poll(what: str, fn, timeout: float = 90, every: float = 1.0):
+    """fn() until it returns something true; its last value in the error."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except requests.RequestException as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+@pytest.fixture(scope="module", params=sorted(CLUSTERS))
+def cluster(request, tmp_path_factory, docker_client, own_clusters_module):
+    name, body = CLUSTERS[request.param]
+    own_clusters_module(name)
+    tmp = tmp_path_factory.mktemp(name)
+    inv = tmp / f"{name}.yaml"
+    inv.write_text(f"name: {name}\n{body}metrics: {{prometheus: true}}\nports: auto\n")
+    old = os.environ.get("KOPS_STATE_DIR")
+    os.environ["KOPS_STATE_DIR"] = str(tmp / "state")
+    c = KafkaCluster(inventory.load(path=str(inv)), log=lambda m: None)
+    t0 = time.monotonic()
+    c.up(timeout=420)
+    c.ready_seconds = time.monotonic() - t0
+    c.inventory = inv
+    try:
+        yield c
+    finally:
+        try:
+            c.purge()
+        finally:
+            if old is None:
+                os.environ.pop("KOPS_STATE_DIR", None)
+            else:
+                os.environ["KOPS_STATE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def own_clusters_module(docker_client):
+    from cleanup import remove_labelled
+
+    names: list[str] = []
+
+    def use(name: str) -> str:
+        remove_labelled(docker_client, name)
+        names.append(name)
+        return name
+
+    yield use
+    for name in names:
+        remove_labelled(docker_client, name)
+
+
+def _endpoints(c: KafkaCluster) -> dict[str, tuple[str, str]]:
+    """node -> (role, host:port of its /metrics)."""
+    return {n["name"]: (n["role"], n["addresses"]["metrics"]) for n in c.status()["nodes"]}
+
+
+def _urp(address: str) -> float | None:
+    return metrics.scrape(address).get(metrics.UNDER_REPLICATED)
+
+
+def test_every_endpoint_answers_with_its_role_metrics(cluster):
+    eps = _endpoints(cluster)
+    assert len(eps) == 3 and all(addr.startswith("127.0.0.1:") for _, addr in eps.values()), eps
+    for node, (role, addr) in eps.items():
+        resp = requests.get(f"http://{addr}/metrics", timeout=10)
+        assert resp.status_code == 200, (node, resp.status_code)
+        values = metrics.parse(resp.text)
+        assert values.get("jvm_memory_used_bytes", 0) > 0, node       # the agent's own JVM metrics
+        if role == "zookeeper":
+            assert values["zookeeper_numaliveconnections"] >= 2, (node, values)   # the two brokers
+            assert "zookeeper_avgrequestlatency" in values
+        elif role == "controller":
+            assert values[metrics.ACTIVE_CONTROLLER] == 1, node
+            assert values[metrics.OFFLINE] == 0
+        else:
+            for name in (metrics.UNDER_REPLICATED, "kafka_server_replicamanager_isrshrinks_total",
+                         "kafka_server_replicamanager_isrexpands_total",
+                         "kafka_server_brokertopicmetrics_bytesin_total",
+                         "kafka_network_requestmetrics_requests_total",
+                         "kafka_network_requestmetrics_totaltimems_mean"):
+                assert name in values, (node, name)
+    brokers = [a for r, a in eps.values() if r == "broker"]
+    # the cluster's one active controller: a broker in ZooKeeper mode, the controller in KRaft
+    assert sum(metrics.scrape(a).get(metrics.ACTIVE_CONTROLLER, 0) for _, a in eps.values()) == 1
+    assert len(brokers) == 2
+
+
+def test_under_replicated_partitions_follow_a_stopped_broker(cluster):
+    topic = cluster.topic("t12-metrics-rf2", partitions=3, replication=2)
+    eps = _endpoints(cluster)
+    brokers = {n: a for n, (r, a) in eps.items() if r == "broker"}
+    _poll("URP 0 on every broker", lambda: all(_urp(a) == 0 for a in brokers.values()))
+    from confluent_kafka import Producer
+
+    p = Producer(cluster.client_config)
+    for i in range(20):
+        p.produce(topic, f"m{i}".encode())
+    assert p.flush(30) == 0
+
+    cluster.stop("kafka2")
+    urp = _poll("URP above 0 on kafka1 while kafka2 is stopped", lambda: (_urp(brokers["kafka1"]) or 0) > 0 and
+                _urp(brokers["kafka1"]), timeout=120)
+    assert urp >= 1
+    # the status shows the same figure (a stopped node is not scraped: its state says it)
+    st = cluster.status()
+    figures = {n["name"]: n.get("metrics") for n in st["nodes"]}
+    assert figures["kafka1"]["under_replicated"] >= 1, figures
+    assert figures["kafka2"] is None and st["state"] == "degraded", figures
+
+    cluster.start("kafka2", timeout=300)   # kops up: starts the stopped node, gates on ISRs whole
+    _poll("URP back to 0 on both brokers", lambda: all(_urp(a) == 0 for a in brokers.values()))
+
+
+def test_env_and_render_name_every_endpoint(cluster, tmp_path):
+    eps = _endpoints(cluster)
+    env = dict(os.environ)
+    out = subprocess.run([KOPS, "env", "-i", str(cluster.inventory), "--output", "json"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    urls = json.loads(out.stdout)["KOPS_METRICS_URLS"].split(",")
+    assert sorted(urls) == sorted(f"http://{a}/metrics" for _, a in eps.values())
+    r = subprocess.run([KOPS, "render", "-i", str(cluster.inventory), "-o", str(tmp_path / "out")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    prom = yaml.safe_load((tmp_path / "out" / "prometheus.yml").read_text())
+    targets = {t["labels"]["node"]: t["targets"][0] for t in prom["scrape_configs"][0]["static_configs"]}
+    assert targets == {n: a for n, (_, a) in eps.items()}
+    st = subprocess.run([KOPS, "status", "-i", str(cluster.inventory), "--wide"], capture_output=True, text=True,
+                        env=env, timeout=120)
+    assert st.returncode == 0 and "METRICS" in st.stdout and "urp 0" in st.stdout, st.stdout
