@@ -32,8 +32,11 @@ unit:
 golden:
 	$(VENV)/bin/python -m pytest tests/unit/test_golden.py --update-golden
 
+# On an otherwise idle machine: kops vs compose (fixed preset ports), then kops vs the bare
+# JVM, memory, status and SSH scale (ports and names of their own). Appends to bench/RESULTS.md.
 bench: setup
 	$(VENV)/bin/python bench/bench_up.py
+	$(VENV)/bin/python bench/bench_ci.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

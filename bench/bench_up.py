@@ -91,12 +91,21 @@ def bench_compose(preset: str, env) -> dict:
     return {"returned": returned, "ready": ready}
 
 
+def machine() -> str:
+    """The machine a result was measured on, as its header says it."""
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    docker_v = sh(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, {platform.platform()}, Docker {docker_v}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", action="append")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    presets = args.preset or ["zk-single-kafka-single", "zk-multiple-kafka-multiple", "kraft-single"]
+    presets = args.preset or ["zk-single-kafka-single", "zk-multiple-kafka-multiple", "kraft-multiple"]
     env = dict(os.environ, KOPS_STATE_DIR=tempfile.mkdtemp(prefix="kops-bench-"))
     rows = []
     for p in presets:
@@ -107,12 +116,7 @@ def main() -> None:
         med = lambda xs, k: statistics.median(x[k] for x in xs)  # noqa: E731
         rows.append((p, med(ks, "cold"), med(cs, "returned"), med(cs, "ready"), med(ks, "noop"),
                      med(ks, "down"), med(ks, "restart")))
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
-    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
-    docker_v = sh(["docker", "version", "--format", "{{.Server.Version}}"]).stdout.strip()
-    head = (f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} cores "
-            f"({cpu}), {mem} GiB, {platform.platform()}, Docker {docker_v}, median of {args.runs} runs\n\n"
+    head = (f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {machine()}, median of {args.runs} runs\n\n"
             "| preset | kops up → ready (s) | compose up -d returns (s) | compose → ready (s) | "
             "ratio kops/compose-ready | kops no-op re-run (s) | kops down (s) | kops up after down (s) |\n"
             "| --- | --- | --- | --- | --- | --- | --- | --- |\n")

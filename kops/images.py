@@ -15,14 +15,34 @@ import tarfile
 import time
 from dataclasses import dataclass
 
-from . import cds
+from . import cds, tools
 from .dist import EXTRAS, Distribution
 from .errors import EngineError, KopsError
 
 DEFAULT_BASE = "eclipse-temurin:21-jre"
+OFFLINE_BASE = "kops-base:bookworm-jre17"   # scripts/build-base-image.sh: debootstrap, no registry
+
+
+def default_base() -> str:
+    """The base image a build uses when none is named: ``$KOPS_BASE_IMAGE``, else the
+    offline base when this engine has it (it needs no registry), else eclipse-temurin."""
+    import os
+
+    if os.environ.get("KOPS_BASE_IMAGE"):
+        return os.environ["KOPS_BASE_IMAGE"]
+    import docker
+
+    from . import engine
+
+    try:
+        engine.client(timeout=30).images.get(OFFLINE_BASE)
+        return OFFLINE_BASE
+    except docker.errors.ImageNotFound:
+        return DEFAULT_BASE
 REPO = "kops/kafka"
 LABEL_PREFIX = "io.kops"
 EXTRAS_LABEL = f"{LABEL_PREFIX}.extras"
+TOOLS_LABEL = f"{LABEL_PREFIX}.tools"
 
 DOCKERFILE = """\
 FROM {base}
@@ -70,9 +90,15 @@ def _context(dist: Distribution, base: str) -> io.BytesIO:
             t.uname = t.gname = "root"
             return t
 
+        # Kafka's tools (kops.tools) as generated now; the distribution's own copies of them are left out
+        generated = {f"kafka/{p}" for p in tools.add_to_tar(tar, dist.version, prefix="kafka/")}
+
+        def owner_not_generated(t: tarfile.TarInfo) -> tarfile.TarInfo | None:
+            return None if t.name in generated else owner(t)
+
         for sub in ("libs", "config", "bin", "agents", "plugins"):
             if (dist.path / sub).exists():
-                tar.add(dist.path / sub, arcname=f"kafka/{sub}", filter=owner)
+                tar.add(dist.path / sub, arcname=f"kafka/{sub}", filter=owner_not_generated)
     buf.seek(0)
     return buf
 
@@ -101,6 +127,7 @@ def ensure(dist: Distribution, *, base: str = DEFAULT_BASE, tag: str | None = No
         f"{LABEL_PREFIX}.cds": cds.digest(),
         # Connect, MirrorMaker 2, FileStream connectors, the metrics agent (kops.dist.EXTRAS)
         EXTRAS_LABEL: EXTRAS if dist.has_extras else "",
+        TOOLS_LABEL: tools.fingerprint(dist.version),   # Kafka's tools on PATH (kops.tools)
     }
     if not force:
         try:

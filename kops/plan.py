@@ -3,10 +3,13 @@
 The ordering policy of kops lives here and nowhere else:
 
 * hosts are prepared first (Java, user, distribution; Docker: network and image);
-* ZooKeeper before Kafka; fresh nodes in parallel;
+* ZooKeeper before Kafka, except when nothing of the cluster runs: then every node starts
+  at once (a broker waits for the ensemble itself) and both gates follow; fresh nodes in
+  parallel;
 * KRaft storage is formatted once, before a node's first start, and never again;
 * changed nodes of a live cluster go one at a time, each followed by the readiness gate,
-  brokers first, then controllers, the active controller very last;
+  brokers first, then controllers, the active controller very last; a broker goes down
+  only when no partition would drop below min.insync.replicas (the safe-to-stop gate);
 * a whole cluster stops brokers first, then controllers, then ZooKeeper, each group at once.
 
 A plan is a list of steps; the actions of one step run concurrently, steps run in order.
@@ -276,11 +279,18 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
                for h in hosts if h in observed.hosts and observed.hosts[h].missing])
 
     zks = [nb for nb in todo if nb.node.role == "zookeeper"]
+    kafka = [nb for nb in todo if nb.node.is_kafka]
+    if _cold_start_together(topo, bundle, zks, kafka, observed):
+        # Nothing of the cluster runs: ZooKeeper and the brokers start at once (a broker
+        # waits for the ensemble by itself, zookeeper.connection.timeout.ms), then both gates.
+        plan.add(*[act(nb) for nb in zks + kafka])
+        plan.add(Wait(gate="zookeeper-quorum"))
+        plan.add(Wait(gate="kafka-ready"))
+        return plan
     if zks:
         _converge_group(plan, zks, [nb for nb in bundle if nb.node.role == "zookeeper"], decided, observed,
                         act, gate="zookeeper-quorum", settle=0.0, order=lambda nb: nb.node.id)
 
-    kafka = [nb for nb in todo if nb.node.is_kafka]
     if not kafka:
         return plan
     if topo.mode == "zookeeper" and topo.spec.security.sasl and any(
@@ -302,6 +312,17 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
     return plan
 
 
+def _cold_start_together(topo, bundle: Bundle, zks: list[NodeBundle], kafka: list[NodeBundle],
+                         observed: Observed) -> bool:
+    """ZooKeeper mode, every node of the cluster to start and none running, no broker that
+    crashed (its old session must expire first), no SCRAM user to write to ZooKeeper first."""
+    if topo.mode != "zookeeper" or not zks or not kafka or topo.spec.security.sasl:
+        return False
+    if len(zks) + len(kafka) != len(bundle.nodes):
+        return False
+    return not any(observed.get(nb.name).running or observed.get(nb.name).crashed for nb in bundle)
+
+
 def _converge_group(plan: Plan, todo: list[NodeBundle], group: list[NodeBundle], decided: dict,
                     observed: Observed, act, *, gate: str, settle: float, order) -> None:
     """One group of nodes (ZooKeeper, or Kafka). Nothing of the group runs: everything at
@@ -320,11 +341,13 @@ def _converge_group(plan: Plan, todo: list[NodeBundle], group: list[NodeBundle],
         plan.add(*[act(nb) for nb in fresh])
         if rolling:
             plan.add(Wait(gate=gate, settle=settle, quiet=True, nodes=tuple(nb.name for nb in fresh)))
-    for nb in rolling[:-1]:
+    for i, nb in enumerate(rolling):
+        if gate == "kafka-ready" and nb.node.is_broker:
+            # the min.insync guard of a rolling restart: never take a partition below it
+            plan.add(Wait(gate="safe-to-stop", nodes=(nb.name,)))
         plan.add(act(nb))
-        plan.add(Wait(gate=gate, settle=settle, quiet=True, nodes=(nb.name,)))
-    if rolling:
-        plan.add(act(rolling[-1]))
+        if i < len(rolling) - 1:
+            plan.add(Wait(gate=gate, settle=settle, quiet=True, nodes=(nb.name,)))
     plan.add(Wait(gate=gate, settle=settle))
 
 

@@ -170,8 +170,6 @@ def java_versions(spec_to: ClusterSpec, provider) -> dict[str, str]:
     """where -> `java -version` output: the target image (or the base it is built on) on
     Docker, every host over SSH ("" where Java is missing: kops installs Java 17 there)."""
     if spec_to.driver == "docker":
-        import os
-
         from . import images
 
         ref = spec_to.kafka.image_ref
@@ -180,7 +178,7 @@ def java_versions(spec_to: ClusterSpec, provider) -> dict[str, str]:
             return {f"image {ref}": text}
         if spec_to.kafka.image:
             return {f"image {ref}": ""}
-        base = os.environ.get("KOPS_BASE_IMAGE", images.DEFAULT_BASE)
+        base = images.default_base()
         return {f"base image {base} (for {ref})": _java_of_image(base)}
     out = {}
     for h in spec_to.hosts:
@@ -388,10 +386,10 @@ def upgrade(spec: ClusterSpec, provider, to: str, *, finalize_now: bool = False,
                        upgrade_checked=True)
     out.rolled, out.status, out.plan = res.changed, res.status, res.plan
     topo, bundle, observed = lifecycle.resolve(spec_to, provider, persist=False)
-    behind = [nb.name for nb in bundle if nb.node.is_kafka
-              and (node_action(nb, observed.get(nb.name))[0] != "unchanged")]
+    behind = [f"{nb.name}: {why[1]}" for nb in bundle if nb.node.is_kafka
+              and (why := node_action(nb, observed.get(nb.name)))[0] != "unchanged"]
     if behind:
-        raise KopsError(f"not every node runs Kafka {to} yet ({', '.join(behind)}): the feature level was not "
+        raise KopsError(f"not every node runs Kafka {to} yet ({'; '.join(behind)}): the feature level was not "
                         "finalized", hint=f"kops status{scope}; kops upgrade{scope} --to {to} again")
     note(spec.name, version=to, mode=pf.mode)
     log(f"every node runs Kafka {to}")

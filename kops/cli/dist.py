@@ -72,7 +72,7 @@ def image_group():
 @image_group.command("build")
 @click.argument("version")
 @click.option("--base", default=None, envvar="KOPS_BASE_IMAGE",
-              help="Base image with a JRE (default eclipse-temurin:21-jre).")
+              help="Base image with a JRE (default: kops-base:bookworm-jre17 when the engine has it, else eclipse-temurin:21-jre).")
 @click.option("--dist", "dist_src", default=None,
               help="Distribution to use: apache, maven or a path (default: cached, else apache).")
 @click.option("--tag", default=None, help="Image tag (default kops/kafka:VERSION).")
@@ -87,5 +87,5 @@ def build(version, base, dist_src, tag, force):
     d = distlib.cached(version) if dist_src is None and version != "latest" else None
     if d is None:
         d = distlib.fetch(version, dist_src or "apache", log=progress)
-    info = images.ensure(d, base=base or images.DEFAULT_BASE, tag=tag, force=force, log=progress)
+    info = images.ensure(d, base=base or images.default_base(), tag=tag, force=force, log=progress)
     click.echo(info.tag)

@@ -180,6 +180,8 @@ class DockerProvider:
         except docker.errors.ImageNotFound:
             return False
         own = (img.labels or {}).get(f"{LABEL}.image") == "kafka"
+        if own and not _tools_current(img.labels):
+            return False   # built before its Kafka tools were (kops.tools): built again, once
         return not (extras and own and (img.labels or {}).get(images.EXTRAS_LABEL) != dist.EXTRAS)
 
     # -- preflight ------------------------------------------------------------------------
@@ -273,7 +275,7 @@ class DockerProvider:
                 self.log(f"network {network_name(self.cluster)} created")
             elif need.startswith("image "):
                 d = self._image_source(bundle, fetch=True)
-                base = os.environ.get("KOPS_BASE_IMAGE", images.DEFAULT_BASE)
+                base = images.default_base()
                 ref = bundle.topo.spec.kafka.image_ref
                 self.log(f"image {ref} missing: building it from the cached distribution on {base}")
                 images.ensure(d, base=base, tag=ref, log=self.log)
@@ -361,6 +363,7 @@ class DockerProvider:
             plan["image"], command=plan["command"], name=plan["name"], hostname=plan["hostname"],
             labels=plan["labels"], ports=[int(p.split("/")[0]) for p in plan["ports"]],
             host_config=host_config, networking_config=net_config, stop_signal="SIGTERM",
+            environment=plan.get("environment") or None,
             stop_timeout=nb.stop_grace,
             healthcheck={"test": plan["healthcheck"], "interval": 2_000_000_000,
                          "timeout": 5_000_000_000, "retries": 60},
@@ -508,6 +511,16 @@ class DockerProvider:
         code, out = c.exec_run(argv, user="kafka", demux=False)
         return code, (out or b"").decode(errors="replace")
 
+    def exec_attached(self, node: str, argv: list[str], *, tty: bool, env: dict[str, str] | None = None) -> int:
+        """`kops exec`/`kops shell`: ``argv`` in the node's container, as its service user,
+        attached to this terminal (kops.providers.attach); the command's exit code."""
+        from .attach import docker_exec
+
+        c = self.containers().get(node)
+        if c is None or c.status != "running":
+            raise KopsError(f"{node} is not running")
+        return docker_exec(self.cli.api, c.id, argv, tty=tty, env=env)
+
     def zk_srvr(self, node: str) -> str | None:
         c = self.containers().get(node)
         if c is None or c.status != "running":
@@ -527,6 +540,14 @@ class DockerProvider:
             return json.loads(res.output) if res.exit_code == 0 else None
         except ValueError:
             return None
+
+
+def _tools_current(labels: dict) -> bool:
+    """A kops image carries the launchers of Kafka's tools its version has now."""
+    from .. import tools
+
+    version = labels.get(f"{LABEL}.kafka.version", "")
+    return not dist.VERSION_RE.match(version) or labels.get(images.TOOLS_LABEL) == tools.fingerprint(version)
 
 
 def _gone(remove, **kwargs) -> bool:

@@ -8,8 +8,9 @@ live on hosts vm1..vm3):
   only for nodes that never had it, fresh nodes go in one step, and a final kafka-ready
   wait closes the plan (steady for ``SETTLE`` seconds when the cluster was serving);
   nothing to do means no step at all; a stopped node is started, a changed node is
-  reconfigured, one at a time on a live cluster with a readiness gate after each (the
-  final wait serves as the last node's gate), brokers before controllers and the active
+  reconfigured, one at a time on a live cluster (a broker after the min.insync guard) with
+  a readiness gate after each (the final wait serves as the last node's gate), brokers
+  before controllers and the active
   controller last; orphans are reported, never touched;
   a crashed ZooKeeper-mode broker waits for its session to expire before it starts.
 * the summary, the dry-run shape (``as_dict`` is JSON, ``lines`` are numbered).
@@ -159,6 +160,11 @@ def zkq(node):
     return [("wait", "zookeeper-quorum", (node,), 0.0)]
 
 
+def safe(node):
+    """The min.insync guard before a broker of a live roll goes down."""
+    return [("wait", "safe-to-stop", (node,), 0.0)]
+
+
 def sessions(*nodes):
     return [("wait", "zookeeper-sessions", tuple(nodes), 0.0)]
 
@@ -184,22 +190,23 @@ JAVA = ("java openjdk-17-jre-headless with apt", "user kafka", "kafka 3.9.2 in /
 # -- plan_up: the table ------------------------------------------------------------------------
 
 UP_TABLE = [
-    # fresh clusters: prepare, ZooKeeper then its quorum, KRaft formats, creates in one step, wait
-    pytest.param(ZK1K1, {}, {}, steps(C("zoo1"), ZKQ, C("kafka1"), READY), id="fresh-zk1-kafka1"),
+    # fresh clusters: prepare; ZooKeeper mode: every node at once, the quorum, then Kafka;
+    # KRaft: formats, creates in one step, wait
+    pytest.param(ZK1K1, {}, {}, steps(C("zoo1", "kafka1"), ZKQ, READY), id="fresh-zk1-kafka1"),
     pytest.param(ZK1K1, {}, {"missing": {"docker": ("network kops-zk-single-kafka-single",
                                                     "image kops/kafka:3.9.2")}},
-                 steps(P("docker"), C("zoo1"), ZKQ, C("kafka1"), READY), id="fresh-docker-prepare-engine"),
-    pytest.param(ZK1K3, {}, {}, steps(C("zoo1"), ZKQ, C(*K123), READY), id="fresh-zk1-kafka3"),
-    pytest.param(ZK3K1, {}, {}, steps(C(*Z123), ZKQ, C("kafka1"), READY), id="fresh-zk3-kafka1"),
-    pytest.param(ZK3K3, {}, {}, steps(C(*Z123), ZKQ, C(*K123), READY), id="fresh-zk3-kafka3"),
+                 steps(P("docker"), C("zoo1", "kafka1"), ZKQ, READY), id="fresh-docker-prepare-engine"),
+    pytest.param(ZK1K3, {}, {}, steps(C("zoo1", *K123), ZKQ, READY), id="fresh-zk1-kafka3"),
+    pytest.param(ZK3K1, {}, {}, steps(C(*Z123, "kafka1"), ZKQ, READY), id="fresh-zk3-kafka1"),
+    pytest.param(ZK3K3, {}, {}, steps(C(*Z123, *K123), ZKQ, READY), id="fresh-zk3-kafka3"),
     pytest.param(KR1, {}, {}, steps(F("kafka1"), C("kafka1"), READY), id="fresh-kraft-single"),
     pytest.param(KR3, {}, {}, steps(F(*K123), C(*K123), READY), id="fresh-kraft-combined"),
     pytest.param(SPLIT, {}, {}, steps(F(*C123, *K123), C(*C123, *K123), READY), id="fresh-kraft-split"),
     pytest.param(SSHZK, {}, {"missing": {"vm1": JAVA, "vm2": JAVA, "vm3": JAVA}},
-                 steps(P("vm1", "vm2", "vm3"), C(*Z123), ZKQ, C(*K123), READY), id="fresh-ssh-zk-prepare-3-hosts"),
+                 steps(P("vm1", "vm2", "vm3"), C(*Z123, *K123), ZKQ, READY), id="fresh-ssh-zk-prepare-3-hosts"),
     pytest.param(SSHKR, {}, {"missing": {"vm1": JAVA, "vm2": JAVA, "vm3": JAVA}},
                  steps(P("vm1", "vm2", "vm3"), F(*K123), C(*K123), READY), id="fresh-ssh-kraft-prepare-3-hosts"),
-    pytest.param(SSHZK, {}, {}, steps(C(*Z123), ZKQ, C(*K123), READY), id="fresh-ssh-hosts-ready-no-prepare"),
+    pytest.param(SSHZK, {}, {}, steps(C(*Z123, *K123), ZKQ, READY), id="fresh-ssh-hosts-ready-no-prepare"),
     pytest.param(SSHKR, {}, {"missing": {"vm2": ("user kafka",)}},
                  steps(P("vm2"), F(*K123), C(*K123), READY), id="fresh-ssh-one-host-lacks-something"),
 
@@ -216,32 +223,32 @@ UP_TABLE = [
                  id="kraft-node-stopped-no-format"),
     pytest.param(SSHKR, {"*": "ok", "kafka2": "stopped"}, {}, steps(S("kafka2"), READY_LIVE),
                  id="ssh-kraft-node-stopped"),
-    pytest.param(ZK3K3, {"*": "stopped"}, {}, steps(S(*Z123), ZKQ, S(*K123), READY), id="whole-cluster-stopped"),
+    pytest.param(ZK3K3, {"*": "stopped"}, {}, steps(S(*Z123, *K123), ZKQ, READY), id="whole-cluster-stopped"),
     pytest.param(ZK3K3, {"*": "ok", "zoo2": "stopped"}, {}, steps(S("zoo2"), ZKQ), id="zookeeper-member-stopped"),
     pytest.param(ZK1K1, {"*": "ok", "zoo1": "stopped"}, {}, steps(S("zoo1"), ZKQ), id="single-zookeeper-stopped"),
 
     # one node's config changed: reconfigure it alone, its gate, then the final wait
     pytest.param(ZK3K3, {"*": "ok", "kafka2": "conf"}, {"controller": 1},
-                 steps(R("kafka2"), READY_LIVE), id="one-broker-config-changed"),
+                 steps(safe("kafka2"), R("kafka2"), READY_LIVE), id="one-broker-config-changed"),
     pytest.param(SSHKR, {"*": "ok", "kafka1": "conf"}, {"controller": 2},
-                 steps(R("kafka1"), READY_LIVE), id="ssh-kraft-one-node-config-changed"),
+                 steps(safe("kafka1"), R("kafka1"), READY_LIVE), id="ssh-kraft-one-node-config-changed"),
     pytest.param(SPLIT, {"*": "ok", "controller3": "conf"}, {"controller": 101},
                  steps(R("controller3"), READY_LIVE), id="kraft-split-one-controller-changed"),
 
     # several nodes changed on a live cluster: one at a time, brokers, controllers, active last
     pytest.param(ZK3K3, {"*": "ok", "kafka1": "conf", "kafka3": "conf"}, {"controller": 1},
-                 steps(R("kafka3"), ready("kafka3"), R("kafka1"), READY_LIVE),
+                 steps(safe("kafka3"), R("kafka3"), ready("kafka3"), safe("kafka1"), R("kafka1"), READY_LIVE),
                  id="zk-mode-two-brokers-active-controller-last"),
     pytest.param(KR3, {"*": "ok", "kafka1": "conf", "kafka2": "conf"}, {"controller": 1},
-                 steps(R("kafka2"), ready("kafka2"), R("kafka1"), READY_LIVE),
+                 steps(safe("kafka2"), R("kafka2"), ready("kafka2"), safe("kafka1"), R("kafka1"), READY_LIVE),
                  id="kraft-combined-two-nodes-active-controller-last"),
     pytest.param(SPLIT, {"*": "ok", "controller1": "conf", "controller2": "conf", "kafka1": "conf",
                          "kafka3": "conf"}, {"controller": 101},
-                 steps(R("kafka1"), ready("kafka1"), R("kafka3"), ready("kafka3"),
+                 steps(safe("kafka1"), R("kafka1"), ready("kafka1"), safe("kafka3"), R("kafka3"), ready("kafka3"),
                        R("controller2"), ready("controller2"), R("controller1"), READY_LIVE),
                  id="kraft-split-brokers-then-controllers-active-last"),
     pytest.param(SSHZK, {"*": "ok", "zoo2": "conf", "kafka3": "conf"}, {"controller": 1},
-                 steps(R("zoo2"), ZKQ, R("kafka3"), READY_LIVE),
+                 steps(R("zoo2"), ZKQ, safe("kafka3"), R("kafka3"), READY_LIVE),
                  id="ssh-zk-member-and-broker-changed"),
 
     # ZooKeeper members reconfigured while the ensemble is live: one at a time, quorum after each
@@ -259,18 +266,18 @@ UP_TABLE = [
                  steps(P("vm3"), F("kafka3"), C("kafka3"), READY_LIVE), id="ssh-kraft-node-added-on-new-host"),
 
     # image / version changed (the definition digest differs)
-    pytest.param(ZK3K3, {"*": "image-down"}, {}, steps(R(*Z123), ZKQ, R(*K123), READY),
+    pytest.param(ZK3K3, {"*": "image-down"}, {}, steps(R(*Z123, *K123), ZKQ, READY),
                  id="image-changed-on-stopped-cluster-all-at-once"),
     pytest.param(KR3, {"*": "ok", "kafka2": "image"}, {"controller": 1},
-                 steps(R("kafka2"), READY_LIVE), id="image-changed-on-one-node-of-live-cluster"),
+                 steps(safe("kafka2"), R("kafka2"), READY_LIVE), id="image-changed-on-one-node-of-live-cluster"),
     pytest.param(KR3, {"*": "image"}, {"controller": 2},
-                 steps(R("kafka1"), ready("kafka1"), R("kafka3"), ready("kafka3"), R("kafka2"),
-                       READY_LIVE),
+                 steps(safe("kafka1"), R("kafka1"), ready("kafka1"), safe("kafka3"), R("kafka3"), ready("kafka3"),
+                       safe("kafka2"), R("kafka2"), READY_LIVE),
                  id="image-changed-on-live-kraft-rolls"),
     pytest.param(ZK3K3, {"*": "image"}, {"controller": 3},
                  steps(R("zoo1"), zkq("zoo1"), R("zoo2"), zkq("zoo2"), R("zoo3"), ZKQ,
-                       R("kafka1"), ready("kafka1"), R("kafka2"), ready("kafka2"), R("kafka3"),
-                       READY_LIVE),
+                       safe("kafka1"), R("kafka1"), ready("kafka1"), safe("kafka2"), R("kafka2"), ready("kafka2"),
+                       safe("kafka3"), R("kafka3"), READY_LIVE),
                  id="version-bump-on-live-zk-cluster-rolls"),
 
     # a half-applied earlier run: create (and format) only what is missing
@@ -367,10 +374,12 @@ def test_ssh_nodes_are_placed_on_their_hosts():
 def test_rolling_gates_are_quiet_and_the_final_gate_speaks():
     p = plan_up(bundle_of(ZK3K3), observe(ZK3K3, {"*": "ok", "zoo1": "conf", "kafka1": "conf", "kafka2": "conf"},
                                           controller=2))
-    assert shape(p) == steps(R("zoo1"), ZKQ, R("kafka1"), ready("kafka1"), R("kafka2"), READY_LIVE)
+    assert shape(p) == steps(R("zoo1"), ZKQ, safe("kafka1"), R("kafka1"), ready("kafka1"), safe("kafka2"),
+                             R("kafka2"), READY_LIVE)
     waits = [a for a in p.actions if isinstance(a, Wait)]
     assert [(w.gate, w.nodes, w.quiet) for w in waits] == [
-        ("zookeeper-quorum", (), False), ("kafka-ready", ("kafka1",), True), ("kafka-ready", (), False)]
+        ("zookeeper-quorum", (), False), ("safe-to-stop", ("kafka1",), False), ("kafka-ready", ("kafka1",), True),
+        ("safe-to-stop", ("kafka2",), False), ("kafka-ready", (), False)]
 
 
 def test_crashed_broker_session_wait_carries_id_death_and_timeout():
@@ -424,7 +433,7 @@ def test_dry_run_shape_is_json_and_numbered_lines():
                                                   "kafka3": "conf"},
                                           missing={"docker": ("image kops/kafka:3.9.2",)}, controller=2))
     assert shape(p) == steps(P("docker"), S("zoo2") + C("zoo3"), ZKQ, sessions("kafka1"), S("kafka1"),
-                             ready("kafka1"), R("kafka3"), READY_LIVE)
+                             ready("kafka1"), safe("kafka3"), R("kafka3"), READY_LIVE)
     back = json.loads(json.dumps(p.as_dict()))
     assert set(back) == {"nodes", "steps"}
     assert back["nodes"][0] == {"node": "zoo1", "action": "unchanged", "reason": "running, config unchanged"}
@@ -436,9 +445,11 @@ def test_dry_run_shape_is_json_and_numbered_lines():
                                  "settle": 0.0, "quiet": False, "sessions": [["kafka1", 1, FINISHED, 18.0]]}]
     assert back["steps"][5] == [{"kind": "wait", "gate": "kafka-ready", "nodes": ["kafka1"], "settle": SETTLE,
                                  "quiet": True}]
-    assert back["steps"][6] == [{"kind": "reconfigure", "node": "kafka3", "host": "docker", "changed":
+    assert back["steps"][6] == [{"kind": "wait", "gate": "safe-to-stop", "nodes": ["kafka3"], "settle": 0.0,
+                                 "quiet": False}]
+    assert back["steps"][7] == [{"kind": "reconfigure", "node": "kafka3", "host": "docker", "changed":
                                  ["server.properties"], "reason": "rendered server.properties changed; data kept"}]
-    assert back["steps"][7] == [{"kind": "wait", "gate": "kafka-ready", "settle": SETTLE, "quiet": False}]
+    assert back["steps"][8] == [{"kind": "wait", "gate": "kafka-ready", "settle": SETTLE, "quiet": False}]
     lines = p.lines()
     assert lines[:5] == [
         " 1. prepare docker: image kops/kafka:3.9.2",
@@ -447,7 +458,7 @@ def test_dry_run_shape_is_json_and_numbered_lines():
         "      - create zoo3: new node",
         " 3. wait for the ZooKeeper ensemble to answer with one leader",
     ]
-    assert lines[-1] == (" 8. wait for Kafka to be ready (brokers registered on their addresses, a controller, "
+    assert lines[-1] == (" 9. wait for Kafka to be ready (brokers registered on their addresses, a controller, "
                          "partitions whole, a produce/consume round trip), steady for 10 s")
     numbered = [ln for ln in lines if not ln.startswith("      - ")]
     assert [int(ln.split(".")[0]) for ln in numbered] == list(range(1, len(p.steps) + 1))
