@@ -548,6 +548,9 @@ def _add_kops_files(dist: Path, version: str) -> None:
     name, text = default_log_config(version)
     if not (cfg / name).exists():
         (cfg / name).write_text(text)
+    from . import tools
+
+    tools.write(dist, version)   # Kafka's tools as bin/*.sh launchers (kops.tools)
 
 
 def tarball(dist: Distribution, out_dir: Path) -> Path:

@@ -61,6 +61,7 @@ class NodeBundle:
     digest: str = ""                 # the whole definition: files, argv, image, ports
     secret: frozenset[str] = frozenset()   # paths readable by the service user only
     scram_argv: list[str] | None = None    # ZooKeeper mode + SASL: writes the brokers' SCRAM user
+    env: dict[str, str] = field(default_factory=dict)   # the node's environment (`kops exec`, Kafka's tools)
 
     @property
     def name(self) -> str:
@@ -270,6 +271,7 @@ def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> 
         files["myid"] = render_template("zookeeper/myid.j2", node=node)
     else:
         files["server.properties"] = _server_properties(topo, node, lay, creds)
+        files[CLIENT_PROPERTIES] = client_properties(topo, lay, creds)
         if creds is not None:
             key, cert = creds.nodes[node.name]
             files["tls/ca.pem"] = creds.ca_pem
@@ -281,6 +283,66 @@ def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> 
         files[metrics.RULES_FILE] = render_template(metrics.template_for(node.role), node=node,
                                                     version=topo.version)
     return files
+
+
+# -- what Kafka's tools in a node need (kops.tools puts them on PATH) ----------------------------
+
+CLIENT_PROPERTIES = "client.properties"
+
+
+def client_properties(topo: Topology, lay: Layout, creds: Credentials | None) -> str:
+    """A Kafka node's client config for Kafka's own tools inside it (--command-config,
+    --producer.config, ...): the cluster network's bootstrap servers and, on a secure
+    cluster, kops's admin over TLS (+ SCRAM) with the node's CA file."""
+    sec = topo.spec.security
+    items = [("bootstrap.servers", topo.internal_bootstrap)]
+    if sec.tls:
+        if creds is None:
+            raise KopsError("a secure cluster is rendered without its credentials (kops.secrets)")
+        items += [("security.protocol", "SASL_SSL" if sec.sasl else "SSL"), ("ssl.truststore.type", "PEM"),
+                  ("ssl.truststore.location", f"{lay.conf_dir}/tls/ca.pem"),
+                  ("ssl.endpoint.identification.algorithm", "https")]
+        if sec.sasl:
+            items += [("sasl.mechanism", sec.mechanism),
+                      ("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                                           f'username="{ADMIN}" password="{creds.admin_password}";')]
+    return render_template("kafka/client.properties.j2", cluster=topo.name, items=items,
+                           path=f"{lay.conf_dir}/{CLIENT_PROPERTIES}")
+
+
+def node_env(topo: Topology, node: Node) -> dict[str, str]:
+    """The node's environment: what Kafka's tools typed in it need (the cluster network's
+    addresses, its client config)."""
+    lay = layout(topo, node)
+    env = {"KOPS_CLUSTER": topo.name, "KOPS_NODE": node.name, "KAFKA_HOME": lay.home,
+           "KAFKA_BOOTSTRAP_SERVERS": topo.internal_bootstrap}
+    if node.is_kafka:
+        env["KOPS_CLIENT_CONFIG"] = f"{lay.conf_dir}/{CLIENT_PROPERTIES}"
+    if topo.mode != "kraft":
+        env["ZOOKEEPER_CONNECT"] = topo.zookeeper_connect
+    return env
+
+
+def profile_path(topo: Topology) -> str:
+    return f"/etc/profile.d/kops-{topo.name}.sh"
+
+
+def login_profile(topo: Topology) -> str:
+    """SSH hosts: login shells get the cluster's tools on PATH and its bootstrap servers,
+    unless something chose a cluster already (`kops exec`/`kops shell` set their node's
+    own; with several kops clusters on a host, the first file read wins)."""
+    import shlex
+
+    home = layout(topo, topo.nodes[0]).home
+    env = {"KOPS_CLUSTER": topo.name, "KAFKA_BOOTSTRAP_SERVERS": topo.internal_bootstrap}
+    if topo.mode != "kraft":
+        env["ZOOKEEPER_CONNECT"] = topo.zookeeper_connect
+    lines = [f"# Rendered by kops: cluster {topo.name}'s Kafka tools ({home}/bin) for login shells on this host.",
+             'if [ -z "${KOPS_CLUSTER:-}" ]; then',
+             *[f"  export {k}={shlex.quote(v)}" for k, v in env.items()],
+             f'  PATH={shlex.quote(home + "/bin")}:"$PATH"; export PATH',
+             "fi", ""]
+    return "\n".join(lines)
 
 
 def _sha(text: str) -> str:
@@ -312,7 +374,7 @@ def systemd_unit(topo: Topology, node: Node) -> str:
 
 def _secret_names(creds: Credentials | None) -> set[str]:
     """Files that hold a key or a password (readable by the service user only)."""
-    return {"server.properties", "tls/node.pem"} if creds is not None else set()
+    return {"server.properties", "tls/node.pem", CLIENT_PROPERTIES} if creds is not None else set()
 
 
 def _format_argv(topo: Topology, launch: Launch, creds: Credentials | None) -> list[str]:
@@ -334,13 +396,14 @@ def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) ->
     if topo.driver == "ssh":
         unit = unit_name(topo, node)
         files[f"/etc/systemd/system/{unit}"] = systemd_unit(topo, node)
+        files[profile_path(topo)] = login_profile(topo)
     fmt = _format_argv(topo, launch, creds) if topo.mode == "kraft" and node.is_kafka else None
     argv = launch.argv(role)
     sums = {p: _sha(t) for p, t in files.items()}
     if topo.driver == "docker":
         container = container_plan(topo, node, creds=creds)
     definition = json.dumps([argv, launch.prestart(role), container and container["image"],
-                             container and container["ports"]])
+                             container and container["ports"]] + ([container["environment"]] if container else []))
     digest = config_hash(sums, definition)
     if container is not None:
         container["labels"][f"{LABEL}.config-hash"] = digest
@@ -353,7 +416,7 @@ def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) ->
                  "--zookeeper", f"{node.hostname}:{node.ports['client']}", "--alter", "--entity-type", "users",
                  "--entity-name", ADMIN, "--add-config", f"{creds.mechanism}=[password={creds.admin_password}]"]
     return NodeBundle(node, lay, files, argv, launch.prestart(role), fmt, stop_grace(topo, node),
-                      unit, container, sums, digest, secret, scram)
+                      unit, container, sums, digest, secret, scram, env=node_env(topo, node))
 
 
 def build(topo: Topology, creds: Credentials | None = None) -> Bundle:
@@ -434,6 +497,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
         "labels": labels, "stop_timeout": stop_grace(topo, node),
         "network": network_name(topo.name),
         "depends_on": [z.name for z in topo.zookeepers] if node.is_kafka else [],
+        "environment": node_env(topo, node),
     }
 
 
@@ -458,6 +522,8 @@ def export(topo: Topology, creds: Credentials | None = None) -> dict[str, str]:
             out[f"{node.name}/{name}"] = text
         if topo.driver == "ssh":
             out[f"{node.name}/{unit_name(topo, node)}"] = systemd_unit(topo, node)
+    if topo.driver == "ssh":
+        out[f"profile.d/{profile_path(topo).rsplit('/', 1)[1]}"] = login_profile(topo)
     if topo.driver == "docker":
         out["docker-compose.yml"] = compose_file(topo, creds)
     if topo.spec.metrics.prometheus:

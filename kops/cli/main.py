@@ -10,6 +10,7 @@ from .config import init, render
 from .daytwo import upgrade
 from .data import consume, group_group, produce, topic_group
 from .dist import dist_group, image_group
+from .nodes import exec_, shell
 from .security import certs, client_config
 
 
@@ -36,6 +37,8 @@ cli.add_command(dist_group)
 cli.add_command(image_group)
 for _cmd in (topic_group, produce, consume, group_group):
     cli.add_command(_cmd)
+cli.add_command(exec_)
+cli.add_command(shell)
 
 
 def main() -> None:

@@ -48,6 +48,11 @@ class Provider(Protocol):
         """Run a one-shot command (a Kafka tool: one JVM) inside running ``node``, as the
         service user, after placing ``files`` (absolute path -> content); (exit code, output)."""
 
+    def exec_attached(self, node: str, argv: list[str], *, tty: bool, env: dict[str, str] | None = None) -> int:
+        """`kops exec` / `kops shell`: ``argv`` on running ``node`` in its environment (the
+        bundle's ``env``, Kafka's tools on PATH), attached to this process's stdin, stdout
+        and stderr (a TTY when ``tty``); returns the command's exit code."""
+
     def zk_srvr(self, node: str) -> str | None:
         """ZooKeeper's answer to ``srvr`` (None: no answer)."""
 

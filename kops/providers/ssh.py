@@ -22,12 +22,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import dist, health, paths
+from .. import dist, health, paths, tools
 from ..errors import EngineError, KopsError
 from ..launch import shell_line
 from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
                     Remove, RemoveHost, Restart, Start, Stop)
-from ..render import KAFKA_USER, Bundle, NodeBundle
+from ..render import KAFKA_USER, Bundle, NodeBundle, profile_path
 
 JAVA_PACKAGES = {"apt": "openjdk-17-jre-headless", "dnf": "java-17-openjdk-headless",
                  "yum": "java-17-openjdk-headless"}
@@ -48,6 +48,7 @@ def _fact_class():
             parts += [
                 "echo JAVA $(command -v java || echo -)",
                 f"[ -d {q(home + '/libs')} ] && echo DIST yes",
+                f"echo TOOLS $(cat {q(home + '/' + tools.MARKER)} 2>/dev/null)",
                 f"id -u {KAFKA_USER} >/dev/null 2>&1 && echo USER yes",
                 "for p in apt-get dnf yum; do command -v $p >/dev/null && echo PKG $p && break; done",
             ]
@@ -75,6 +76,8 @@ def _fact_class():
                     out["java"] = "" if rest.strip() == "-" else rest.strip()
                 elif tag == "DIST":
                     out["dist"] = True
+                elif tag == "TOOLS":
+                    out["tools"] = rest.strip()
                 elif tag == "USER":
                     out["user"] = True
                 elif tag == "PKG":
@@ -254,6 +257,8 @@ class SSHProvider:
                 missing.append(f"user {KAFKA_USER}")
             if not f["dist"]:
                 missing.append(f"kafka {bundle.topo.version} in {by_host[hname][0].layout.home}")
+            if f.get("tools") != tools.fingerprint(bundle.topo.version):
+                missing.append(f"tools: Kafka's tools in {by_host[hname][0].layout.home}/bin")
             observed.hosts[hname] = HostObs(hname, tuple(missing))
             for nb in by_host[hname]:
                 observed.nodes[nb.name] = self._node(nb, f)
@@ -499,6 +504,13 @@ class SSHProvider:
                     ">&2; exit 1; }; }"])
                 self.log(f"{h}: installing Kafka {topo.version} in {home} ("
                          + ("downloaded by the host" if dl else "pushed from this machine") + ")")
+            elif word == "tools:":
+                # the launchers of Kafka's tools (kops.tools), over whatever bin/ the distribution has
+                home = next(nb.layout.home for nb in bundle if nb.node.host_key == h)
+                remote_tar = f"/opt/kops/.kops-tools-{topo.version}.tar"
+                add(h, "push Kafka's tools", files.put, src=io.BytesIO(tools.tar_bytes(topo.version)), dest=remote_tar)
+                add(h, "unpack Kafka's tools", server.shell, commands=[
+                    f"tar -xf {shlex.quote(remote_tar)} -C {shlex.quote(home)} && rm -f {shlex.quote(remote_tar)}"])
 
     def _distribution(self, version: str) -> tuple[Path, str]:
         """The tarball to push and its SHA-512 (a kept tarball is reused only when it still
@@ -513,6 +525,7 @@ class SSHProvider:
         h, name = a.host, self.spec.name
         for top in ("/etc/kops", "/var/lib/kops", "/var/log/kops"):
             add(h, f"remove {top}/{name}", files.directory, path=f"{top}/{name}", present=False)
+        add(h, "remove the login shells' profile", files.file, path=profile_path(bundle.topo), present=False)
         add(h, "systemd daemon-reload", systemd.daemon_reload)
         homes = sorted({nb.layout.home for nb in bundle if nb.node.host_key == h})
         for home in homes:
@@ -573,6 +586,26 @@ class SSHProvider:
                 return 1, out
         ok, out = self.run(h, ["runuser", "-u", KAFKA_USER, "--", *argv])
         return (0 if ok else 1), out
+
+    def exec_attached(self, node: str, argv: list[str], *, tty: bool, env: dict[str, str] | None = None) -> int:
+        """`kops exec`/`kops shell`: ``argv`` on the node's host as the login user (sudo when
+        the host says so), in the node's environment with its Kafka tools first on PATH,
+        through the system's ssh and the host keys kops verified."""
+        import subprocess
+
+        from .attach import ssh_argv
+
+        nb = self._bundle.nodes[node]
+        h = self.spec.hosts[nb.node.host_key]
+        self.connect()   # verifies the host keys (self._known holds exactly those)
+        words = [f"{k}={v}" for k, v in {**nb.env, **(env or {})}.items()]
+        # every word quoted; only the host's own $PATH is expanded there
+        remote = (f"exec {'sudo -n -- ' if h.sudo else ''}env {shell_line(words)} "
+                  f"PATH={shlex.quote(nb.layout.home + '/bin')}:\"$PATH\" {shell_line(argv)}")
+        cmd = ssh_argv(address=h.address, port=h.port, user=h.user,
+                       key=str(Path(h.key).expanduser()) if h.key else None, known_hosts=str(self._known),
+                       tty=tty, remote=remote)
+        return subprocess.call(cmd)
 
     def zk_srvr(self, node: str) -> str | None:
         n = self._bundle.nodes[node].node

@@ -328,7 +328,7 @@ def test_render_keeps_kraft_cluster_id(runner, tmp_path):
     assert len(cid) == 22 and not cid.startswith("-")
     assert _compose_labels(a)["io.kops.cluster-id"] == cid
     assert sorted(Path(p).relative_to(a).as_posix() for p in data["files"]) == sorted(
-        ["docker-compose.yml", "kafka1/server.properties", "kafka1/log4j2.yaml"])
+        ["docker-compose.yml", "kafka1/server.properties", "kafka1/log4j2.yaml", "kafka1/client.properties"])
     res = runner.invoke(cli, ["render", "--preset", "kraft-single", "-o", str(b)])
     assert res.exit_code == 0, res.output
     assert _compose_labels(b)["io.kops.cluster-id"] == cid
