@@ -215,9 +215,14 @@ def _alter(client, resources: list, what: str) -> None:
 
     if not resources:
         return
+    admin = _admin(client)
+    topics = [r for r in resources if r.restype_int != 4]
+    # librdkafka takes one BROKER resource per call
+    batches = [[r] for r in resources if r.restype_int == 4] + ([topics] if topics else [])
     try:
-        for fut in _admin(client).incremental_alter_configs(resources, request_timeout=30).values():
-            fut.result(timeout=40)
+        for batch in batches:
+            for fut in admin.incremental_alter_configs(batch, request_timeout=30).values():
+                fut.result(timeout=40)
     except KafkaException as exc:
         raise KopsError(f"could not {what}: {kafka_error(exc)}") from exc
 
@@ -252,12 +257,14 @@ def throttle_left(client, brokers: list[int], topics: list[str]) -> list[str]:
     from confluent_kafka.admin import ConfigResource
 
     admin = _admin(client)
-    res = [ConfigResource("BROKER", str(b)) for b in brokers] + [ConfigResource("TOPIC", t) for t in topics]
+    batches = [[ConfigResource("BROKER", str(b))] for b in brokers]   # one BROKER per call (librdkafka)
+    batches += [[ConfigResource("TOPIC", t) for t in topics]] if topics else []
     out = []
-    for r, fut in admin.describe_configs(res, request_timeout=20).items():
-        for k, e in fut.result(timeout=30).items():
-            if k in BROKER_THROTTLES + TOPIC_THROTTLES and e.value and not e.is_default:
-                out.append(f"{'broker' if r.restype_int == 4 else 'topic'} {r.name}: {k}={e.value}")
+    for batch in batches:
+        for r, fut in admin.describe_configs(batch, request_timeout=20).items():
+            for k, e in fut.result(timeout=30).items():
+                if k in BROKER_THROTTLES + TOPIC_THROTTLES and e.value and not e.is_default:
+                    out.append(f"{'broker' if r.restype_int == 4 else 'topic'} {r.name}: {k}={e.value}")
     return sorted(out)
 
 
@@ -281,9 +288,9 @@ def execute(ctx, todo: list[Move], brokers: list[int], *, rate: int, deadline: f
     runner = next(nb for nb in bundle if nb.node.is_broker and nb.node.id in brokers)
     t0 = time.monotonic()
     ctx.log(f"moving {len(todo)} partition(s), replication throttled to {rate // (1024 * 1024)} MiB/s per broker")
-    set_throttle(client, todo, rate)
     involved = sorted({b for m in todo for b in (*m.old, *m.new)})
     try:
+        set_throttle(client, todo, rate)
         argv = tool_argv(runner, topo.internal_bootstrap, ["--execute", "--reassignment-json-file", JSON_PATH])
         code, out = ctx.provider.exec(runner.name, argv, files={JSON_PATH: reassignment_json(todo)})
         if code != 0:
@@ -320,9 +327,9 @@ def _elect_preferred(client, todo: list[Move]) -> None:
     from confluent_kafka import ElectionType, KafkaException, TopicPartition
 
     try:
+        # no timeout keywords: confluent-kafka 2.16's elect_leaders fails on them (SystemError)
         fut = _admin(client).elect_leaders(ElectionType.PREFERRED,
-                                           [TopicPartition(m.topic, m.partition) for m in todo],
-                                           request_timeout=30)
+                                           [TopicPartition(m.topic, m.partition) for m in todo])
         fut.result(timeout=40)
     except KafkaException:
         pass   # already the leader, or not eligible yet: auto.leader.rebalance takes it from here

@@ -108,7 +108,7 @@ def extend(plan: Plan, bundle, observed: Observed, client, *, rate: int = reassi
     move onto added brokers after it. Refusals raise InputError before anything changes."""
     ch = change(bundle, observed, plan)
     if not ch.added and not ch.leaving and not ch.problems:
-        return plan
+        return _resume(plan, bundle, observed, client, rate)
     if ch.problems:
         raise InputError("this change of the node set is refused; nothing was changed:\n  - "
                          + "\n  - ".join(ch.problems),
@@ -146,3 +146,31 @@ def _moves_onto(client, brokers: list[int]) -> list[reassign.Move]:
     hold nothing yet)."""
     current = reassign.current_assignment(client)
     return reassign.moves(current, reassign.target(current, brokers))
+
+
+def _resume(plan: Plan, bundle, observed: Observed, client, rate: int) -> Plan:
+    """A broker of the inventory that holds no replica while others do: an earlier move onto
+    it did not finish (kops stopped, a time-out). Moving onto it again makes `up` resumable."""
+    from .health import NotYet
+
+    if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
+        return plan
+    if any(a.kind == "create" for a in plan.actions):
+        return plan
+    final = sorted(n.id for n in bundle.topo.brokers)
+    try:
+        current = reassign.current_assignment(client)
+    except NotYet:
+        return plan
+    holding = {b for reps in current.values() for b in reps}
+    empty = [b for b in final if b not in holding]
+    if not empty or not holding:
+        return plan
+    moves = reassign.moves(current, reassign.target(current, final))
+    if not moves:
+        return plan
+    out = Plan(steps=list(plan.steps), summary=dict(plan.summary))
+    out.add(Reassign(brokers=tuple(final), moves=tuple(moves), rate=rate,
+                     reason="broker(s) " + ", ".join(map(str, empty)) + " hold no replica yet (a move onto "
+                            "them did not finish)"))
+    return out

@@ -202,9 +202,9 @@ def test_rolling_upgrade_loses_nothing(cluster, docker_client):
     load.verify(boot, f"upgrade {FROM} -> {TO}", p.seconds)
     after = started(docker_client)
     assert all(after[n] != before[n] for n in ("kafka1", "kafka2", "zoo1")), (before, after)
-    images = {c.labels["io.kops.node"]: c.image.tags for c in docker_client.containers.list(
-        filters={"label": f"io.kops.cluster={NAME}"})}
-    assert all(f"kops/kafka:{TO}" in tags for tags in images.values()), images
+    images = {c.labels["io.kops.node"]: (c.attrs["Config"]["Image"], c.labels.get("io.kops.kafka-version"))
+              for c in docker_client.containers.list(filters={"label": f"io.kops.cluster={NAME}"})}
+    assert all(v == (f"kops/kafka:{TO}", TO) for v in images.values()), images
     assert f"version: {TO}" in inv.read_text(), "the inventory follows the upgrade"
     assert "there is no feature level to finalize" in p.stderr
     again = ok(kops("up", "-i", str(inv), env=env))

@@ -274,3 +274,13 @@ def test_preflight_lines_list_every_problem():
     with pytest.raises(Exception) as exc:
         pf.raise_if_bad()
     assert exc.value.exit_code == 2 and "2 problem(s)" in exc.value.message
+
+
+def test_a_broker_left_empty_by_an_unfinished_move_is_filled_on_the_next_up(monkeypatch):
+    b3 = bundle(3)
+    obs = observed_of(b3)
+    monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2]))
+    p = scale.extend(plan_up(b3, obs), b3, obs, client="x")
+    assert [s[0].kind for s in p.steps] == ["reassign"] and "hold no replica yet" in p.steps[0][0].reason
+    monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2, 3]))
+    assert scale.extend(plan_up(b3, obs), b3, obs, client="x").steps == []
