@@ -546,6 +546,22 @@ class ProduceResult:
     seconds: float = 0.0
 
 
+def _auto_create(session: Session, md) -> bool | None:
+    """The brokers' auto.create.topics.enable (None: not readable, e.g. no ACL to read it)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import ConfigResource
+
+    if not md.brokers:
+        return None
+    res = ConfigResource("BROKER", str(min(md.brokers)))
+    try:
+        fut = session.admin().describe_configs([res], request_timeout=session.timeout)[res]
+        entry = fut.result(timeout=session.timeout + 5).get("auto.create.topics.enable")
+    except (KafkaException, FutureTimeout):
+        return None
+    return None if entry is None else entry.value == "true"
+
+
 def split_line(line: str, key_separator: str | None) -> tuple[bytes | None, bytes]:
     """(key, value) of one input line: split at the first separator; no separator, no key."""
     if key_separator:
@@ -564,6 +580,9 @@ def produce(session: Session, topic: str, lines: Iterable[str], *, key_separator
     md = _metadata(session, topic)
     t = md.topics.get(topic)
     exists = t is not None and t.error is None
+    if not exists and _auto_create(session, md) is False:
+        raise NotFoundError(f"topic {topic} does not exist, and the cluster does not create topics on first use "
+                            "(auto.create.topics.enable=false)", hint=f"kops topic create {topic}")
     if exists and partition is not None and partition not in t.partitions:
         raise InputError(f"--partition {partition}: topic {topic} has partitions 0-{len(t.partitions) - 1}")
     prod = _built(Producer, session.conf(**{
@@ -922,11 +941,20 @@ def describe_group(session: Session, group: str) -> dict:
                                      (m.assignment.topic_partitions if m.assignment else []))}
                for m in desc.members]
     owner = {p: m["client_id"] for m in members for p in m["partitions"]}
-    end = _offsets(session, admin, {TopicPartition(t, p): OffsetSpec.latest() for t, p in committed})
-    rows = [{"topic": t, "partition": p, "committed": off, "end": end.get((t, p)),
-             "lag": max(0, end[(t, p)] - off) if end.get((t, p)) is not None else None,
-             "member": owner.get(f"{t}-{p}")}
-            for (t, p), off in sorted(committed.items())]
+    # every partition of the topics the group reads (committed or assigned), so that a
+    # partition it never committed shows too: its lag counts from the partition's start
+    topics = {t for t, _ in committed} | {p.rsplit("-", 1)[0] for m in members for p in m["partitions"]}
+    md = _metadata(session)
+    tps = sorted({(t, p) for t in topics if t in md.topics for p in md.topics[t].partitions} | set(committed))
+    end = _offsets(session, admin, {TopicPartition(t, p): OffsetSpec.latest() for t, p in tps})
+    low = _offsets(session, admin, {TopicPartition(t, p): OffsetSpec.earliest() for t, p in tps
+                                    if (t, p) not in committed})
+    rows = []
+    for t, p in tps:
+        off, e = committed.get((t, p)), end.get((t, p))
+        lag = None if e is None else max(0, e - (off if off is not None else low.get((t, p), 0)))
+        rows.append({"topic": t, "partition": p, "committed": off, "end": e, "lag": lag,
+                     "member": owner.get(f"{t}-{p}")})
     return {"group": group, "state": state, "coordinator": desc.coordinator.id if desc.coordinator else None,
             "members": members, "offsets": rows, "lag": sum(r["lag"] or 0 for r in rows)}
 

@@ -137,6 +137,7 @@ def topic_describe(topic, output, session):
     \b
     Example: kops topic describe orders --name dev
     """
+    data.check_topic(topic, "TOPIC")
     d = data.describe_topic(session(), topic)
     if output == "json":
         print_json(d)
@@ -239,7 +240,7 @@ def produce(topic, file_, key_separator, headers, partition, acks, compression, 
     if key_separator == "":
         raise InputError("--key-separator is empty", hint="e.g. -k : or -k $'\\t'")
     s = session()
-    stream = file_ or click.get_text_stream("stdin", encoding="utf-8")
+    stream = file_ or sys.stdin
     lines = (line.rstrip("\n").rstrip("\r") for line in stream)
 
     def shown(d: data.Delivery):
@@ -298,7 +299,7 @@ def consume(topic, from_, count, group, partitions, fmt, output, timeout, exit_a
     start = data.parse_start(from_) if from_ else None
     s = session()
     stats = data.ConsumeStats()
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer         # keys and values are written as they are (bytes)
     try:
         for rec in data.consume(s, topic, start=start, group=group, partitions=list(partitions) or None,
                                 count=count, idle=timeout, until_end=exit_at_end, stats=stats):
@@ -356,7 +357,8 @@ def group_list(output, session):
 @target_options
 @handle_errors
 def group_describe(group, output, session):
-    """GROUP's members and, per partition, the committed offset, end offset and lag.
+    """GROUP's members and, per partition, the committed offset, end offset and lag (a
+    partition the group has no offset for: '-', its lag counted from its first offset).
 
     \b
     Example: kops group describe billing --output json --name dev
