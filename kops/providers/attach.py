@@ -10,6 +10,7 @@ system's ``ssh`` with the host keys kops verified (strict checking), stdio inher
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -99,6 +100,16 @@ def _follow_window(api, exec_id: str) -> None:
     resize()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGWINCH, resize)
+
+
+def ssh_remote(env: dict[str, str], bin_dir: str, argv: list[str], *, sudo: bool = False) -> str:
+    """The command line the host's login shell runs: ``argv`` under ``env`` with ``bin_dir``
+    first on PATH. Every word is quoted; only the host's own ``$PATH`` is expanded there."""
+    from ..launch import shell_line
+
+    words = shell_line([f"{k}={v}" for k, v in env.items()])
+    return (f"exec {'sudo -n -- ' if sudo else ''}env {words} PATH={shlex.quote(bin_dir)}:\"$PATH\" "
+            f"{shell_line(argv)}")
 
 
 def ssh_argv(*, address: str, port: int, user: str, key: str | None, known_hosts: str, tty: bool,

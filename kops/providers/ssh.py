@@ -593,15 +593,12 @@ class SSHProvider:
         through the system's ssh and the host keys kops verified."""
         import subprocess
 
-        from .attach import ssh_argv
+        from .attach import ssh_argv, ssh_remote
 
         nb = self._bundle.nodes[node]
         h = self.spec.hosts[nb.node.host_key]
         self.connect()   # verifies the host keys (self._known holds exactly those)
-        words = [f"{k}={v}" for k, v in {**nb.env, **(env or {})}.items()]
-        # every word quoted; only the host's own $PATH is expanded there
-        remote = (f"exec {'sudo -n -- ' if h.sudo else ''}env {shell_line(words)} "
-                  f"PATH={shlex.quote(nb.layout.home + '/bin')}:\"$PATH\" {shell_line(argv)}")
+        remote = ssh_remote({**nb.env, **(env or {})}, f"{nb.layout.home}/bin", argv, sudo=h.sudo)
         cmd = ssh_argv(address=h.address, port=h.port, user=h.user,
                        key=str(Path(h.key).expanduser()) if h.key else None, known_hosts=str(self._known),
                        tty=tty, remote=remote)

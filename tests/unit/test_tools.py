@@ -142,3 +142,59 @@ def test_run_class_and_leading_args(home):
     p = subprocess.run([str(home / "kafka" / "bin" / "kafka-run-class.sh"), "-daemon", "X"],
                        env={"PATH": "/usr/bin:/bin", "JAVA_HOME": str(home / "jdk")}, capture_output=True)
     assert p.returncode == 2 and b"-daemon is not supported" in p.stderr
+
+
+# -- what a node gets for them: its client config, environment, login profile; the SSH command ---------
+
+def test_ssh_remote_line_keeps_words_and_env(tmp_path):
+    from kops.providers.attach import ssh_argv, ssh_remote
+
+    bin_dir = tmp_path / "kafka bin"
+    bin_dir.mkdir()
+    line = ssh_remote({"KAFKA_BOOTSTRAP_SERVERS": "h1:19092", "X": "$(touch pwned) 'q'"}, str(bin_dir),
+                      ["sh", "-c", 'printf "%s\\0" "$KAFKA_BOOTSTRAP_SERVERS" "$X" "${PATH%%:*}" "$@"', "sh", *HOSTILE])
+    out = subprocess.run(["sh", "-c", line], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={"PATH": "/usr/bin:/bin"}).stdout
+    assert out.split("\0")[:-1] == ["h1:19092", "$(touch pwned) 'q'", str(bin_dir), *HOSTILE]
+    assert not (tmp_path / "pwned").exists()
+    argv = ssh_argv(address="10.0.0.5", port=2222, user="root", key="/k", known_hosts="/kh", tty=False, remote=line)
+    assert argv[-3:] == ["--", "10.0.0.5", line] and "-T" in argv
+    assert ["-o", "StrictHostKeyChecking=yes"] == argv[argv.index("StrictHostKeyChecking=yes") - 1:][:2]
+    assert "UserKnownHostsFile=/kh" in argv and argv[argv.index("-p") + 1] == "2222"
+
+
+def test_nodes_get_client_config_env_and_profile():
+    from kops import inventory, render, topology
+
+    cid = "MkU3OEVBNTcwNTJENDM2Qk"
+    b = render.build(topology.build(inventory.load(preset="zk-single-kafka-single"), cid))
+    k = b.nodes["kafka1"]
+    assert k.files["/etc/kafka/client.properties"].splitlines()[-1] == "bootstrap.servers=kafka1:19092"
+    assert k.env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka1:19092" and k.container["environment"] == k.env
+    assert k.env["KOPS_CLIENT_CONFIG"] == "/etc/kafka/client.properties" and k.env["ZOOKEEPER_CONNECT"] == "zoo1:2181"
+    assert "KOPS_CLIENT_CONFIG" not in b.nodes["zoo1"].env
+    ssh = render.build(topology.build(inventory.load(preset="ssh-kraft-three-hosts"), cid))
+    n = ssh.nodes["kafka2"]
+    prof = n.files[render.profile_path(ssh.topo)]
+    assert f"PATH={n.layout.home}/bin:\"$PATH\"" in prof and 'if [ -z "${KOPS_CLUSTER:-}" ]' in prof
+    assert n.env["KOPS_CLIENT_CONFIG"] == f"{n.layout.conf_dir}/client.properties"
+    # the profile is sourced by login shells: it must parse, and set what it says
+    out = subprocess.run(["sh", "-c", prof + '\necho "$KAFKA_BOOTSTRAP_SERVERS ${PATH%%:*}"'], capture_output=True,
+                         text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout.split()
+    assert out == [ssh.topo.internal_bootstrap, f"{n.layout.home}/bin"]
+
+
+def test_secure_client_config_is_secret():
+    from kops import inventory, render, topology
+
+    spec = inventory.loads("name: s\nkafka: {version: 4.4.0}\nbrokers: {nodes: 1}\n"
+                           "security: {tls: true, sasl: scram-sha-512}\n", "s.yaml")
+    topo = topology.build(spec, "MkU3OEVBNTcwNTJENDM2Qk")
+    creds = render.Credentials("CA", {"kafka1": ("KEY", "CERT")}, "pw-" + "x" * 20, "SCRAM-SHA-512")
+    nb = render.node_bundle(topo, topo.node("kafka1"), creds)
+    props = dict(line.split("=", 1) for line in nb.files["/etc/kafka/client.properties"].splitlines()
+                 if line and not line.startswith("#"))
+    assert props["security.protocol"] == "SASL_SSL" and props["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert props["ssl.truststore.location"] == "/etc/kafka/tls/ca.pem"
+    assert 'username="kops-admin" password="pw-' in props["sasl.jaas.config"]
+    assert "/etc/kafka/client.properties" in nb.secret
