@@ -398,6 +398,8 @@ KEY_FIELDS = {
     "nodes.name": ("zk", ("nodes",), "kafka1", {}, "kаfka1"),
     "hosts.name": ("ssh", ("hosts",), "vm1", RENAME, "vm１"),
     "security.users": ("secure", ("security", "users"), "alice", RENAME, "аlice"),
+    "topics.name": ("zk", ("topics",), "orders", {}, "оrders"),
+    "topics.config": ("zk", ("topics", "orders", "config"), "retention.ms", 1000, "retеntion.ms"),
 }
 
 SUFFIXES = [
