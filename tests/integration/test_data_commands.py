@@ -322,6 +322,14 @@ def test_env_write_gives_a_client_what_it_needs(cluster, tmp_path):
     for f in ("client.properties", "librdkafka.conf"):
         out = c.ok("topic", "list", "-b", conf["bootstrap.servers"], "--command-config", files[f]).stdout
         assert "inv-a" in out
+    # Kafka's own Java tool reads client.properties (PEM truststore, SCRAM JAAS line) as written
+    from kops import dist
+
+    d = dist.require("4.4.0")
+    java = subprocess.run(["java", "-Xmx128m", "-cp", f"{d.path}/libs/*", "org.apache.kafka.tools.TopicCommand",
+                           "--bootstrap-server", conf["bootstrap.servers"], "--command-config",
+                           str(files["client.properties"]), "--list"], capture_output=True, text=True, timeout=120)
+    assert java.returncode == 0 and "inv-a" in java.stdout.split(), java.stderr[-2000:]
     plain = c.kops("topic", "list", "-b", conf["bootstrap.servers"], "--request-timeout", "3")
     assert plain.returncode != 0
     both = c.kops("topic", "list", "-b", conf["bootstrap.servers"], "--name", c.name)
