@@ -12,7 +12,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from .. import data
+from .. import data, messages
 from ..errors import InputError
 from .common import err_console, handle_errors, out_console, print_json, progress
 from .config import inventory_options
@@ -243,11 +243,11 @@ def produce(topic, file_, key_separator, headers, partition, acks, compression, 
     stream = file_ or sys.stdin
     lines = (line.rstrip("\n").rstrip("\r") for line in stream)
 
-    def shown(d: data.Delivery):
+    def shown(d: messages.Delivery):
         if verbose and d.error is None:
             click.echo(f"{d.index}\tpartition {d.partition}\toffset {d.offset}")
 
-    res = data.produce(s, topic, lines, key_separator=key_separator, headers=hdrs, partition=partition,
+    res = messages.produce(s, topic, lines, key_separator=key_separator, headers=hdrs, partition=partition,
                        acks=acks, compression=compression, on_delivery=shown)
     parts = ",".join(map(str, sorted(res.partitions))) or "-"
     if res.errors:
@@ -295,18 +295,18 @@ def consume(topic, from_, count, group, partitions, fmt, output, timeout, exit_a
     data.check_topic(topic, "TOPIC")
     if fmt and output == "json":
         raise InputError("-f and --output json exclude each other")
-    parts = data.parse_format(fmt if fmt is not None else data.DEFAULT_FORMAT)
-    start = data.parse_start(from_) if from_ else None
+    parts = messages.parse_format(fmt if fmt is not None else messages.DEFAULT_FORMAT)
+    start = messages.parse_start(from_) if from_ else None
     s = session()
-    stats = data.ConsumeStats()
+    stats = messages.ConsumeStats()
     out = sys.stdout.buffer         # keys and values are written as they are (bytes)
     try:
-        for rec in data.consume(s, topic, start=start, group=group, partitions=list(partitions) or None,
+        for rec in messages.consume(s, topic, start=start, group=group, partitions=list(partitions) or None,
                                 count=count, idle=timeout, until_end=exit_at_end, stats=stats):
             if output == "json":
                 out.write(json.dumps(rec.as_dict(), ensure_ascii=False).encode() + b"\n")
             else:
-                out.write(data.render(parts, rec))
+                out.write(messages.render(parts, rec))
             out.flush()
     except KeyboardInterrupt:
         progress(f"interrupted: {stats.received} message(s) consumed from {topic}; consumer closed")

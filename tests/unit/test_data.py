@@ -9,11 +9,11 @@ import stat
 
 import pytest
 
-from kops import data, inventory
+from kops import data, inventory, messages
 from kops.errors import InputError
 from kops.spec import SpecError, TopicSpec
 
-REC = data.Record("orders", 2, 41, 1700000000123, b"k1", b"hello", (("src", b"cli"), ("n", None)))
+REC = messages.Record("orders", 2, 41, 1700000000123, b"k1", b"hello", (("src", b"cli"), ("n", None)))
 
 
 # -- the format template ------------------------------------------------------------------------
@@ -31,21 +31,21 @@ REC = data.Record("orders", 2, 41, 1700000000123, b"k1", b"hello", (("src", b"cl
     ("", b""),
 ])
 def test_format_renders(template, expected):
-    assert data.render(data.parse_format(template), REC) == expected
+    assert messages.render(messages.parse_format(template), REC) == expected
 
 
 def test_format_null_key_and_value_and_no_timestamp():
-    rec = data.Record("t", 0, 0, None, None, None)
-    assert data.render(data.parse_format("<%k><%v> %K %S %T [%h]"), rec) == b"<><> -1 -1 -1 []"
+    rec = messages.Record("t", 0, 0, None, None, None)
+    assert messages.render(messages.parse_format("<%k><%v> %K %S %T [%h]"), rec) == b"<><> -1 -1 -1 []"
 
 
 def test_format_is_parsed_into_literals_and_fields():
-    assert data.parse_format("%k=%v\\n") == [("key",), "=", ("value",), "\n"]
+    assert messages.parse_format("%k=%v\\n") == [("key",), "=", ("value",), "\n"]
 
 
 def test_format_keeps_binary_values_as_they_are():
-    rec = data.Record("t", 0, 0, None, b"\xff\x00", "é".encode())
-    assert data.render(data.parse_format("%k|%v"), rec) == b"\xff\x00|" + "é".encode()
+    rec = messages.Record("t", 0, 0, None, b"\xff\x00", "é".encode())
+    assert messages.render(messages.parse_format("%k|%v"), rec) == b"\xff\x00|" + "é".encode()
 
 
 @pytest.mark.parametrize("template, words", [
@@ -56,7 +56,7 @@ def test_format_keeps_binary_values_as_they_are():
 ])
 def test_format_refuses_unknown_fields_and_escapes(template, words):
     with pytest.raises(InputError) as exc:
-        data.parse_format(template)
+        messages.parse_format(template)
     assert words in exc.value.message
     assert exc.value.exit_code == 2
 
@@ -71,37 +71,37 @@ def test_record_json_is_one_object():
 # -- where a consumer starts --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, start", [
-    ("beginning", data.Start("beginning")), ("earliest", data.Start("beginning")),
-    ("end", data.Start("end")), ("latest", data.Start("end")),
-    ("42", data.Start("offset", 42)), ("-10", data.Start("relative", 10)),
-    ("@1700000000000", data.Start("timestamp", 1700000000000)),
-    ("@2023-11-14T22:13:20Z", data.Start("timestamp", 1700000000000)),
-    ("@2023-11-14T22:13:20", data.Start("timestamp", 1700000000000)),   # UTC unless it says otherwise
-    ("stored", data.Start("stored")),
+    ("beginning", messages.Start("beginning")), ("earliest", messages.Start("beginning")),
+    ("end", messages.Start("end")), ("latest", messages.Start("end")),
+    ("42", messages.Start("offset", 42)), ("-10", messages.Start("relative", 10)),
+    ("@1700000000000", messages.Start("timestamp", 1700000000000)),
+    ("@2023-11-14T22:13:20Z", messages.Start("timestamp", 1700000000000)),
+    ("@2023-11-14T22:13:20", messages.Start("timestamp", 1700000000000)),   # UTC unless it says otherwise
+    ("stored", messages.Start("stored")),
 ])
 def test_parse_start(text, start):
-    assert data.parse_start(text) == start
+    assert messages.parse_start(text) == start
 
 
 @pytest.mark.parametrize("text", ["", "soon", "@yesterday", "1.5", "--3", "$(id)"])
 def test_parse_start_refuses(text):
     with pytest.raises(InputError):
-        data.parse_start(text)
+        messages.parse_start(text)
 
 
 @pytest.mark.parametrize("start, low, high, at, expected", [
-    (data.Start("beginning"), 5, 20, None, 5),
-    (data.Start("end"), 5, 20, None, 20),
-    (data.Start("offset", 12), 5, 20, None, 12),
-    (data.Start("offset", 2), 5, 20, None, 5),        # below the low watermark: the first kept
-    (data.Start("offset", 99), 5, 20, None, 20),      # past the end: the end
-    (data.Start("relative", 10), 5, 20, None, 10),
-    (data.Start("relative", 100), 5, 20, None, 5),
-    (data.Start("timestamp", 1), 5, 20, 8, 8),
-    (data.Start("timestamp", 1), 5, 20, -1, 20),      # nothing at or after it: the end
+    (messages.Start("beginning"), 5, 20, None, 5),
+    (messages.Start("end"), 5, 20, None, 20),
+    (messages.Start("offset", 12), 5, 20, None, 12),
+    (messages.Start("offset", 2), 5, 20, None, 5),        # below the low watermark: the first kept
+    (messages.Start("offset", 99), 5, 20, None, 20),      # past the end: the end
+    (messages.Start("relative", 10), 5, 20, None, 10),
+    (messages.Start("relative", 100), 5, 20, None, 5),
+    (messages.Start("timestamp", 1), 5, 20, 8, 8),
+    (messages.Start("timestamp", 1), 5, 20, -1, 20),      # nothing at or after it: the end
 ])
 def test_start_offset(start, low, high, at, expected):
-    assert data.start_offset(start, low, high, at) == expected
+    assert messages.start_offset(start, low, high, at) == expected
 
 
 # -- offset reset planning ----------------------------------------------------------------------------
@@ -232,9 +232,9 @@ def test_properties_escapes():
 
 
 def test_split_line():
-    assert data.split_line("k:v:w", ":") == (b"k", b"v:w")
-    assert data.split_line("novalue", ":") == (None, b"novalue")
-    assert data.split_line("k:v", None) == (None, b"k:v")
+    assert messages.split_line("k:v:w", ":") == (b"k", b"v:w")
+    assert messages.split_line("novalue", ":") == (None, b"novalue")
+    assert messages.split_line("k:v", None) == (None, b"k:v")
 
 
 def test_parse_configs():
