@@ -182,6 +182,12 @@ def test_tls_and_scram(version, mode, sasl, port, cluster, docker_client, env, t
         c.remove(force=True)
     assert code == 0 and [ln for ln in logs.splitlines() if ln in ("one", "two", "three")] == ["one", "two", "three"], logs
 
+    # inside a node, Kafka's own tools reach it as typed, with the node's ready client.properties
+    listed = kops(env, "exec", "-i", inv, "kafka1", "--", "sh", "-c",
+                  'kafka-topics.sh --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" '
+                  '--command-config /etc/kafka/client.properties --list')
+    assert listed.returncode == 0 and topic in listed.stdout.split(), listed.stdout + listed.stderr
+
     # every existing feature on the secure cluster: status, check, restart
     st = json.loads(ok(kops(env, "status", "-i", inv, "--output", "json")).stdout)
     assert st["state"] == "healthy" and st["security"] == f"tls,{sasl}", st
@@ -193,10 +199,10 @@ def test_tls_and_scram(version, mode, sasl, port, cluster, docker_client, env, t
     # inside the nodes: keys and passwords readable by the service only
     node = docker_client.containers.get(f"{name}-kafka1")
     res = node.exec_run(["stat", "-c", "%a %U %G %n", "/etc/kafka/server.properties", "/etc/kafka/tls/node.pem",
-                         "/etc/kafka/tls"])
+                         "/etc/kafka/tls", "/etc/kafka/client.properties"])
     lines = res.output.decode().split("\n")
     assert lines[0].startswith("640 root kafka") and lines[1].startswith("640 root kafka"), lines
-    assert lines[2].startswith("750 root kafka"), lines
+    assert lines[2].startswith("750 root kafka") and lines[3].startswith("640 root kafka"), lines
 
     # no password in anything kops printed, rendered on stdout or answered as JSON
     render = ok(kops(env, "render", "-i", inv, "-o", tmp_path / "bundle"))
