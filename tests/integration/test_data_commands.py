@@ -297,6 +297,11 @@ def test_group_lag_reset_and_refusal_while_active(cluster):
     assert proc.returncode == 130 and "consumer closed" in err, err
     d = json.loads(c.ok("group", "describe", "g-it", "--output", "json", "--name", c.name).stdout)
     assert d["members"] == [] and d["lag"] == 0
+    # a group told where to start: the last 3 of each partition, then committed at the end
+    tail = c.ok("consume", "t-grp", "-g", "g-from", "--from", "-3", "-e", "--name", c.name).stdout.splitlines()
+    assert len(tail) == 6
+    d = json.loads(c.ok("group", "describe", "g-from", "--output", "json", "--name", c.name).stdout)
+    assert d["lag"] == 0 and all(r["committed"] == r["end"] for r in d["offsets"])
 
 
 # -- env --write and any --bootstrap-server ---------------------------------------------------------------
