@@ -411,6 +411,17 @@ def test_kraft_three_combined_nodes(lab):
     produce(bs, topic, [b"before"])
     assert isrs(bs, topic) == [1, 2, 3]
 
+    # Kafka's own tools on a host through `kops exec`: the node's environment and client config
+    t0 = time.monotonic()
+    p = ok(kops(lab, "exec", "-i", inv, "kafka2", "--", "sh", "-c",
+                'kafka-topics.sh --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --command-config "$KOPS_CLIENT_CONFIG" '
+                f"--describe --topic {topic}"))
+    TIMINGS["kops exec kafka-topics.sh on a host"] = time.monotonic() - t0
+    assert "ReplicationFactor: 3" in p.stdout, p.stdout
+    assert kops(lab, "exec", "-i", inv, "kafka2", "--", "false").returncode == 1
+    code, text = sh(lab.host("vm1"), "bash -lc 'command -v kafka-topics.sh; echo $KAFKA_BOOTSTRAP_SERVERS'")
+    assert code == 0 and text.split()[0] == "/opt/kops/kafka_2.13-4.4.0/bin/kafka-topics.sh" and ":" in text, text
+
     ids = _meta_ids(lab, KR)
     assert len(set(ids.values())) == 1, ids
     cid = next(iter(ids.values()))
