@@ -35,10 +35,11 @@ class Reassign(Action):
     cluster_level = True
 
     def describe(self) -> str:
-        head = (f"reassign {len(self.moves)} partition(s) onto brokers {list(self.brokers)} "
+        why = f" to {self.reason}" if self.reason else ""
+        head = (f"reassign {len(self.moves)} partition(s) onto brokers {list(self.brokers)}{why} "
                 f"(throttled to {self.rate // (1024 * 1024)} MiB/s, awaited, throttle removed)")
         if not self.moves:
-            return f"reassign: nothing to move onto brokers {list(self.brokers)}"
+            return f"reassign: nothing to move onto brokers {list(self.brokers)}{why}"
         return head + "".join(f"\n        {m.line()}" for m in self.moves)
 
     def as_dict(self) -> dict:
@@ -119,7 +120,7 @@ def extend(plan: Plan, bundle, observed: Observed, client, *, rate: int = reassi
         moves, _ = reassign.plan_for(client, final)
         names = ", ".join(n for n, _ in ch.leaving)
         out.add(Reassign(brokers=tuple(final), moves=tuple(moves), rate=rate,
-                         reason=f"drain {names} before they stop"))
+                         reason=f"drain {names} first"))
         grace = {n: (observed.get(n).stop_grace or 120) for n, _ in ch.leaving}
         out.add(*[Stop(node=n, host=observed.get(n).where or None, grace=grace[n],
                        reason="drained: holds no replica") for n, _ in ch.leaving])
@@ -171,6 +172,6 @@ def _resume(plan: Plan, bundle, observed: Observed, client, rate: int) -> Plan:
         return plan
     out = Plan(steps=list(plan.steps), summary=dict(plan.summary))
     out.add(Reassign(brokers=tuple(final), moves=tuple(moves), rate=rate,
-                     reason="broker(s) " + ", ".join(map(str, empty)) + " hold no replica yet (a move onto "
-                            "them did not finish)"))
+                     reason="fill broker(s) " + ", ".join(map(str, empty)) + ", which hold no replica yet (a "
+                            "move onto them did not finish)"))
     return out

@@ -168,8 +168,11 @@ def print_plan(res, what: str) -> None:
                                        "a fresh one (<name>-<6 hex>), for throwaway clusters.")
 @click.option("--any-port", is_flag=True, help="Pick free host ports (kept for the cluster's life) instead of "
                                                "the inventory's: clusters side by side, CI jobs on one runner.")
+@click.option("--throttle", type=click.IntRange(1, 100000), metavar="MIB_S",
+              help="Replication throttle per broker while partitions move onto added brokers or off leaving "
+                   "ones (MiB/s; default 50).")
 @handle_errors
-def up(spec_source, timeout, dry_run, output, reshape, rename, any_port):
+def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, throttle):
     """Bring a cluster up (default preset: zk-single-kafka-single) and wait until it is ready.
 
     Ready means observed: every broker registered, an active controller, no offline
@@ -181,7 +184,7 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port):
     progress(f"cluster {spec.name}: {spec.mode} mode, Kafka {spec.kafka.version}, driver {spec.driver}")
     with t.provider() as prov:
         res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope,
-                           source=t.source, reshape=reshape)
+                           source=t.source, reshape=reshape, throttle=throttle * 1024 * 1024 if throttle else None)
     if output == "json":
         print_json(res.as_dict())
         if res.status and res.status.exit_code:

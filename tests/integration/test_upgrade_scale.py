@@ -72,6 +72,7 @@ class Load:
         from confluent_kafka import Producer
 
         self.topic, self.seconds, self.count = topic, seconds, count
+        self.run = uuid.uuid4().hex[:8]   # keys of this load only: earlier loads' are not duplicates
         self.acked: list[bytes] = []
         self.errors: list[str] = []
         self.produced = 0
@@ -89,7 +90,7 @@ class Load:
     def _run(self):
         t0 = time.monotonic()
         while not self.stop_.is_set() and self.produced < self.count and time.monotonic() - t0 < self.seconds:
-            key = f"k{self.produced}".encode()
+            key = f"{self.run}-{self.produced}".encode()
             try:
                 self.producer.produce(self.topic, key=key, value=key, on_delivery=self._done)
                 self.produced += 1
@@ -120,7 +121,8 @@ class Load:
         while time.monotonic() < deadline and not want <= set(seen):
             m = c.poll(0.5)
             if m is not None and not m.error():
-                seen[m.key()] = seen.get(m.key(), 0) + 1
+                if m.key().startswith(self.run.encode()):
+                    seen[m.key()] = seen.get(m.key(), 0) + 1
         c.close()
         lost = want - set(seen)
         figures = {"operation": what, "seconds": round(seconds, 1), "produced": self.produced,
@@ -275,3 +277,45 @@ def test_removing_a_broker_drains_it_first(cluster, docker_client):
     assert not any("-kafka3-" in v for v in vols), vols
     st = json.loads(kops("status", "-i", str(inv), "--output", "json", env=env).stdout)
     assert st["state"] == "healthy", st["problems"]
+
+
+KRAFT = "t13-kraft"
+
+
+def test_kraft_minor_upgrade_finalizes_the_feature_level(tmp_path, docker_client):
+    """KRaft 4.3.2 -> 4.4.0 on one combined node: the roll, then --finalize raises
+    metadata.version through FeatureCommand in the node (read back with describe)."""
+    from cleanup import remove_labelled
+
+    from kops import upgrade
+
+    inv = tmp_path / "kraft.yaml"
+    inv.write_text(f"name: {KRAFT}\nports: auto\nkafka: {{version: 4.3.2, heap: 256m}}\nbrokers: {{nodes: 1}}\n")
+    env = dict(os.environ, KOPS_STATE_DIR=str(tmp_path / "state"), KOPS_BASE_IMAGE=os.environ.get(
+        "KOPS_BASE_IMAGE", "kops-base:bookworm-jre17"))
+    remove_labelled(docker_client, KRAFT)
+    try:
+        ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
+        c = docker_client.containers.get(f"{KRAFT}-kafka1")
+
+        def levels():
+            code, out = c.exec_run(["java", "-Xmx128m", "-cp", "/opt/kafka/libs/*", upgrade.FEATURE_MAIN,
+                                    "--bootstrap-server", "kafka1:19092", "describe"], user="kafka")
+            assert code == 0, out.decode()
+            return upgrade.finalized_levels(out.decode())
+
+        assert levels()["metadata.version"].startswith("4.3")
+        p = ok(kops("upgrade", "-i", str(inv), "--to", "4.4.0", "--no-finalize", env=env))
+        assert "feature level not finalized" in p.stderr
+        c = docker_client.containers.get(f"{KRAFT}-kafka1")
+        assert c.attrs["Config"]["Image"] == "kops/kafka:4.4.0"
+        assert levels()["metadata.version"].startswith("4.3"), "not finalized without --finalize"
+        p = ok(kops("upgrade", "-i", str(inv), "--to", "4.4.0", "--finalize", env=env))
+        print(f"\nFIGURES {json.dumps({'operation': 'finalize 4.4 (KRaft)', 'seconds': round(p.seconds, 1)})}")
+        assert "feature level finalized at 4.4" in p.stderr
+        assert levels()["metadata.version"].startswith("4.4")
+        back = kops("upgrade", "-i", str(inv), "--to", "4.3.2", "--dry-run", env=env)
+        assert back.returncode == 2 and "finalized at 4.4" in back.stdout
+    finally:
+        kops("down", "--purge", "-i", str(inv), env=env)
+        remove_labelled(docker_client, KRAFT)

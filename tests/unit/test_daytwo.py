@@ -181,6 +181,7 @@ def test_scale_down_plan_drains_then_stops_then_removes(monkeypatch):
     drain = p.steps[0][0]
     assert drain.brokers == (1, 2) and all(3 not in m.new for m in drain.moves) and drain.moves
     assert "orders-" in "\n".join(p.lines()) and p.summary["kafka3"][0] == "remove"
+    assert "to drain kafka3 first" in p.lines()[0]
 
 
 def test_scale_down_refuses_rf_above_brokers_left(monkeypatch):
@@ -282,5 +283,6 @@ def test_a_broker_left_empty_by_an_unfinished_move_is_filled_on_the_next_up(monk
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2]))
     p = scale.extend(plan_up(b3, obs), b3, obs, client="x")
     assert [s[0].kind for s in p.steps] == ["reassign"] and "hold no replica yet" in p.steps[0][0].reason
+    assert "to fill broker(s) 3" in p.lines()[0]
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2, 3]))
     assert scale.extend(plan_up(b3, obs), b3, obs, client="x").steps == []
