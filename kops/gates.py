@@ -43,6 +43,8 @@ def _nodes_for(gate: str, topo: Topology, named: tuple[str, ...]) -> list[str]:
         return list(named)
     if gate.startswith("zookeeper"):
         return [n.name for n in topo.zookeepers]
+    if gate.startswith("connect"):
+        return [n.name for n in topo.connects]
     return [n.name for n in topo.nodes if n.is_kafka]
 
 
@@ -215,7 +217,18 @@ def healthy(ctx: Context, action: Wait):
     return probe, None
 
 
+def connect_ready(ctx: Context, action: Wait):
+    from . import connect
+
+    workers = [n for n in ctx.topo.connects if not action.nodes or n.name in action.nodes]
+    probe = connect.ready_probe(ctx.topo, ctx.kafka(), {n.name: ctx.topo.rest_address(n) for n in workers})
+    group = connect.group_id(ctx.topo.spec)
+    return probe, lambda n, secs: (f"kafka connect ready in {secs:.1f} s: {len(ctx.topo.connects)} worker(s) in "
+                                   f"group {group}, REST on {', '.join(ctx.topo.rest_address(w) for w in workers)}")
+
+
 GATES = {
+    "connect-ready": connect_ready,
     "zookeeper-quorum": zookeeper_quorum,
     "zookeeper-sessions": zookeeper_sessions,
     "kafka-ready": kafka_ready,

@@ -17,6 +17,8 @@ import shlex
 from dataclasses import dataclass, field
 
 KAFKA_MAIN = "kafka.Kafka"
+CONNECT_MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
+CONNECT_PROPERTIES = "connect-distributed.properties"
 ZOOKEEPER_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 
@@ -60,7 +62,7 @@ class Launch:
 
     def jvm_opts(self, role: str) -> list[str]:
         """The flags Kafka's scripts add, for ``kafka`` or ``zookeeper``."""
-        name = "zookeeper" if role == "zookeeper" else "kafkaServer"
+        name = {"zookeeper": "zookeeper", "connect": "connect"}.get(role, "kafkaServer")
         opts = [f"-Xmx{self.heap}", "-Xms64m" if self.fast else f"-Xms{self.heap}",
                 *(FAST_OPTS if self.fast else PERF_OPTS), *self._cds(role),
                 f"-Xlog:gc*:file={self.log_dir}/{name}-gc.log:time,tags:filecount=10,filesize=100M"]
@@ -92,6 +94,8 @@ class Launch:
     def main(self, role: str) -> list[str]:
         if role == "zookeeper":
             return [ZOOKEEPER_MAIN, f"{self.conf_dir}/zoo.cfg"]
+        if role == "connect":
+            return [CONNECT_MAIN, f"{self.conf_dir}/{CONNECT_PROPERTIES}"]
         return [KAFKA_MAIN, f"{self.conf_dir}/server.properties"]
 
     def argv(self, role: str) -> list[str]:

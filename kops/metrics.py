@@ -26,8 +26,9 @@ UNDER_REPLICATED = "kafka_server_replicamanager_underreplicatedpartitions"
 OFFLINE = "kafka_controller_kafkacontroller_offlinepartitionscount"
 ACTIVE_CONTROLLER = "kafka_controller_kafkacontroller_activecontrollercount"
 ZK_CONNECTIONS = "zookeeper_numaliveconnections"
+CONNECTORS = "kafka_connect_worker_connector_count"
 SHOWN = {UNDER_REPLICATED: "under_replicated", OFFLINE: "offline", ACTIVE_CONTROLLER: "active_controller",
-         ZK_CONNECTIONS: "zk_connections"}
+         ZK_CONNECTIONS: "zk_connections", CONNECTORS: "connectors"}
 
 
 def agent_path(home: str) -> str:
@@ -73,7 +74,7 @@ def scrape(address: str, timeout: float = 2.0) -> dict[str, float]:
     return parse(resp.text)
 
 
-def figures(address: str, timeout: float = 2.0) -> dict:
+def figures(address: str, timeout: float = 3.0) -> dict:
     """The few figures the status shows, or {"error": ...}."""
     try:
         values = scrape(address, timeout)
@@ -82,7 +83,7 @@ def figures(address: str, timeout: float = 2.0) -> dict:
     return {short: int(values[name]) for name, short in SHOWN.items() if name in values}
 
 
-def collect(addresses: dict[str, str], timeout: float = 2.0) -> dict[str, dict]:
+def collect(addresses: dict[str, str], timeout: float = 3.0) -> dict[str, dict]:
     """node -> figures, every endpoint at once."""
     if not addresses:
         return {}

@@ -180,6 +180,8 @@ GATE_WORDS = {
                    "partitions whole, a produce/consume round trip)",
     "safe-to-stop": "no partition to depend on this node for min.insync.replicas",
     "healthy": "the whole cluster to be healthy",
+    "connect-ready": "Kafka Connect to be ready (every worker's REST API answering with the plugins listed, "
+                     "every worker in the group)",
 }
 
 NODE_CHANGES = ("create", "reconfigure", "start")
@@ -280,19 +282,28 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
 
     zks = [nb for nb in todo if nb.node.role == "zookeeper"]
     kafka = [nb for nb in todo if nb.node.is_kafka]
+    workers = [nb for nb in todo if nb.node.role == "connect"]
+
+    def done() -> Plan:
+        """Connect workers last: after Kafka is ready (their group and topics live in it)."""
+        if workers:
+            _converge_group(plan, workers, [nb for nb in bundle if nb.node.role == "connect"], decided, observed,
+                            act, gate="connect-ready", settle=0.0, order=lambda nb: nb.node.id)
+        return plan
+
     if _cold_start_together(topo, bundle, zks, kafka, observed):
         # Nothing of the cluster runs: ZooKeeper and the brokers start at once (a broker
         # waits for the ensemble by itself, zookeeper.connection.timeout.ms), then both gates.
         plan.add(*[act(nb) for nb in zks + kafka])
         plan.add(Wait(gate="zookeeper-quorum"))
         plan.add(Wait(gate="kafka-ready"))
-        return plan
+        return done()
     if zks:
         _converge_group(plan, zks, [nb for nb in bundle if nb.node.role == "zookeeper"], decided, observed,
                         act, gate="zookeeper-quorum", settle=0.0, order=lambda nb: nb.node.id)
 
     if not kafka:
-        return plan
+        return done()
     if topo.mode == "zookeeper" and topo.spec.security.sasl and any(
             decided[nb.name][0] == "create" for nb in kafka):
         zk = next(nb for nb in bundle if nb.node.role == "zookeeper")
@@ -309,7 +320,7 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
                       reason="KRaft storage not formatted yet") for nb in formats])
     _converge_group(plan, kafka, [nb for nb in bundle if nb.node.is_kafka], decided, observed, act,
                     gate="kafka-ready", settle=SETTLE, order=lambda nb: _rank(nb, observed.controller))
-    return plan
+    return done()
 
 
 def _cold_start_together(topo, bundle: Bundle, zks: list[NodeBundle], kafka: list[NodeBundle],
@@ -318,7 +329,7 @@ def _cold_start_together(topo, bundle: Bundle, zks: list[NodeBundle], kafka: lis
     crashed (its old session must expire first), no SCRAM user to write to ZooKeeper first."""
     if topo.mode != "zookeeper" or not zks or not kafka or topo.spec.security.sasl:
         return False
-    if len(zks) + len(kafka) != len(bundle.nodes):
+    if len(zks) + len(kafka) != sum(1 for nb in bundle if nb.node.role != "connect"):
         return False
     return not any(observed.get(nb.name).running or observed.get(nb.name).crashed for nb in bundle)
 
@@ -353,7 +364,7 @@ def _converge_group(plan: Plan, todo: list[NodeBundle], group: list[NodeBundle],
 
 # -- down -----------------------------------------------------------------------------------
 
-STOP_ORDER = {"broker": 0, "combined": 0, "controller": 1, "zookeeper": 2}
+STOP_ORDER = {"connect": -1, "broker": 0, "combined": 0, "controller": 1, "zookeeper": 2}
 
 
 def plan_down(observed: Observed, *, purge: bool = False) -> Plan:
@@ -391,7 +402,7 @@ def plan_restart(nodes: list[tuple[str, str, int]], controller: int | None,
     broker waits until stopping it keeps every partition at min.insync.replicas; after each
     node, the whole cluster must be healthy again."""
     plan = Plan()
-    picked = [n for n in nodes if (n[0] in only if only else n[1] != "zookeeper")]
+    picked = [n for n in nodes if (n[0] in only if only else n[1] not in ("zookeeper", "connect"))]
 
     def rank(n):
         name, role, nid = n

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import metrics, paths
+from . import connect, metrics, paths
 from .errors import InputError, KopsError
 from .launch import Launch, container_command, log_config_name, systemd_line
 from .topology import Node, Topology
@@ -123,7 +123,7 @@ def launch_for(topo: Topology, node: Node) -> Launch:
         agent = metrics.agent_flag(lay.home, topo.bind_host(node), node.ports["metrics"],
                                    f"{lay.conf_dir}/{metrics.RULES_FILE}")
     # the class data sharing archives exist only in kops's own images (kops.cds)
-    cds = topo.driver == "docker" and topo.spec.kafka.image is None
+    cds = topo.driver == "docker" and topo.spec.kafka.image is None and node.role != "connect"
     return Launch(topo.version, home=lay.home, conf_dir=lay.conf_dir, log_dir=lay.log_dir,
                   data_dir=lay.data_dir, heap=node.heap, java=java, jmx_port=jmx,
                   cds=cds, fast=topo.spec.profile == "fast",
@@ -131,8 +131,13 @@ def launch_for(topo: Topology, node: Node) -> Launch:
                   jmx_bind="127.0.0.1" if ssh and jmx else None, java_agent=agent)
 
 
+def launch_role(node: Node) -> str:
+    """What kops.launch starts on a node: zookeeper, kafka (brokers and controllers) or connect."""
+    return node.role if node.role in ("zookeeper", "connect") else "kafka"
+
+
 def stop_grace(topo: Topology, node: Node) -> int:
-    if node.role == "zookeeper":
+    if node.role in ("zookeeper", "connect"):   # a Connect worker stops its tasks within 30 s
         return STOP_GRACE["zookeeper"]
     return STOP_GRACE["kafka-kraft" if topo.mode == "kraft" else "kafka-zookeeper-mode"]
 
@@ -269,6 +274,8 @@ def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> 
             zookeepers=topo.zookeepers, overrides=node.config,
             client_bind=topo.bind_host(node) if topo.driver == "ssh" else "")
         files["myid"] = render_template("zookeeper/myid.j2", node=node)
+    elif node.role == "connect":
+        files.update(connect.node_files(topo, node, lay))
     else:
         files["server.properties"] = _server_properties(topo, node, lay, creds)
         files[CLIENT_PROPERTIES] = client_properties(topo, lay, creds)
@@ -363,7 +370,7 @@ def unit_name(topo: Topology, node: Node) -> str:
 def systemd_unit(topo: Topology, node: Node) -> str:
     lay = layout(topo, node)
     launch = launch_for(topo, node)
-    role = "zookeeper" if node.role == "zookeeper" else "kafka"
+    role = launch_role(node)
     after = [unit_name(topo, z) for z in topo.zookeepers if z.host_key == node.host_key] if node.is_kafka else []
     return render_template(
         "systemd/node.service.j2", cluster=topo.name, node=node, version=topo.version, layout=lay,
@@ -388,7 +395,7 @@ def _format_argv(topo: Topology, launch: Launch, creds: Credentials | None) -> l
 def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) -> NodeBundle:
     lay = layout(topo, node)
     launch = launch_for(topo, node)
-    role = "zookeeper" if node.role == "zookeeper" else "kafka"
+    role = launch_role(node)
     named = node_files(topo, node, creds)
     files = {f"{lay.conf_dir}/{name}": text for name, text in named.items()}
     secret = frozenset(f"{lay.conf_dir}/{name}" for name in named if name in _secret_names(creds))
@@ -443,7 +450,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
     formats KRaft storage on first start, since no kops plans it there."""
     lay = layout(topo, node)
     launch = launch_for(topo, node)
-    role = "zookeeper" if node.role == "zookeeper" else "kafka"
+    role = launch_role(node)
     cid = topo.cluster_id if topo.mode == "kraft" and node.is_kafka else None
     # Client ports on the publish address (loopback for a cluster advertised there); the
     # DOCKER listener on the engine's bridge gateway, where host.docker.internal lands,
@@ -455,6 +462,9 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
         # a plain TCP connect: a four-letter word here would log a line every 2 s
         health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['client']}'"]
         published = {f"{node.ports['client']}/tcp": [bind, node.ports["client"]]}
+    elif node.role == "connect":
+        health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['rest']}'"]
+        published = {f"{node.ports['rest']}/tcp": [bind, node.ports["rest"]]}
     else:
         probe = node.ports.get("internal") or node.ports["controller"]
         health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{probe}'"]
@@ -488,6 +498,8 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
             labels[f"{LABEL}.jmx"] = f"{topo.publish_host()}:{node.ports['jmx']}"
     if node.role == "zookeeper":
         labels[f"{LABEL}.client-port"] = str(node.ports["client"])
+    if node.role == "connect":
+        labels[f"{LABEL}.rest"] = topo.rest_address(node)
     if "metrics" in node.ports:
         labels[f"{LABEL}.metrics"] = topo.metrics_address(node)
     return {
@@ -496,7 +508,8 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
         "data_mount": lay.data_dir, "conf_dir": lay.conf_dir, "healthcheck": health,
         "labels": labels, "stop_timeout": stop_grace(topo, node),
         "network": network_name(topo.name),
-        "depends_on": [z.name for z in topo.zookeepers] if node.is_kafka else [],
+        "depends_on": ([z.name for z in topo.zookeepers] if node.is_kafka else
+                       [b.name for b in topo.brokers] if node.role == "connect" else []),
         "environment": node_env(topo, node),
     }
 

@@ -443,6 +443,7 @@ def rules(spec: ClusterSpec) -> list[str]:
     if spec.driver == "ssh":
         p += _ssh_rules(spec)
     p += _topic_rules(spec)
+    p += _connect_rules(spec)
     return p
 
 
@@ -494,6 +495,34 @@ def _config_rules(spec: ClusterSpec) -> list[str]:
     return p
 
 
+# Connect worker keys kops renders itself (the group, its topics, the REST listener, the plugins)
+CONNECT_MANAGED = {"bootstrap.servers", "group.id", "config.storage.topic", "offset.storage.topic",
+                   "status.storage.topic", "config.storage.replication.factor",
+                   "offset.storage.replication.factor", "status.storage.replication.factor", "listeners",
+                   "rest.port", "rest.host.name", "rest.advertised.host.name", "rest.advertised.port",
+                   "rest.advertised.listener", "plugin.path"}
+
+
+def _connect_rules(spec: ClusterSpec) -> list[str]:
+    c = spec.connect
+    if c is None:
+        return []
+    p: list[str] = []
+    sections = [("connect.config", c.config)] + [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()
+                                                 if re.fullmatch(r"connect[0-9]+", n)]
+    for section, cfg in sections:
+        for key in sorted(set(cfg) & CONNECT_MANAGED):
+            p.append(f"{section}.{key}: kops sets this Connect key itself (the group, its internal topics, "
+                     "the REST listener, plugin.path); remove it and use connect.group / connect.rest_port")
+    if spec.security.tls:
+        p.append("connect: Connect workers on a TLS/SASL cluster are not supported yet; drop the connect "
+                 "section or security.tls")
+    if c.plugins:
+        p.append("connect.plugins: extra plugins are not supported yet; Kafka's FileStream connectors and "
+                 "MirrorMaker 2 are always on plugin.path (remove connect.plugins)")
+    return p
+
+
 def _is_file(path: str) -> bool:
     """A readable file at ``path`` (~user expanded); False for anything the OS refuses."""
     try:
@@ -512,6 +541,8 @@ def _ssh_rules(spec: ClusterSpec) -> list[str]:
         need["zookeeper"] = spec.zk_nodes
     if spec.controller_nodes:
         need["controller"] = spec.controller_nodes
+    if spec.connect:
+        need["connect"] = spec.connect.nodes
     for role, count in need.items():
         have = spec._hosts_with(role)
         if have < count:

@@ -49,6 +49,7 @@ class ClusterStatus:
     problems: list[str] = field(default_factory=list)
     bootstrap: str = ""
     security: str | None = None     # "tls" or "tls,scram-sha-512" (None: plaintext)
+    connect: dict | None = None     # Kafka Connect: its workers and connectors (None: no workers)
 
     @property
     def exit_code(self) -> int:
@@ -62,7 +63,8 @@ class ClusterStatus:
         return {"cluster": self.name, "driver": self.driver, "mode": self.mode,
                 "kafka_version": self.version, "state": self.state, "problems": self.problems,
                 "bootstrap_servers": self.bootstrap, "security": self.security, "kafka": self.kafka,
-                "nodes": [n.as_dict() for n in self.nodes]}
+                "nodes": [n.as_dict() for n in self.nodes],
+                **({"connect": self.connect} if self.connect is not None else {})}
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Probes:
     zk: dict[str, str | None] = field(default_factory=dict)        # node -> srvr mode
     quorum: dict[str, dict | None] = field(default_factory=dict)   # voter -> quorum-state
     metrics: dict[str, dict] = field(default_factory=dict)         # node -> figures (kops.metrics)
+    connect: dict[str, dict] = field(default_factory=dict)         # worker -> kops.connect.worker_status
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,16 @@ def collect(provider, topo: Topology | None, observed: Observed, mode: str, time
         scraped = pool.submit(metrics.collect, {v.name: v.addresses["metrics"] for v in vs
                                                 if v.name in running and v.addresses.get("metrics")})
         kafka = kh.result() if kh else health.KafkaHealth(error="no broker is running")
-    return Probes(kafka, zk, quorum, scraped.result())
+        workers = {v.name: v.addresses["host"] for v in vs
+                   if v.role == "connect" and v.name in running and v.addresses.get("host")}
+        rest = dict(zip(workers, pool.map(lambda a: _connect().worker_status(a), workers.values())))
+    return Probes(kafka, zk, quorum, scraped.result(), rest)
+
+
+def _connect():
+    from . import connect
+
+    return connect
 
 
 # -- the builder ----------------------------------------------------------------------------
@@ -198,6 +210,7 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
             if kh.under_replicated:
                 problems.append(f"kafka: {len(kh.under_replicated)} under-replicated partition(s): "
                                 f"{', '.join(kh.under_replicated[:5])}")
+    connect = _connect_summary(vs, observed, probes, problems)
     if not any(o.running for o in observed.nodes.values()):
         # stopped by `kops down` (or cleanly), or crashed: a cluster that should run is degraded
         st = "degraded" if any(o.crashed for o in observed.nodes.values()) else "stopped"
@@ -206,7 +219,28 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
     kafka = kh.as_dict()
     kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
     return ClusterStatus(name, driver, mode, version, nodes, kafka, st, problems, bootstrap(topo, observed),
-                         security_of(topo, observed))
+                         security_of(topo, observed), connect)
+
+
+def _connect_summary(vs: list[View], observed: Observed, probes: Probes | None, problems: list[str]) -> dict | None:
+    """Kafka Connect as the status shows it: each worker's state, the connectors (as any
+    answering worker lists them), and a problem for each connector or task that failed."""
+    workers = [v for v in vs if v.role == "connect"]
+    if not workers:
+        return None
+    answers = (probes.connect if probes else {})
+    listed = next((a["connectors"] for a in answers.values() if "connectors" in a), {})
+    out = {"workers": {v.name: {"state": observed.get(v.name).state, "rest": v.addresses.get("host"),
+                                **({"error": answers[v.name]["error"]} if "error" in answers.get(v.name, {}) else {})}
+                       for v in workers},
+           "connectors": listed}
+    for name, c in listed.items():
+        failed = [i for i, t in enumerate(c["tasks"]) if t == "FAILED"]
+        if c["state"] == "FAILED" or failed:
+            problems.append(f"connect: connector {name} is {c['state']}"
+                            + (f", task(s) {', '.join(map(str, failed))} FAILED" if failed else "")
+                            + " (kops connect status NAME; kops connect restart NAME)")
+    return out
 
 
 def security_of(topo: Topology | None, observed: Observed) -> str | None:
@@ -223,6 +257,12 @@ def _node_health(v: View, o: NodeObs, kh: health.KafkaHealth, quorum: dict, prob
             return "crashed" + (f" (exit code {o.exit_code}{', OOM' if o.oom else ''})"
                                 if o.exit_code is not None else ""), False
         return ("stopped by kops down" if o.stopped_by_kops else "stopped") if o.exists else "", False
+    if v.role == "connect":
+        answer = (probes.connect if probes else {}).get(v.name) or {"error": "not probed"}
+        if "error" in answer:
+            return f"REST not answering ({answer['error']})", False
+        n = len(answer["connectors"])
+        return f"REST ok, {n} connector{'s' if n != 1 else ''}", True
     if v.role == "zookeeper":
         zmode = probes.zk.get(v.name) if probes else None
         return zmode or "no answer", zmode in ZK_OK

@@ -50,7 +50,8 @@ class Node:
 
     @property
     def is_kafka(self) -> bool:
-        return self.role != "zookeeper"
+        """A Kafka server (broker, controller or both); not ZooKeeper, not a Connect worker."""
+        return self.role in ("broker", "controller", "combined")
 
     @property
     def is_broker(self) -> bool:
@@ -139,6 +140,11 @@ class Topology:
             if self.driver == "docker":
                 out["network"] = f"{n.hostname}:{n.ports['client']}"
             return self._with_metrics(n, out)
+        if n.role == "connect":
+            out = {"host": self.rest_address(n)}
+            if self.driver == "docker":
+                out["network"] = f"{n.hostname}:{n.ports['rest']}"
+            return self._with_metrics(n, out)
         if not n.is_broker:
             return self._with_metrics(n, {})
         out = {"host": self.external_address(n), "network": f"{n.hostname}:{n.ports['internal']}"}
@@ -148,6 +154,17 @@ class Topology:
             out["jmx"] = (f"{self.publish_host()}:{n.ports['jmx']}" if self.driver == "docker"
                           else f"127.0.0.1:{n.ports['jmx']} on {n.host_key}")
         return self._with_metrics(n, out)
+
+    @property
+    def connects(self) -> list[Node]:
+        return self.of("connect")
+
+    def rest_address(self, n: Node) -> str:
+        """A Connect worker's REST API as this machine reaches it (host:port)."""
+        host = self.publish_host() if self.driver == "docker" else self.bind_host(n)
+        if host == "0.0.0.0":
+            host = "127.0.0.1" if self.driver == "docker" else n.hostname
+        return f"{host}:{n.ports['rest']}"
 
     def metrics_address(self, n: Node) -> str | None:
         """Where the node's Prometheus endpoint is reached from this machine (host:port)."""
@@ -246,10 +263,10 @@ FAST_BROKER_CONFIG = {
     "num.network.threads": 2, "num.io.threads": 2, "background.threads": 2,
     "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
 }
-ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2}
+ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2, "connect": 3}
 
 
-PUBLISHED = ("client", "external", "docker", "jmx", "metrics")   # the ports a Docker node publishes on the host
+PUBLISHED = ("client", "external", "docker", "jmx", "metrics", "rest")   # the ports a Docker node publishes on the host
 
 
 def build(spec: ClusterSpec, cluster_id: str, published: dict[str, dict[str, int]] | None = None) -> Topology:
@@ -371,6 +388,11 @@ def _assemble(spec: ClusterSpec, cluster_id: str) -> Topology:
         nodes.append(mk(f"kafka{i}", "combined" if combined else "broker", i, i, host,
                         heap_of("broker", spec.kafka, br.heap) or spec.kafka.heap, ports,
                         [spec.kafka.config, br.config]))
+    if spec.connect:
+        cn = spec.connect
+        for i, host in enumerate(_placement(spec, "connect", cn.nodes), 1):
+            nodes.append(mk(f"connect{i}", "connect", i, i, host, cn.heap,
+                            {"rest": cn.rest_port + off("connect", i, host)}, [cn.config]))
     if spec.metrics.prometheus:
         for n in nodes:
             n.ports["metrics"] = spec.metrics.port + off("metrics", 0, (n.host_key, None)) \

@@ -115,11 +115,12 @@ def status_table(st, wide: bool = False) -> Table:
 
 def _metrics_words(figures: dict | None) -> str:
     """A node's Prometheus figures, short: ``urp 0 · ctl 1`` (or why there are none)."""
-    if not figures:
+    if figures is None:
         return "-"
     if "error" in figures:
         return f"no answer ({figures['error']})"
-    short = {"under_replicated": "urp", "offline": "offline", "active_controller": "ctl", "zk_connections": "conns"}
+    short = {"under_replicated": "urp", "offline": "offline", "active_controller": "ctl", "zk_connections": "conns",
+             "connectors": "connectors"}
     return " · ".join(f"{short[k]} {v}" for k, v in figures.items() if k in short) or "up"
 
 

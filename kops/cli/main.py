@@ -7,6 +7,7 @@ import click
 from .. import __version__
 from .cluster import check, down, env, logs, ls, restart, status, up
 from .config import init, render
+from .connect import connect_group
 from .daytwo import upgrade
 from .data import consume, group_group, produce, topic_group
 from .dist import dist_group, image_group
@@ -35,6 +36,7 @@ cli.add_command(certs)
 cli.add_command(render)
 cli.add_command(dist_group)
 cli.add_command(image_group)
+cli.add_command(connect_group)
 for _cmd in (topic_group, produce, consume, group_group):
     cli.add_command(_cmd)
 cli.add_command(exec_)

@@ -128,6 +128,9 @@ class DockerProvider:
         if role == "zookeeper":
             port = lab.get(f"{LABEL}.client-port", "2181")
             addresses = {"host": f"127.0.0.1:{port}", "network": f"{lab.get(f'{LABEL}.node')}:{port}"}
+        if role == "connect" and lab.get(f"{LABEL}.rest"):
+            port = lab[f"{LABEL}.rest"].rsplit(":", 1)[1]
+            addresses = {"host": lab[f"{LABEL}.rest"], "network": f"{lab.get(f'{LABEL}.node')}:{port}"}
         if lab.get(f"{LABEL}.metrics"):
             addresses["metrics"] = lab[f"{LABEL}.metrics"]
         return NodeObs(

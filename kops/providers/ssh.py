@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import dist, health, paths, tools
+from .. import dist, health, metrics, paths, tools
 from ..errors import EngineError, KopsError
 from ..launch import shell_line
 from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
@@ -48,6 +48,8 @@ def _fact_class():
             parts += [
                 "echo JAVA $(command -v java || echo -)",
                 f"[ -d {q(home + '/libs')} ] && echo DIST yes",
+                # kops's extras (metrics agent, FileStream connectors): an older install lacks them
+                f"[ -f {q(home + '/' + dist.AGENTS_DIR + '/' + metrics.AGENT_JAR)} ] && echo EXTRAS yes",
                 f"echo TOOLS $(cat {q(home + '/' + tools.MARKER)} 2>/dev/null)",
                 f"id -u {KAFKA_USER} >/dev/null 2>&1 && echo USER yes",
                 "for p in apt-get dnf yum; do command -v $p >/dev/null && echo PKG $p && break; done",
@@ -76,6 +78,8 @@ def _fact_class():
                     out["java"] = "" if rest.strip() == "-" else rest.strip()
                 elif tag == "DIST":
                     out["dist"] = True
+                elif tag == "EXTRAS":
+                    out["extras"] = True
                 elif tag == "TOOLS":
                     out["tools"] = rest.strip()
                 elif tag == "USER":
@@ -255,7 +259,8 @@ class SSHProvider:
                 missing.append(f"java {pkg} with {f['pkg']}" if pkg else "java (no apt, dnf or yum)")
             if not f["user"]:
                 missing.append(f"user {KAFKA_USER}")
-            if not f["dist"]:
+            if not f["dist"] or (dist.needs_extras(bundle.topo.spec) and not f.get("extras")):
+                # (a distribution without the extras a metrics or Connect cluster needs: installed again)
                 missing.append(f"kafka {bundle.topo.version} in {by_host[hname][0].layout.home}")
             if f.get("tools") != tools.fingerprint(bundle.topo.version):
                 missing.append(f"tools: Kafka's tools in {by_host[hname][0].layout.home}/bin")
@@ -516,7 +521,7 @@ class SSHProvider:
         """The tarball to push and its SHA-512 (a kept tarball is reused only when it still
         matches its digest)."""
         with self._lock:
-            d = dist.require(version, log=self.log)
+            d = dist.require(version, log=self.log, extras=dist.needs_extras(self.spec))
             return dist.verified_tarball(d, paths.cache_dir() / "tarballs")
 
     def _remove_host_ops(self, a: RemoveHost, bundle: Bundle, add, notes) -> None:

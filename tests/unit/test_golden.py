@@ -261,7 +261,7 @@ def test_compose_file(preset):
         # every file the node reads from /etc/kafka is part of the bundle
         assert any(rel.startswith(f"{n.name}/") for rel in files)
         cmd = svc["command"]
-        if n.role == "zookeeper" or spec.mode == "kraft":
+        if n.role == "zookeeper" or (spec.mode == "kraft" and n.is_kafka):
             # prestart steps in a fixed script; the JVM's argv passed as positional parameters
             assert cmd[:2] == ["sh", "-c"] and cmd[2].endswith('exec "$$@"') and cmd[3] == "kops-node"
             argv, script = cmd[4:], cmd[2]
@@ -273,7 +273,7 @@ def test_compose_file(preset):
         assert labels["io.kops.cluster"] == spec.name
         assert labels["io.kops.node"] == n.name
         assert labels["io.kops.mode"] == spec.mode
-        if spec.mode == "kraft":
+        if spec.mode == "kraft" and n.is_kafka:
             assert labels["io.kops.cluster-id"] == CID
             assert f"format -t {CID}" in script and "meta.properties" in script
         else:
@@ -281,6 +281,12 @@ def test_compose_file(preset):
         if n.role == "zookeeper":
             assert "/bin/cp /etc/kafka/myid /var/lib/zookeeper/myid" in script
             assert argv[-2:] == ["org.apache.zookeeper.server.quorum.QuorumPeerMain", "/etc/kafka/zoo.cfg"]
+        elif n.role == "connect":
+            # a Connect worker: after the brokers, its argv the distributed worker's, no storage to format
+            assert argv[-2:] == ["org.apache.kafka.connect.cli.ConnectDistributed",
+                                 "/etc/kafka/connect-distributed.properties"]
+            assert sorted(svc["depends_on"]) == sorted(b.name for b in topo.brokers)
+            assert "io.kops.cluster-id" not in labels
         else:
             assert argv[-2:] == ["kafka.Kafka", "/etc/kafka/server.properties"]
             deps = svc.get("depends_on", {})
