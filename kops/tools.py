@@ -189,8 +189,14 @@ def launcher(version: str, tool: Tool | None) -> str:
         f'KAFKA_HEAP_OPTS=${{KAFKA_HEAP_OPTS:--Xmx{heap}}}\n'
         'KAFKA_JVM_PERFORMANCE_OPTS=${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+UseSerialGC -Djava.awt.headless=true}\n'
         f'KAFKA_LOG4J_OPTS=${{KAFKA_LOG4J_OPTS:-{_log_flag(version)}}}\n'
+        "# kops's images carry an archive of Kafka's classes (kops.cds): a tool starts in about half the\n"
+        "# time. Only for the class path it was made with; quiet when the JVM cannot map it.\n"
+        "cds=\n"
+        'if [ -z "${CLASSPATH:-}" ] && [ -r "$home/cds/kafka.jsa" ]; then\n'
+        '  cds="-XX:SharedArchiveFile=$home/cds/kafka.jsa -Xlog:cds=off -Xlog:cds+dynamic=off"\n'
+        "fi\n"
         f"{pre}"
-        'exec "$java" $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS $KAFKA_LOG4J_OPTS '
+        'exec "$java" $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS $cds $KAFKA_LOG4J_OPTS '
         f'-cp "${{CLASSPATH:+$CLASSPATH:}}$home/libs/*" $KAFKA_OPTS{main} "$@"\n'
     )
 

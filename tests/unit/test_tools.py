@@ -198,3 +198,14 @@ def test_secure_client_config_is_secret():
     assert props["ssl.truststore.location"] == "/etc/kafka/tls/ca.pem"
     assert 'username="kops-admin" password="pw-' in props["sasl.jaas.config"]
     assert "/etc/kafka/client.properties" in nb.secret
+
+
+def test_class_data_archive_only_where_it_fits(home):
+    """kops's images have cds/kafka.jsa: a tool maps it, unless CLASSPATH changes the class path."""
+    (home / "kafka" / "cds").mkdir()
+    (home / "kafka" / "cds" / "kafka.jsa").write_text("")
+    jsa = f"-XX:SharedArchiveFile={(home / 'kafka').resolve()}/cds/kafka.jsa"
+    argv = run(home, "kafka-topics.sh", "--list")
+    assert jsa in argv and "-Xlog:cds=off" in argv
+    assert argv.index(jsa) < argv.index("-cp")
+    assert jsa not in run(home, "kafka-topics.sh", "--list", env={"CLASSPATH": "/x.jar"})
