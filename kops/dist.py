@@ -86,7 +86,7 @@ class Distribution:
 
 
 def check_version(version: str) -> str:
-    if not VERSION_RE.match(version or ""):
+    if not VERSION_RE.fullmatch(version or ""):
         raise InputError(f"Kafka version {version!r} is not of the form X.Y.Z",
                          hint="for example 3.9.2 or 4.1.1; 'latest' works with --from maven")
     return version

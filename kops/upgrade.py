@@ -368,6 +368,7 @@ def upgrade(spec: ClusterSpec, provider, to: str, *, finalize_now: bool = False,
     from .plan import node_action
 
     t0 = time.monotonic()
+    dist.check_version(to)
     _topo, _bundle, observed = lifecycle.resolve(spec, provider, persist=False)
     if not any(o.exists for o in observed.nodes.values()):
         raise NotFoundError(f"cluster {spec.name} not found: nothing to upgrade", hint=f"kops up{scope} first")

@@ -34,6 +34,9 @@ def upgrade(spec_source, to, finalize, dry_run, timeout, output, rename, any_por
     \b
     Example: kops upgrade -i dev.yaml --to 3.9.2 --dry-run
     """
+    from ..dist import check_version
+
+    check_version(to)   # before anything is looked at: exit 2
     t = Target(spec_source, allow_name=False)
     t.adjust(rename, any_port)
     confirm = None

@@ -286,3 +286,47 @@ def test_a_broker_left_empty_by_an_unfinished_move_is_filled_on_the_next_up(monk
     assert "to fill broker(s) 3" in p.lines()[0]
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2, 3]))
     assert scale.extend(plan_up(b3, obs), b3, obs, client="x").steps == []
+
+
+# -- hostile values ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["3.9.2; rm -rf /", "$(id)", "4.4", "../4.4.0", "4.4.0\n", "", "latest"])
+def test_upgrade_to_a_hostile_version_is_refused_before_anything(bad):
+    from click.testing import CliRunner
+
+    from kops.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["upgrade", "--preset", "kraft-single", "--to", bad])
+    assert r.exit_code == 2, r.output
+    assert "is not of the form X.Y.Z" in r.output
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "abc", "100001"])
+def test_up_throttle_is_bounded(bad):
+    from click.testing import CliRunner
+
+    from kops.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["up", "--preset", "kraft-single", "--throttle", bad, "--dry-run"])
+    assert r.exit_code == 2 and "--throttle" in r.output
+
+
+def test_ssh_exec_places_any_file_content_as_data(tmp_path, monkeypatch):
+    """The reassignment file reaches an SSH host as one quoted word: a real sh writes it
+    byte for byte, whatever it holds, and runs nothing of it."""
+    import subprocess
+
+    from kops.providers.ssh import SSHProvider
+
+    spec = inventory.load(preset="ssh-kraft-three-hosts")
+    prov = SSHProvider.__new__(SSHProvider)
+    prov._bundle = render.build(topology.build(spec, CLUSTER_ID))
+    ran = []
+    monkeypatch.setattr(prov, "run", lambda host, cmd: (ran.append(cmd) or (True, "")))
+    hostile = "{\"a\": 1}'; touch " + str(tmp_path / "pwned") + "; echo '$(id) `id` \\\n\""
+    target = tmp_path / "reassign.json"
+    code, _ = prov.exec("kafka1", ["java", "-version"], files={str(target): hostile})
+    assert code == 0 and isinstance(ran[0], str)
+    subprocess.run(["sh", "-c", ran[0]], check=True)
+    assert target.read_text() == hostile and not (tmp_path / "pwned").exists()
+    assert ran[1] == ["runuser", "-u", "kafka", "--", "java", "-version"]
