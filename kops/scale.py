@@ -66,7 +66,7 @@ class Unregister(Action):
                 "org.apache.kafka.tools.ClusterTool", "unregister", "--bootstrap-server",
                 ctx.topo.internal_bootstrap, "--id", str(self.broker)]
         code, out = ctx.provider.exec(runner.name, argv)
-        if code != 0 and "not" not in out.lower():
+        if code != 0:   # the broker is stopped and holds nothing: a fenced registration is harmless
             ctx.log(f"warning: unregistering broker {self.broker} failed (exit code {code}): {out[-300:]}")
         else:
             ctx.log(f"broker {self.broker} unregistered from the KRaft metadata")

@@ -211,6 +211,14 @@ def test_rolling_upgrade_loses_nothing(cluster, docker_client):
     assert "there is no feature level to finalize" in p.stderr
     again = ok(kops("up", "-i", str(inv), env=env))
     assert "nothing to change" in again.stderr
+    # a version change in the inventory + up goes through the same preflight
+    inv.write_text(inventory(FROM, 2))
+    try:
+        back = ok(kops("up", "-i", str(inv), "--dry-run", env=env))
+        assert f"runs Kafka {TO}; the inventory says {FROM}: upgrade preflight" in back.stderr
+        assert f"preflight {TO} -> {FROM} (zookeeper mode)" in back.stderr and "reconfigure kafka1" in back.stdout
+    finally:
+        inv.write_text(inventory(TO, 2))
 
 
 def test_adding_a_broker_spreads_partitions_onto_it(cluster, docker_client):
