@@ -194,22 +194,23 @@ def worker_status(address: str, timeout: float = 3.0) -> dict:
 # -- the library behind `kops connect` -------------------------------------------------------------
 
 def worker_addresses(spec, provider, name: str | None = None) -> list[str]:
-    """The REST addresses of the cluster's running workers (observed; the topology's when a
-    provider records none). NotFoundError (exit 3) when no worker runs."""
+    """The REST addresses of the cluster's running workers: from the topology with an
+    inventory (both providers), else as the Docker labels record them. NotFoundError
+    (exit 3) when no worker runs."""
     from . import lifecycle
 
-    observed = provider.observe(None)
-    running = {o.name: o for o in observed.nodes.values() if o.role == "connect" and o.running}
-    cluster = spec.name if spec is not None else name
+    if spec is not None:
+        topo, _bundle, observed = lifecycle.resolve(spec, provider, persist=False)
+        where = {n.name: topo.rest_address(n) for n in topo.connects}
+    else:
+        observed = provider.observe(None)
+        where = {o.name: o.addresses.get("host", "") for o in observed.nodes.values() if o.role == "connect"}
+    running = sorted(n for n, o in observed.nodes.items() if n in where and o.running and where[n])
     if not running:
-        raise NotFoundError(f"cluster {cluster} has no running Kafka Connect worker",
+        raise NotFoundError(f"cluster {spec.name if spec is not None else name} has no running Kafka Connect worker",
                             hint="add connect: {nodes: 1} to the inventory and run kops up (kops status shows "
                                  "the workers)")
-    found = [o.addresses["host"] for o in sorted(running.values(), key=lambda o: o.name) if o.addresses.get("host")]
-    if found or spec is None:
-        return found
-    topo, _bundle, _obs = lifecycle.resolve(spec, provider, persist=False)
-    return [topo.rest_address(n) for n in topo.connects if n.name in running]
+    return [where[n] for n in running]
 
 
 def _path(name: str) -> str:
