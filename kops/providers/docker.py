@@ -152,7 +152,9 @@ class DockerProvider:
         if bundle is not None:
             ref = bundle.topo.spec.kafka.image_ref
             if not self._image_present(ref, extras=dist.needs_extras(bundle.topo.spec)):
-                missing.append(f"image {ref}")
+                stale = self._image_present(ref)
+                missing.append(f"image {ref}" + (" (built before Connect and the metrics agent were in it: "
+                                                 "built again)" if stale else ""))
         meta = {}
         for c in cs.values():
             meta = {"mode": c.labels.get(f"{LABEL}.mode", "?"),
@@ -280,7 +282,8 @@ class DockerProvider:
                 d = self._image_source(bundle, fetch=True)
                 base = images.default_base()
                 ref = bundle.topo.spec.kafka.image_ref
-                self.log(f"image {ref} missing: building it from the cached distribution on {base}")
+                self.log(f"image {ref} {'out of date' if '(' in need else 'missing'}: building it from the "
+                         f"cached distribution on {base}")
                 images.ensure(d, base=base, tag=ref, log=self.log)
 
     def _volume(self, nb: NodeBundle):
