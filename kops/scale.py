@@ -108,6 +108,8 @@ def extend(plan: Plan, bundle, observed: Observed, client, *, rate: int = reassi
     """``plan`` with the scale policy: drain and removal of leaving brokers before it, the
     move onto added brokers after it. Refusals raise InputError before anything changes."""
     ch = change(bundle, observed, plan)
+    if bundle.topo.driver == "ssh":
+        ch.problems += _unseen_brokers(bundle, observed, client)
     if not ch.added and not ch.leaving and not ch.problems:
         return _resume(plan, bundle, observed, client, rate)
     if ch.problems:
@@ -175,3 +177,20 @@ def _resume(plan: Plan, bundle, observed: Observed, client, rate: int) -> Plan:
                      reason="fill broker(s) " + ", ".join(map(str, empty)) + ", which hold no replica yet (a "
                             "move onto them did not finish)"))
     return out
+
+
+def _unseen_brokers(bundle, observed: Observed, client) -> list[str]:
+    """SSH: the provider observes the inventory's nodes only, so a broker left out of the
+    inventory is not seen as leaving. Kafka still lists it: refuse rather than leave it
+    running unmanaged (draining it over SSH is not supported yet)."""
+    from .health import kafka_health
+
+    if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
+        return []
+    h = kafka_health(client, timeout=5)
+    extra = sorted(set(h.brokers) - {n.id for n in bundle.topo.brokers}) if not h.error else []
+    if not extra:
+        return []
+    return [f"broker id(s) {', '.join(map(str, extra))} are registered in the cluster but not in the inventory: "
+            f"removing brokers over SSH is not supported yet (keep brokers.nodes at "
+            f"{len(bundle.topo.brokers) + len(extra)})"]

@@ -330,3 +330,21 @@ def test_ssh_exec_places_any_file_content_as_data(tmp_path, monkeypatch):
     subprocess.run(["sh", "-c", ran[0]], check=True)
     assert target.read_text() == hostile and not (tmp_path / "pwned").exists()
     assert ran[1] == ["runuser", "-u", "kafka", "--", "java", "-version"]
+
+
+def test_ssh_brokers_left_out_of_the_inventory_are_refused(monkeypatch):
+    """Over SSH the provider sees only the inventory's nodes: Kafka's own broker list tells."""
+    from kops import health
+    from kops.errors import InputError
+
+    b = render.build(topology.build(inventory.load(preset="ssh-zk-three-hosts"), CLUSTER_ID))
+    obs = observed_of(b)
+    monkeypatch.setattr(health, "kafka_health", lambda client, timeout=5: health.KafkaHealth(
+        brokers={1: "a:1", 2: "b:1", 3: "c:1", 4: "d:1"}))
+    with pytest.raises(InputError) as exc:
+        scale.extend(plan_up(b, obs), b, obs, client="x")
+    assert "broker id(s) 4 are registered" in exc.value.message and exc.value.exit_code == 2
+    monkeypatch.setattr(health, "kafka_health", lambda client, timeout=5: health.KafkaHealth(
+        brokers={1: "a:1", 2: "b:1", 3: "c:1"}))
+    monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 3)}, [1, 2, 3]))
+    assert scale.extend(plan_up(b, obs), b, obs, client="x").steps == []
