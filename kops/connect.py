@@ -56,7 +56,10 @@ def worker_settings(topo, node, lay) -> list[tuple[str, object]]:
     ]
     defaults = {"key.converter": "org.apache.kafka.connect.json.JsonConverter",
                 "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-                "offset.flush.interval.ms": 10000}
+                "offset.flush.interval.ms": 10000,
+                # KIP-898: plugins found through their ServiceLoader manifests (Kafka's own have them)
+                # instead of scanning every class of the worker's class path: a much faster start
+                "plugin.discovery": "service_load"}
     return managed + list({**defaults, **node.config}.items())
 
 
