@@ -210,8 +210,10 @@ def healthy(ctx: Context, action: Wait):
         probes = status.collect(ctx.provider, ctx.topo, observed, ctx.topo.mode, timeout=3, client=ctx.client)
         st = status.build(ctx.topo.name, ctx.provider.name, ctx.topo.mode, ctx.topo.version, ctx.topo,
                           observed, probes, scope=ctx.scope)
-        if st.state != "healthy":
-            raise NotYet("; ".join(st.problems) or st.state)
+        # a connector that failed is the user's to fix (status says so): no reason to hold a restart
+        blocking = [p for p in st.problems if not p.startswith(status.CONNECTOR_PROBLEM)]
+        if st.state != "healthy" and (blocking or st.state != "degraded"):
+            raise NotYet("; ".join(blocking) or st.state)
         return st
 
     return probe, None

@@ -15,6 +15,7 @@ from .plan import NodeObs, Observed
 from .topology import ROLE_ORDER, Topology
 
 ZK_OK = ("leader", "follower", "standalone")
+CONNECTOR_PROBLEM = "connect: connector "   # how a failed connector or task starts its problem line
 
 
 @dataclass
@@ -237,7 +238,7 @@ def _connect_summary(vs: list[View], observed: Observed, probes: Probes | None, 
     for name, c in listed.items():
         failed = [i for i, t in enumerate(c["tasks"]) if t == "FAILED"]
         if c["state"] == "FAILED" or failed:
-            problems.append(f"connect: connector {name} is {c['state']}"
+            problems.append(f"{CONNECTOR_PROBLEM}{name} is {c['state']}"
                             + (f", task(s) {', '.join(map(str, failed))} FAILED" if failed else "")
                             + " (kops connect status NAME; kops connect restart NAME)")
     return out

@@ -412,6 +412,9 @@ def env(spec_source, name, shell, output, write_dir):
         values["ZOOKEEPER_CONNECT"] = ",".join(zks)
     if st.security:
         values["KAFKA_SECURITY"] = st.security
+    rest = [f"http://{n.addresses['host']}" for n in st.nodes if n.role == "connect" and n.addresses.get("host")]
+    if rest:
+        values["KOPS_CONNECT_URLS"] = ",".join(rest)
     scrape = [f"http://{n.addresses['metrics']}/metrics" for n in st.nodes if n.addresses.get("metrics")]
     if scrape:
         values["KOPS_METRICS_URLS"] = ",".join(scrape)

@@ -230,3 +230,42 @@ def test_connector_names_are_one_path_segment():
     for bad in ("", "a\nb", "x" * 250):
         with pytest.raises(InputError):
             connect._path(bad)
+
+
+def test_a_failed_connector_does_not_hold_the_healthy_gate():
+    """`kops restart` waits for a healthy cluster after each node: a connector the user has to
+    fix is reported by the status but does not hold the roll; a crashed worker does."""
+    from kops import gates
+    from kops.plan import Wait
+
+    class Provider:
+        name = "docker"
+
+        def __init__(self, obs, answers):
+            self.obs, self.answers = obs, answers
+
+        def observe(self, bundle):
+            return self.obs
+
+    t = topology.build(speclib.load(preset="full-stack"), CID)
+    failed = {"connectors": {"sink": {"state": "FAILED", "type": "sink", "worker": "w", "tasks": []}}}
+
+    def run(state, answers):
+        import kops.status as status_mod
+
+        real = status_mod.collect
+        status_mod.collect = lambda *a, **k: Probes(KafkaHealth(brokers={1: "127.0.0.1:9092"}, controller=1),
+                                                    zk={"zoo1": "standalone"}, connect=answers)
+        try:
+            probe, _ = gates.healthy(gates.Context(t, Provider(observe("full-stack", {"*": "ok", "connect1": state}),
+                                                               answers), print), Wait(gate="healthy"))
+            return probe()
+        finally:
+            status_mod.collect = real
+
+    st = run("ok", {"connect1": failed})
+    assert st.state == "degraded" and any("connector sink is FAILED" in p for p in st.problems)
+    from kops.health import NotYet
+
+    with pytest.raises(NotYet, match="connect1"):
+        run("crashed", {})
