@@ -118,6 +118,9 @@ def test_up_returns_with_the_worker_ready(cluster):
     for suffix in ("configs", "offsets", "status"):
         t = md[f"{NAME}-connect-{suffix}"]
         assert all(len(p.replicas) == 1 for p in t.partitions.values())
+    env = subprocess.run([KOPS, "env", "-i", str(cluster.inventory), "--output", "json"], capture_output=True,
+                         text=True, env=dict(os.environ), timeout=120)
+    assert env.returncode == 0 and json.loads(env.stdout)["KOPS_CONNECT_URLS"] == f"http://{rest}", env.stdout
     # the worker's Prometheus endpoint
     scraped = metrics.scrape(node["addresses"]["metrics"], timeout=10)
     assert "kafka_connect_worker_connector_count" in scraped
