@@ -5,8 +5,9 @@ What a worker runs is rendered here (``connect-distributed.properties``: the gro
 internal topics with replication factor min(3, brokers), the REST listener, plugin.path
 with Kafka's FileStream connectors and MirrorMaker 2); the node's argv comes from
 :mod:`kops.launch` like every other node's. The REST API is reached from this machine on
-each worker's published address; readiness is observed: every worker answers, every worker
-is a member of the group (the Admin API's view of it), and the plugins are listed.
+each worker's published address; readiness is observed: every worker's REST API answers,
+its /health says it started and joined the group, and it lists Kafka's plugins. (librdkafka
+cannot describe a group of the "connect" protocol, so the group is not read from the brokers.)
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def health(address: str, timeout: float = 5.0) -> tuple[bool, str]:
     return False, f"{_message(resp)} (HTTP {resp.status_code})"
 
 
-def ready_probe(topo, client, addresses: dict[str, str]):
+def ready_probe(topo, addresses: dict[str, str]):
     """The connect-ready gate's probe: raises NotYet until every worker's REST API answers,
     every worker is healthy (started, joined the group) and lists Kafka's plugins."""
     group = group_id(topo.spec)

@@ -223,7 +223,7 @@ def connect_ready(ctx: Context, action: Wait):
     from . import connect
 
     workers = [n for n in ctx.topo.connects if not action.nodes or n.name in action.nodes]
-    probe = connect.ready_probe(ctx.topo, ctx.kafka(), {n.name: ctx.topo.rest_address(n) for n in workers})
+    probe = connect.ready_probe(ctx.topo, {n.name: ctx.topo.rest_address(n) for n in workers})
     group = connect.group_id(ctx.topo.spec)
     return probe, lambda n, secs: (f"kafka connect ready in {secs:.1f} s: {len(ctx.topo.connects)} worker(s) in "
                                    f"group {group}, REST on {', '.join(ctx.topo.rest_address(w) for w in workers)}")
