@@ -247,8 +247,9 @@ def ensure_scram_users(bootstrap, mechanism: str, users: dict[str, str], timeout
     return [u.user for u in todo]
 
 
-def drop_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:
-    """Delete kops's own topics and wait until the metadata no longer lists them."""
+def drop_topics(bootstrap: str, topics: list[str], timeout: float = 30.0, *, listed: bool = True) -> None:
+    """Delete kops's own topics (the controller has accepted when this returns) and, with
+    ``listed``, wait until the brokers' metadata no longer lists them either."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
@@ -263,6 +264,8 @@ def drop_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> Non
             except KafkaException as exc:
                 if "UNKNOWN_TOPIC" not in str(exc):
                     raise KopsError(f"could not delete kops's topic {name}: {kafka_error(exc)}") from exc
+        if not listed:
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not set(present) & set(admin.list_topics(timeout=10).topics):

@@ -316,7 +316,9 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     run(plan, ctx, bundle, deadline)
     state.note_started(spec.name)
     upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
-    health.drop_topics(ctx.kafka(), [health.CHECK_TOPIC])
+    # the deletion is accepted by the controller; the brokers' metadata follows on its own
+    # (a later round trip that still sees the topic retries until it is gone)
+    health.drop_topics(ctx.kafka(), [health.CHECK_TOPIC], listed=False)
     if spec.security.sasl and spec.security.users:
         made = health.ensure_scram_users(ctx.kafka(), spec.security.mechanism, {
             u: pw for u, pw in secrets.passwords(spec.name, {u: us.password for u, us in
