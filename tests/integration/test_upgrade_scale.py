@@ -104,6 +104,13 @@ class Load:
         self.thread.start()
         return self
 
+    def flowing(self, acked: int = 50, timeout: float = 60) -> None:
+        """Until the load is really flowing (messages acknowledged), never a fixed sleep."""
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < acked:
+            assert time.monotonic() < deadline, f"the load did not start: {len(self.acked)} acked, {self.errors[:3]}"
+            time.sleep(0.05)
+
     def __exit__(self, *exc):
         self.stop_.set()
         self.thread.join(240)
@@ -198,7 +205,7 @@ def test_rolling_upgrade_loses_nothing(cluster, docker_client):
     before = started(docker_client)
     boot = bootstrap(inv, env)
     with Load(boot, TOPIC) as load:
-        time.sleep(2)   # load flowing before the roll starts
+        load.flowing()   # load flowing before the roll starts
         p = kops("upgrade", "-i", str(inv), "--to", TO, "--finalize", "--timeout", "900", env=env)
     ok(p)
     load.verify(boot, f"upgrade {FROM} -> {TO}", p.seconds)
@@ -231,7 +238,7 @@ def test_adding_a_broker_spreads_partitions_onto_it(cluster, docker_client):
     assert "create" in d.stdout and "reassign" in d.stdout and f"{TOPIC}-" in d.stdout and "-> [" in d.stdout
     assert all(3 not in r for r in assignment(boot).values())
     with Load(boot, TOPIC) as load:
-        time.sleep(2)
+        load.flowing()
         p = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
     load.verify(boot, "scale 2 -> 3 brokers", p.seconds)
     assert "reassignment done" in p.stderr
@@ -273,7 +280,7 @@ def test_removing_a_broker_drains_it_first(cluster, docker_client):
     d = ok(kops("up", "-i", str(inv), "--dry-run", env=env))
     assert "drain kafka3" in d.stdout and "remove" in d.stdout
     with Load(boot, TOPIC) as load:
-        time.sleep(2)
+        load.flowing()
         p = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
     load.verify(boot.split(",")[0], "scale 3 -> 2 brokers", p.seconds)
     placed = assignment(boot.split(",")[0])
