@@ -253,7 +253,8 @@ def drop_topics(bootstrap: str, topics: list[str], timeout: float = 30.0, *, lis
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(_quiet_conf(bootstrap, 10))
+    # the socket outwaits the deletion itself (a loaded broker may take most of ``timeout``)
+    admin = AdminClient(_quiet_conf(bootstrap, timeout + 5))
     try:
         present = [t for t in topics if t in admin.list_topics(timeout=10).topics]
         if not present:

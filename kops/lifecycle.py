@@ -318,7 +318,10 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
     # the deletion is accepted by the controller; the brokers' metadata follows on its own
     # (a later round trip that still sees the topic retries until it is gone)
-    health.drop_topics(ctx.kafka(), [health.CHECK_TOPIC], listed=False)
+    try:
+        health.drop_topics(ctx.kafka(), [health.CHECK_TOPIC], listed=False)
+    except KopsError as exc:   # tidying kops's own topic: the cluster is ready all the same
+        log(f"note: {exc.message}; the next `kops up` or `kops check` removes it")
     if spec.security.sasl and spec.security.users:
         made = health.ensure_scram_users(ctx.kafka(), spec.security.mechanism, {
             u: pw for u, pw in secrets.passwords(spec.name, {u: us.password for u, us in

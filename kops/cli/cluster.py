@@ -37,8 +37,8 @@ class Target:
         self.source = (f"file {Path(inventory).resolve()}" if inventory
                        else f"preset {preset or DEFAULT_PRESET}")
 
-    def adjust(self, rename: str | None, any_port: bool) -> None:
-        """`up --name NAME|auto` and `--any-port`: the same inventory, another cluster."""
+    def adjust(self, rename: str | None, any_port: bool, profile: str | None = None) -> None:
+        """`up --name NAME|auto`, `--any-port` and `--profile`: the same inventory, another cluster."""
         import secrets
 
         from ..spec import NAME_RE
@@ -54,6 +54,8 @@ class Target:
             if self.spec.driver != "docker":
                 raise InputError("--any-port picks free ports on the Docker engine's host; over SSH give the ports")
             update["ports"] = "auto"
+        if profile:
+            update["profile"] = profile
         if update:
             self.spec = self.spec.model_copy(update=update)
             self.name = self.spec.name
@@ -169,18 +171,21 @@ def print_plan(res, what: str) -> None:
                                        "a fresh one (<name>-<6 hex>), for throwaway clusters.")
 @click.option("--any-port", is_flag=True, help="Pick free host ports (kept for the cluster's life) instead of "
                                                "the inventory's: clusters side by side, CI jobs on one runner.")
+@click.option("--profile", type=click.Choice(["standard", "fast"]), default=None,
+              help="Override the inventory's profile: fast = JVMs that start quickly and stay small "
+                   "(tests, CI); give it again on later `up`s of the cluster.")
 @click.option("--throttle", type=click.IntRange(1, 100000), metavar="MIB_S",
               help="Replication throttle per broker while partitions move onto added brokers or off leaving "
                    "ones (MiB/s; default 50).")
 @handle_errors
-def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, throttle):
+def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, profile, throttle):
     """Bring a cluster up (default preset: zk-single-kafka-single) and wait until it is ready.
 
     Ready means observed: every broker registered, an active controller, no offline
     partitions and a produce/consume round trip. Re-running changes only what changed.
     """
     t = Target(spec_source, allow_name=False, existing=False)
-    t.adjust(rename, any_port)
+    t.adjust(rename, any_port, profile)
     spec = t.spec
     progress(f"cluster {spec.name}: {spec.mode} mode, Kafka {spec.kafka.version}, driver {spec.driver}")
     with t.provider() as prov:

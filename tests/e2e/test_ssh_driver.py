@@ -316,8 +316,9 @@ def test_zk_config_change_restarts_one_broker(lab):
     assert plan == {"zoo1": "unchanged", "zoo2": "unchanged", "zoo3": "unchanged", "kafka1": "unchanged",
                     "kafka2": "reconfigure", "kafka3": "unchanged"}, proc.stdout
     steps = [ln.strip() for ln in proc.stdout.splitlines() if re.match(r"\s+\d+\. ", ln)]
-    assert steps[0] == "1. reconfigure kafka2 on vm2: rendered server.properties changed; data kept", steps
-    assert len(steps) == 2 and steps[1].startswith("2. wait for Kafka to be ready"), steps
+    assert steps[0] == "1. wait for no partition to depend on this node for min.insync.replicas (kafka2)", steps
+    assert steps[1] == "2. reconfigure kafka2 on vm2: rendered server.properties changed; data kept", steps
+    assert len(steps) == 3 and steps[2].startswith("3. wait for Kafka to be ready"), steps
     assert "nothing was changed" in proc.stderr
     assert sh(vm2, f"sha256sum {props}")[1] == before
     assert unit_stamps(lab, ZK) == stamps

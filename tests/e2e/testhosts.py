@@ -108,7 +108,7 @@ def inventory(name: str, hosts: list[TestHost], key: Path, *, mode: str, version
               roles: list[str], extra: str = "", known_hosts: Path | None | bool = True) -> str:
     """``known_hosts``: True, the hosts' keys read out of band next to ``key``; a path; or
     False/None: no file named (kops then uses ~/.ssh/known_hosts and its own)."""
-    lines = [f"name: {name}", "kafka:", f"  version: {version}", f"  mode: {mode}", "  heap: 384m"]
+    lines = [f"name: {name}", "profile: fast", "kafka:", f"  version: {version}", f"  mode: {mode}", "  heap: 384m"]
     lines += ["  config:", "    min.insync.replicas: 2", "    default.replication.factor: 3"]
     if mode == "zookeeper":
         lines += ["zookeeper:", "  heap: 128m"]

@@ -8,10 +8,7 @@ import pytest
 from cleanup import remove_labelled
 
 
-@pytest.fixture
-def own_clusters(docker_client):
-    """``own_clusters(name)`` registers a cluster name of this test: its leftovers are
-    removed now and again after the test."""
+def _own(docker_client):
     names: list[str] = []
 
     def use(name: str) -> str:
@@ -22,3 +19,16 @@ def own_clusters(docker_client):
     yield use
     for name in names:
         remove_labelled(docker_client, name)
+
+
+@pytest.fixture
+def own_clusters(docker_client):
+    """``own_clusters(name)`` registers a cluster name of this test: its leftovers are
+    removed now and again after the test."""
+    yield from _own(docker_client)
+
+
+@pytest.fixture(scope="module")
+def own_clusters_module(docker_client):
+    """The same for a cluster that a whole module shares."""
+    yield from _own(docker_client)

@@ -57,7 +57,7 @@ def clusters(own_clusters):
 
 def inventory(tmp_path: Path, name: str, port: int, *, brokers: int = 1, extra: dict | None = None,
               file: str | None = None) -> Path:
-    data = {"name": name, "kafka": {"version": "3.9.2", "heap": "256m"},
+    data = {"name": name, "profile": "fast", "kafka": {"version": "3.9.2", "heap": "256m"},
             "zookeeper": {"nodes": 1, "heap": "128m", "client_port": port + 281},
             "brokers": {"nodes": brokers, "external_port": port, "docker_port": port + 100,
                         "internal_port": port + 200}}

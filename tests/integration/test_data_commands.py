@@ -31,7 +31,7 @@ LABEL = "io.kops.cluster"
 
 def inventory(path: Path, name: str, topics: dict) -> Path:
     path.write_text(yaml.safe_dump({
-        "name": name, "kafka": {"version": "4.4.0", "heap": "256m"},
+        "name": name, "profile": "fast", "kafka": {"version": "4.4.0", "heap": "256m"},
         "brokers": {"nodes": 1, "config": {"auto.create.topics.enable": False}},
         "ports": "auto", "security": {"tls": True, "sasl": "scram-sha-512"}, "topics": topics}, sort_keys=False))
     return path
@@ -339,3 +339,21 @@ def test_env_write_gives_a_client_what_it_needs(cluster, tmp_path):
     assert plain.returncode != 0
     both = c.kops("topic", "list", "-b", conf["bootstrap.servers"], "--name", c.name)
     assert both.returncode == 2
+
+
+def test_env_evaluated_in_a_shell_connects_a_client(cluster, tmp_path):
+    """What a CI job does: eval the exports in a real shell, then a client that knows only
+    the environment connects (bootstrap from KAFKA_BOOTSTRAP_SERVERS, the secure settings
+    from the librdkafka file the exports name)."""
+    client = ("import os, sys\n"
+              "from confluent_kafka.admin import AdminClient\n"
+              "conf = dict(l.strip().split('=', 1) for l in open(os.environ['KOPS_LIBRDKAFKA_CONF'])\n"
+              "            if '=' in l and not l.startswith('#'))\n"
+              "conf['bootstrap.servers'] = os.environ['KAFKA_BOOTSTRAP_SERVERS']\n"
+              "print(' '.join(sorted(AdminClient(conf).list_topics(timeout=20).topics)))\n")
+    (tmp_path / "client.py").write_text(client)
+    script = (f'eval "$({KOPS} env --name {cluster.name} --write {tmp_path / "out"})" && '
+              f'test -n "$KAFKA_BOOTSTRAP_SERVERS" && exec {sys.executable} {tmp_path / "client.py"}')
+    p = subprocess.run(["bash", "-c", script], env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "inv-a" in p.stdout.split()

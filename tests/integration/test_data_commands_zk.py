@@ -21,7 +21,7 @@ def test_zookeeper_mode_inventory_topic_round_trip_and_group(tmp_path, docker_cl
     remove_labelled(docker_client, name)
     c = Cluster(tmp_path, name)
     c.inv.write_text(yaml.safe_dump({
-        "name": name, "kafka": {"version": "3.9.2", "heap": "256m"}, "zookeeper": {"nodes": 1, "heap": "128m"},
+        "name": name, "profile": "fast", "kafka": {"version": "3.9.2", "heap": "256m"}, "zookeeper": {"nodes": 1, "heap": "128m"},
         "brokers": {"nodes": 1}, "ports": "auto",
         "topics": {"zk-t": {"partitions": 2, "config": {"max.message.bytes": 200000}}}}))
     try:

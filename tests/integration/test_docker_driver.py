@@ -178,7 +178,7 @@ class Run:
     def __init__(self, preset: str, kops):
         self.preset = preset
         self.name = f"kt-{preset}"[:26] + "-" + uuid.uuid4().hex[:4]
-        self.up = ("--preset", preset, "--name", self.name, "--any-port")
+        self.up = ("--preset", preset, "--name", self.name, "--any-port", "--profile", "fast")
         self.src = ("--name", self.name)
         self.kops = kops
         self._status: dict | None = None
@@ -443,9 +443,11 @@ def check_config_change_recreates_one_node(client, kops, run: Run, tmp_path: Pat
     plan = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run (config change)").stdout
     assert _summary(plan) == {**{n: "unchanged" for n in before}, "kafka2": "reconfigure"}, plan
     steps = _steps(plan)
-    assert steps[0].startswith("1. reconfigure kafka2: rendered server.properties changed"), plan
-    assert steps[1].startswith("2. wait for Kafka to be ready") and "steady for 10 s" in steps[1], plan
-    assert len(steps) == 2, plan
+    # the min.insync guard, the one broker, the gate (kops.plan's live roll)
+    assert steps[0].startswith("1. wait for no partition to depend on this node for min.insync.replicas (kafka2)"), plan
+    assert steps[1].startswith("2. reconfigure kafka2: rendered server.properties changed"), plan
+    assert steps[2].startswith("3. wait for Kafka to be ready") and "steady for 10 s" in steps[2], plan
+    assert len(steps) == 3, plan
     assert _started(client, name) == before, "--dry-run changed containers"
 
     _ok(kops("up", "-i", inv, "--timeout", UP_TIMEOUT), "kops up (config change)")
@@ -521,7 +523,7 @@ def test_preset_comes_up_ready_and_serves_clients(preset, cluster, engine, kops,
 def test_dry_run_on_a_new_cluster_creates_nothing(cluster, engine, kops, tmp_path, state_dir):
     name = cluster("dry-run-test")
     inv = _write_inventory(tmp_path, {
-        "name": name, "kafka": {"version": "4.4.0", "mode": "kraft", "heap": "256m"},
+        "name": name, "profile": "fast", "kafka": {"version": "4.4.0", "mode": "kraft", "heap": "256m"},
         "brokers": {"nodes": 3, "external_port": 24092, "docker_port": 24192}})
     proc = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run")
     assert _summary(proc.stdout) == {"kafka1": "create", "kafka2": "create", "kafka3": "create"}, proc.stdout
@@ -545,7 +547,7 @@ def test_dry_run_on_a_new_cluster_creates_nothing(cluster, engine, kops, tmp_pat
 def test_port_clash_is_refused_and_creates_nothing(held, node, cluster, engine, kops, tmp_path):
     name = cluster("clash-test")
     inv = _write_inventory(tmp_path, {
-        "name": name, "kafka": {"version": "3.9.2", "heap": "256m"},
+        "name": name, "profile": "fast", "kafka": {"version": "3.9.2", "heap": "256m"},
         "zookeeper": {"nodes": 1, "client_port": 19592},
         "brokers": {"nodes": 1, "external_port": 19392, "docker_port": 19492}})
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -597,7 +599,7 @@ def test_two_clusters_side_by_side(cluster, engine, kops, tmp_path):
 @pytest.mark.parametrize("mode", ["kraft", "zookeeper"])
 def test_broken_broker_property_is_reported_with_its_log(mode, cluster, engine, kops, tmp_path):
     name = cluster(f"broken-{mode[:2]}")
-    data = {"name": name, "kafka": {"version": "4.4.0" if mode == "kraft" else "3.9.2", "mode": mode,
+    data = {"name": name, "profile": "fast", "kafka": {"version": "4.4.0" if mode == "kraft" else "3.9.2", "mode": mode,
                                     "heap": "256m"},
             "brokers": {"nodes": 1, "external_port": 23092, "docker_port": 23192},
             # right by type (the config check lets it through), refused by the broker at start

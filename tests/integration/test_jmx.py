@@ -24,7 +24,7 @@ def test_jmx_port_serves_broker_mbeans(tmp_path, docker_client):
     from kops import dist
 
     inv = tmp_path / "jmx.yaml"
-    inv.write_text(f"name: {NAME}\nkafka: {{version: 3.9.2, heap: 256m}}\n"
+    inv.write_text(f"name: {NAME}\nprofile: fast\nkafka: {{version: 3.9.2, heap: 256m}}\n"
                    "zookeeper: {heap: 128m, client_port: 31981}\n"
                    "brokers: {nodes: 2, external_port: 31792, docker_port: 31892, jmx_port: 31999}\n")
     env = dict(os.environ, KOPS_STATE_DIR=str(tmp_path / "state"))

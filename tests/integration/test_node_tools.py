@@ -58,7 +58,7 @@ def cluster(request, docker_client, tmp_path_factory):
     name = f"t11tools-{mode[:2]}-{uuid.uuid4().hex[:4]}"
     remove_labelled(docker_client, name)
     tmp = tmp_path_factory.mktemp(name)
-    data = {"name": name, "ports": "auto", "kafka": {"version": version, "mode": mode, "heap": "320m"},
+    data = {"name": name, "ports": "auto", "profile": "fast", "kafka": {"version": version, "mode": mode, "heap": "320m"},
             "brokers": {"nodes": 1}}
     if mode == "zookeeper":
         data["zookeeper"] = {"nodes": 1, "heap": "128m"}

@@ -24,6 +24,7 @@ KOPS = str(Path(sys.executable).parent / "kops")
 NAME = "kops-roll"
 INVENTORY = f"""
 name: {NAME}
+profile: fast
 kafka:
   version: 3.9.2
   heap: 256m

@@ -121,7 +121,7 @@ def other_ca(tmp_path: Path) -> Path:
 ], ids=["kraft-4", "zookeeper-3.9"])
 def test_tls_and_scram(version, mode, sasl, port, cluster, docker_client, env, tmp_path):
     name = cluster(f"sec-{mode[:2]}-{uuid.uuid4().hex[:4]}")
-    data = {"name": name, "kafka": {"version": version, "mode": mode, "heap": "256m"},
+    data = {"name": name, "profile": "fast", "kafka": {"version": version, "mode": mode, "heap": "256m"},
             "brokers": {"nodes": 2 if mode == "zookeeper" else 1, "external_port": port,
                         "docker_port": port + 100, "internal_port": port + 200},
             "security": {"tls": True, "sasl": sasl, "users": {"app": {}, "ci": {"password": "given-password-123"}}}}

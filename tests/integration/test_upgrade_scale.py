@@ -40,6 +40,7 @@ def inventory(version: str, brokers: int) -> str:
     return f"""\
 name: {NAME}
 ports: auto
+profile: fast
 kafka:
   version: {version}
   heap: 256m
@@ -305,7 +306,7 @@ def test_kraft_minor_upgrade_finalizes_the_feature_level(tmp_path, docker_client
     from kops import upgrade
 
     inv = tmp_path / "kraft.yaml"
-    inv.write_text(f"name: {KRAFT}\nports: auto\nkafka: {{version: 4.3.2, heap: 256m}}\nbrokers: {{nodes: 1}}\n")
+    inv.write_text(f"name: {KRAFT}\nports: auto\nprofile: fast\nkafka: {{version: 4.3.2, heap: 256m}}\nbrokers: {{nodes: 1}}\n")
     env = dict(os.environ, KOPS_STATE_DIR=str(tmp_path / "state"), KOPS_BASE_IMAGE=os.environ.get(
         "KOPS_BASE_IMAGE", "kops-base:bookworm-jre17"))
     remove_labelled(docker_client, KRAFT)

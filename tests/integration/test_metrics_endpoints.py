@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cleanup import poll
 import requests
 
 from kops import inventory, metrics
@@ -34,18 +35,7 @@ CLUSTERS = {
 
 
 def _poll(what: str, fn, timeout: float = 90, every: float = 1.0):
-    """fn() until it returns something true; its last value in the error."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except requests.RequestException as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+    return poll(what, fn, timeout, every, errors=(requests.RequestException,))
 
 
 @pytest.fixture(scope="module", params=sorted(CLUSTERS))
@@ -54,7 +44,7 @@ def cluster(request, tmp_path_factory, docker_client, own_clusters_module):
     own_clusters_module(name)
     tmp = tmp_path_factory.mktemp(name)
     inv = tmp / f"{name}.yaml"
-    inv.write_text(f"name: {name}\n{body}metrics: {{prometheus: true}}\nports: auto\n")
+    inv.write_text(f"name: {name}\nprofile: fast\n{body}metrics: {{prometheus: true}}\nports: auto\n")
     old = os.environ.get("KOPS_STATE_DIR")
     os.environ["KOPS_STATE_DIR"] = str(tmp / "state")
     c = KafkaCluster(inventory.load(path=str(inv)), log=lambda m: None)
@@ -72,22 +62,6 @@ def cluster(request, tmp_path_factory, docker_client, own_clusters_module):
                 os.environ.pop("KOPS_STATE_DIR", None)
             else:
                 os.environ["KOPS_STATE_DIR"] = old
-
-
-@pytest.fixture(scope="module")
-def own_clusters_module(docker_client):
-    from cleanup import remove_labelled
-
-    names: list[str] = []
-
-    def use(name: str) -> str:
-        remove_labelled(docker_client, name)
-        names.append(name)
-        return name
-
-    yield use
-    for name in names:
-        remove_labelled(docker_client, name)
 
 
 def _endpoints(c: KafkaCluster) -> dict[str, tuple[str, str]]:

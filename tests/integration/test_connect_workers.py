@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cleanup import poll
 import requests
 
 from kops import inventory, metrics
@@ -31,17 +32,7 @@ STRING = "org.apache.kafka.connect.storage.StringConverter"
 
 
 def _poll(what: str, fn, timeout: float = 120, every: float = 1.0):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except (requests.RequestException, subprocess.SubprocessError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+    return poll(what, fn, timeout, every, errors=(requests.RequestException, subprocess.SubprocessError))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +42,7 @@ def cluster(tmp_path_factory, docker_client):
     remove_labelled(docker_client, NAME)
     tmp = tmp_path_factory.mktemp(NAME)
     inv = tmp / f"{NAME}.yaml"
-    inv.write_text(f"name: {NAME}\nkafka: {{version: 3.9.2, heap: 256m}}\nzookeeper: {{heap: 192m}}\n"
+    inv.write_text(f"name: {NAME}\nprofile: fast\nkafka: {{version: 3.9.2, heap: 256m}}\nzookeeper: {{heap: 192m}}\n"
                    "brokers: {nodes: 1}\nconnect: {nodes: 1, heap: 320m}\nmetrics: {prometheus: true}\n"
                    "ports: auto\n")
     old = os.environ.get("KOPS_STATE_DIR")
