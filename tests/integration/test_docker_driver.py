@@ -429,7 +429,7 @@ def check_config_change_recreates_one_node(client, kops, run: Run, tmp_path: Pat
     """nodes.kafka2.config changes: only kafka2 is recreated, on the same data volume."""
     preset, name, bs = run.preset, run.name, run.bootstrap
     data = _preset_data(preset)
-    data["name"], data["ports"] = name, "auto"
+    data["name"], data["ports"], data["profile"] = name, "auto", "fast"   # as `run.up` brought it up
     data["nodes"] = {"kafka2": {"config": {"log.retention.hours": 100}}}
     inv = _write_inventory(tmp_path, data)
     before = _started(client, name)
