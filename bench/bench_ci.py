@@ -127,7 +127,7 @@ def bare_start(preset: str) -> float:
 
 
 def kops_start(preset: str) -> tuple[float, list[dict]]:
-    name = f"bench-{preset}"[:28]
+    name = f"bench-{preset}"[:28].rstrip("-")
     kops("down", "--purge", "--name", name, check=False)
     t0 = time.monotonic()
     p = kops("up", "--preset", preset, "--any-port", "--name", name, "--output", "json")
@@ -173,7 +173,7 @@ def bench_memory_and_status() -> str:
     lines = ["| cluster | nodes | RSS per node (MiB) | total (MiB) |", "| --- | --- | --- | --- |"]
     status_line = ""
     for preset in ("zk-single-kafka-single", "dev", "zk-multiple-kafka-multiple"):
-        name = f"bench-mem-{preset}"[:28]
+        name = f"bm-{preset}"[:28].rstrip("-")
         kops("down", "--purge", "--name", name, check=False)
         kops("up", "--preset", preset, "--any-port", "--name", name)
         found = sorted(client.containers.list(filters={"label": f"io.kops.cluster={name}"}),
@@ -243,16 +243,22 @@ def main() -> None:
     only = set(args.only or ["bare", "memory", "ssh"])
     parts = [f"\n### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: Kafka in CI, {machine()}, "
              f"median of {args.runs} runs where repeated\n"]
+    sections = []
     if "bare" in only:
-        parts.append(bench_bare(args.runs))
+        sections.append(lambda: bench_bare(args.runs))
     if only & {"memory", "status"}:
-        parts.append(bench_memory_and_status())
+        sections.append(bench_memory_and_status)
     if "ssh" in only and not args.skip_ssh:
-        parts.append(bench_ssh())
-    text = "\n".join(parts)
-    print(text)
-    with open(ROOT / "bench" / "RESULTS.md", "a") as fh:
-        fh.write(text)
+        sections.append(bench_ssh)
+    print(parts[0], flush=True)
+    try:
+        for run in sections:
+            parts.append(run())
+            print(parts[-1], flush=True)
+    finally:   # what was measured is kept, even when a later section fails
+        if len(parts) > 1:
+            with open(ROOT / "bench" / "RESULTS.md", "a") as fh:
+                fh.write("\n".join(parts))
 
 
 if __name__ == "__main__":

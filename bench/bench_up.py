@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KOPS = str(Path(sys.executable).parent / "kops")
 sys.path.insert(0, str(ROOT))
 
-from kops import health, spec as speclib, topology  # noqa: E402
+from kops import health, topology  # noqa: E402
+from kops import inventory as speclib  # noqa: E402
 
 
 def sh(cmd, **kw) -> subprocess.CompletedProcess:
