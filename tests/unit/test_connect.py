@@ -11,11 +11,10 @@ import pytest
 from kops import connect, inventory as speclib, render, topology
 from kops.health import KafkaHealth
 from kops.plan import plan_down, plan_restart, plan_up
-from kops.spec import SpecError
 from kops.status import Probes, build as build_status
 from test_plan import observe, shape
 
-CID = "MkU3OEVBNTcwNTJENDM2Qk"
+from specs import CID, refused  # noqa: E402
 BASE = "name: c\nkafka: {version: 3.9.2}\nzookeeper: {nodes: 1}\nbrokers: {nodes: 1}\n"
 
 
@@ -25,15 +24,6 @@ def topo(text: str):
 
 def props(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
-
-
-def refused(text: str, *fragments: str) -> str:
-    with pytest.raises(SpecError) as ei:
-        topology.build(speclib.loads(text, "t"), CID)
-    msg = str(ei.value)
-    for f in fragments:
-        assert f in msg, msg
-    return msg
 
 
 # -- spec ---------------------------------------------------------------------------------------

@@ -10,10 +10,9 @@ import pytest
 import yaml
 
 from kops import dist, inventory as speclib, metrics, render, topology
-from kops.spec import SpecError
 from kops.status import NodeStatus
 
-CID = "MkU3OEVBNTcwNTJENDM2Qk"
+from specs import CID, refused  # noqa: E402
 ZK = "name: m\nkafka: {version: 3.9.2}\nzookeeper: {nodes: 1}\nbrokers: {nodes: 2}\nmetrics: {prometheus: true}\n"
 KRAFT = "name: m\nkafka: {version: 4.4.0}\ncontrollers: {nodes: 1}\nbrokers: {nodes: 2}\nmetrics: {prometheus: true}\n"
 SSH = """\
@@ -28,15 +27,6 @@ hosts:
 
 def topo(text: str):
     return topology.build(speclib.loads(text, "t"), CID)
-
-
-def refused(text: str, *fragments: str) -> str:
-    with pytest.raises(SpecError) as ei:
-        topology.build(speclib.loads(text, "t"), CID)
-    msg = str(ei.value)
-    for f in fragments:
-        assert f in msg, msg
-    return msg
 
 
 # -- spec -----------------------------------------------------------------------------------
