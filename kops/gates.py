@@ -45,6 +45,8 @@ def _nodes_for(gate: str, topo: Topology, named: tuple[str, ...]) -> list[str]:
         return [n.name for n in topo.zookeepers]
     if gate.startswith("connect"):
         return [n.name for n in topo.connects]
+    if gate.startswith("registry"):
+        return [n.name for n in topo.registries]
     return [n.name for n in topo.nodes if n.is_kafka]
 
 
@@ -229,8 +231,18 @@ def connect_ready(ctx: Context, action: Wait):
                                    f"group {group}, REST on {', '.join(ctx.topo.rest_address(w) for w in workers)}")
 
 
+def registry_ready(ctx: Context, action: Wait):
+    from . import registry
+
+    nodes = [n for n in ctx.topo.registries if not action.nodes or n.name in action.nodes]
+    probe = registry.ready_probe({n.name: ctx.topo.rest_address(n) for n in nodes})
+    return probe, lambda n, secs: (f"schema registry ready in {secs:.1f} s: {registry.url(ctx.topo)} "
+                                   f"({len(nodes)} node(s), Apicurio Registry {registry.VERSION})")
+
+
 GATES = {
     "connect-ready": connect_ready,
+    "registry-ready": registry_ready,
     "zookeeper-quorum": zookeeper_quorum,
     "zookeeper-sessions": zookeeper_sessions,
     "kafka-ready": kafka_ready,

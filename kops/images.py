@@ -161,3 +161,72 @@ def ensure(dist: Distribution, *, base: str = DEFAULT_BASE, tag: str | None = No
     secs = time.monotonic() - t0
     log(f"built {tag} ({img.short_id}) in {secs:.1f} s")
     return ImageInfo(tag, img.id, True, secs)
+
+
+REGISTRY_DOCKERFILE = """\
+FROM {base}
+RUN set -e; command -v java >/dev/null || {{ echo "base image {base} has no java on PATH" >&2; exit 1; }}; \\
+    if ! id kafka >/dev/null 2>&1; then \\
+      if getent passwd 1000 >/dev/null; then useradd --system --create-home --home-dir /home/kafka kafka; \\
+      else useradd --uid 1000 --create-home --home-dir /home/kafka kafka; fi; \\
+    fi; \\
+    mkdir -p /var/lib/kafka/data /var/log/kafka /etc/kafka; \\
+    chown -R kafka:kafka /var/lib/kafka /var/log/kafka /etc/kafka
+COPY registry/ /opt/registry/
+USER kafka
+WORKDIR /opt/registry
+"""
+
+
+def ensure_registry(*, base: str | None = None, log=lambda msg: None) -> ImageInfo:
+    """kops's schema registry image (kops.registry): the application on the JRE base, built
+    once from the cached application (fetched from Maven the first time)."""
+    import docker
+
+    from . import engine, registry
+
+    cli = engine.client(timeout=600)
+    base = base or default_base()
+    labels = {f"{LABEL_PREFIX}.image": "registry", f"{LABEL_PREFIX}.registry.version": registry.VERSION,
+              f"{LABEL_PREFIX}.base": base,
+              f"{LABEL_PREFIX}.dockerfile": hashlib.sha256(REGISTRY_DOCKERFILE.encode()).hexdigest()[:12]}
+    try:
+        have = cli.images.get(registry.IMAGE)
+        if all(have.labels.get(k) == v for k, v in labels.items()):
+            return ImageInfo(registry.IMAGE, have.id, False, 0.0)
+    except docker.errors.ImageNotFound:
+        pass
+    home = registry.app(log=log)
+    log(f"building {registry.IMAGE} from {base} with Apicurio Registry {registry.VERSION}")
+    t0 = time.monotonic()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = REGISTRY_DOCKERFILE.format(base=base).encode()
+        ti = tarfile.TarInfo("Dockerfile")
+        ti.size = len(data)
+        tar.addfile(ti, io.BytesIO(data))
+
+        def owner(t: tarfile.TarInfo) -> tarfile.TarInfo | None:
+            if t.name.endswith(".kops-complete"):
+                return None
+            t.uid = t.gid = 0
+            t.uname = t.gname = "root"
+            return t
+
+        tar.add(home, arcname="registry", filter=owner)
+    buf.seek(0)
+    out = []
+    try:
+        for chunk in cli.api.build(fileobj=buf, custom_context=True, tag=registry.IMAGE, labels=labels, rm=True,
+                                   forcerm=True, decode=True, pull=False):
+            if "stream" in chunk:
+                out.append(chunk["stream"])
+            if "error" in chunk:
+                raise KopsError(f"image build of {registry.IMAGE} failed: {chunk['error'].strip()}",
+                                details="".join(out[-20:]))
+    except docker.errors.APIError as exc:
+        raise EngineError(f"image build of {registry.IMAGE} failed: {exc.explanation or exc}") from exc
+    img = cli.images.get(registry.IMAGE)
+    secs = time.monotonic() - t0
+    log(f"built {registry.IMAGE} ({img.short_id}) in {secs:.1f} s")
+    return ImageInfo(registry.IMAGE, img.id, True, secs)

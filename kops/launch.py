@@ -100,6 +100,10 @@ class Launch:
 
     def argv(self, role: str) -> list[str]:
         """The whole command line of the node's service."""
+        if role == "registry":   # a Quarkus application, not Kafka's class path (kops.registry)
+            from . import registry
+
+            return registry.jvm_argv(self.java, self.home, self.conf_dir, self.heap)
         return [self.java, *self.jvm_opts(role), "-cp", self.classpath, *self.main(role)]
 
     def prestart(self, role: str) -> list[list[str]]:

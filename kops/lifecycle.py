@@ -120,7 +120,7 @@ def published_ports(spec: ClusterSpec, provider, *, persist: bool) -> dict[str, 
 def _ports_from_nodes(observed: Observed) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for o in observed.nodes.values():
-        host_kind = {"zookeeper": "client", "connect": "rest"}.get(o.role, "external")
+        host_kind = {"zookeeper": "client", "connect": "rest", "registry": "rest"}.get(o.role, "external")
         for key, kind in (("host", host_kind), ("containers", "docker"),
                           ("jmx", "jmx"), ("metrics", "metrics")):
             addr = o.addresses.get(key, "")

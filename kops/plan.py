@@ -155,6 +155,26 @@ class RemoveHost(Action):
 
 
 @dataclass(frozen=True)
+class StorageTopics(Action):
+    """The schema registry's journal and snapshot topics, created by kops before its first
+    start (kept forever: they are the registry's only copy); existing topics are left as
+    they are. Kops does it through the Admin API (kops.registry), not a provider."""
+
+    kind = "topics"
+    topics: tuple[str, ...] = ()
+    cluster_level = True
+
+    def describe(self) -> str:
+        return (f"create the schema registry's topics {', '.join(self.topics)} where missing (1 partition, "
+                "replication factor min(3, brokers), retention forever)")
+
+    def execute(self, ctx, bundle, deadline: float) -> None:
+        from . import registry
+
+        registry.ensure_topics(ctx, deadline)
+
+
+@dataclass(frozen=True)
 class Wait(Action):
     """A gate: an observed condition awaited with a deadline (see kops.gates)."""
 
@@ -182,6 +202,7 @@ GATE_WORDS = {
     "healthy": "the whole cluster to be healthy",
     "connect-ready": "Kafka Connect to be ready (every worker's REST API answering with the plugins listed, "
                      "every worker in the group)",
+    "registry-ready": "the schema registry to be ready (its journal read, the Confluent API answering)",
 }
 
 NODE_CHANGES = ("create", "reconfigure", "start")
@@ -283,12 +304,21 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
     zks = [nb for nb in todo if nb.node.role == "zookeeper"]
     kafka = [nb for nb in todo if nb.node.is_kafka]
     workers = [nb for nb in todo if nb.node.role == "connect"]
+    registries = [nb for nb in todo if nb.node.role == "registry"]
 
     def done() -> Plan:
-        """Connect workers last: after Kafka is ready (their group and topics live in it)."""
+        """Connect workers and the schema registry last: after Kafka is ready (their groups
+        and topics live in it); the registry's topics are made before its first start."""
         if workers:
             _converge_group(plan, workers, [nb for nb in bundle if nb.node.role == "connect"], decided, observed,
                             act, gate="connect-ready", settle=0.0, order=lambda nb: nb.node.id)
+        if registries:
+            if any(decided[nb.name][0] == "create" for nb in registries):
+                from .registry import topic_names
+
+                plan.add(StorageTopics(topics=topic_names(topo.spec), reason="the schema registry's storage"))
+            _converge_group(plan, registries, [nb for nb in bundle if nb.node.role == "registry"], decided,
+                            observed, act, gate="registry-ready", settle=0.0, order=lambda nb: nb.node.id)
         return plan
 
     if _cold_start_together(topo, bundle, zks, kafka, observed):
@@ -329,7 +359,7 @@ def _cold_start_together(topo, bundle: Bundle, zks: list[NodeBundle], kafka: lis
     crashed (its old session must expire first), no SCRAM user to write to ZooKeeper first."""
     if topo.mode != "zookeeper" or not zks or not kafka or topo.spec.security.sasl:
         return False
-    if len(zks) + len(kafka) != sum(1 for nb in bundle if nb.node.role != "connect"):
+    if len(zks) + len(kafka) != sum(1 for nb in bundle if nb.node.role not in ("connect", "registry")):
         return False
     return not any(observed.get(nb.name).running or observed.get(nb.name).crashed for nb in bundle)
 
@@ -364,7 +394,7 @@ def _converge_group(plan: Plan, todo: list[NodeBundle], group: list[NodeBundle],
 
 # -- down -----------------------------------------------------------------------------------
 
-STOP_ORDER = {"connect": -1, "broker": 0, "combined": 0, "controller": 1, "zookeeper": 2}
+STOP_ORDER = {"registry": -1, "connect": -1, "broker": 0, "combined": 0, "controller": 1, "zookeeper": 2}
 
 
 def plan_down(observed: Observed, *, purge: bool = False) -> Plan:
@@ -402,7 +432,7 @@ def plan_restart(nodes: list[tuple[str, str, int]], controller: int | None,
     broker waits until stopping it keeps every partition at min.insync.replicas; after each
     node, the whole cluster must be healthy again."""
     plan = Plan()
-    picked = [n for n in nodes if (n[0] in only if only else n[1] not in ("zookeeper", "connect"))]
+    picked = [n for n in nodes if (n[0] in only if only else n[1] not in ("zookeeper", "connect", "registry"))]
 
     def rank(n):
         name, role, nid = n

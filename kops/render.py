@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import connect, metrics, paths
+from . import connect, metrics, paths, registry
 from .errors import InputError, KopsError
 from .launch import Launch, container_command, log_config_name, systemd_line
 from .topology import Node, Topology
@@ -99,6 +99,12 @@ class Bundle:
 
 
 def layout(topo: Topology, node: Node) -> Layout:
+    if node.role == "registry":   # its own application (kops.registry); no data of its own (it lives in Kafka)
+        if topo.driver == "docker":
+            return Layout("/opt/registry", "/etc/kafka", "/var/lib/kafka/data", "/var/log/kafka")
+        base = f"{topo.name}/{node.name}"
+        return Layout(f"/opt/kops/{registry.HOME_NAME}", f"/etc/kops/{base}", f"/var/lib/kops/{base}/data",
+                      f"/var/log/kops/{base}")
     if topo.driver == "docker":
         data = "/var/lib/zookeeper" if node.role == "zookeeper" else "/var/lib/kafka/data"
         return Layout("/opt/kafka", "/etc/kafka", data, "/var/log/kafka")
@@ -123,7 +129,7 @@ def launch_for(topo: Topology, node: Node) -> Launch:
         agent = metrics.agent_flag(lay.home, topo.bind_host(node), node.ports["metrics"],
                                    f"{lay.conf_dir}/{metrics.RULES_FILE}")
     # the class data sharing archives exist only in kops's own images (kops.cds)
-    cds = topo.driver == "docker" and topo.spec.kafka.image is None and node.role != "connect"
+    cds = topo.driver == "docker" and topo.spec.kafka.image is None and node.role not in ("connect", "registry")
     return Launch(topo.version, home=lay.home, conf_dir=lay.conf_dir, log_dir=lay.log_dir,
                   data_dir=lay.data_dir, heap=node.heap, java=java, jmx_port=jmx,
                   cds=cds, fast=topo.spec.profile == "fast",
@@ -132,12 +138,12 @@ def launch_for(topo: Topology, node: Node) -> Launch:
 
 
 def launch_role(node: Node) -> str:
-    """What kops.launch starts on a node: zookeeper, kafka (brokers and controllers) or connect."""
-    return node.role if node.role in ("zookeeper", "connect") else "kafka"
+    """What kops.launch starts on a node: zookeeper, kafka (brokers and controllers), connect or registry."""
+    return node.role if node.role in ("zookeeper", "connect", "registry") else "kafka"
 
 
 def stop_grace(topo: Topology, node: Node) -> int:
-    if node.role in ("zookeeper", "connect"):   # a Connect worker stops its tasks within 30 s
+    if node.role in ("zookeeper", "connect", "registry"):   # a Connect worker stops its tasks within 30 s
         return STOP_GRACE["zookeeper"]
     return STOP_GRACE["kafka-kraft" if topo.mode == "kraft" else "kafka-zookeeper-mode"]
 
@@ -276,6 +282,8 @@ def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> 
         files["myid"] = render_template("zookeeper/myid.j2", node=node)
     elif node.role == "connect":
         files.update(connect.node_files(topo, node, lay))
+    elif node.role == "registry":
+        return registry.node_files(topo, node)   # logs to its console (the node's log), no log4j
     else:
         files["server.properties"] = _server_properties(topo, node, lay, creds)
         files[CLIENT_PROPERTIES] = client_properties(topo, lay, creds)
@@ -323,6 +331,9 @@ def node_env(topo: Topology, node: Node) -> dict[str, str]:
     lay = layout(topo, node)
     env = {"KOPS_CLUSTER": topo.name, "KOPS_NODE": node.name, "KAFKA_HOME": lay.home,
            "KAFKA_BOOTSTRAP_SERVERS": topo.internal_bootstrap}
+    if node.role == "registry":   # not a Kafka distribution: no Kafka tools there
+        del env["KAFKA_HOME"]
+        return env
     if node.is_kafka:
         env["KOPS_CLIENT_CONFIG"] = f"{lay.conf_dir}/{CLIENT_PROPERTIES}"
     if topo.mode != "kraft":
@@ -462,7 +473,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
         # a plain TCP connect: a four-letter word here would log a line every 2 s
         health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['client']}'"]
         published = {f"{node.ports['client']}/tcp": [bind, node.ports["client"]]}
-    elif node.role == "connect":
+    elif node.role in ("connect", "registry"):
         health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['rest']}'"]
         published = {f"{node.ports['rest']}/tcp": [bind, node.ports["rest"]]}
     else:
@@ -474,7 +485,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
             published[f"{node.ports['jmx']}/tcp"] = [bind, node.ports["jmx"]]
     if "metrics" in node.ports:
         published[f"{node.ports['metrics']}/tcp"] = [bind, node.ports["metrics"]]
-    image = topo.spec.kafka.image_ref
+    image = registry.IMAGE if node.role == "registry" else topo.spec.kafka.image_ref
     labels = {
         f"{LABEL}.cluster": topo.name,
         f"{LABEL}.node": node.name,
@@ -498,7 +509,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
             labels[f"{LABEL}.jmx"] = f"{topo.publish_host()}:{node.ports['jmx']}"
     if node.role == "zookeeper":
         labels[f"{LABEL}.client-port"] = str(node.ports["client"])
-    if node.role == "connect":
+    if node.role in ("connect", "registry"):
         labels[f"{LABEL}.rest"] = topo.rest_address(node)
     if "metrics" in node.ports:
         labels[f"{LABEL}.metrics"] = topo.metrics_address(node)
@@ -509,7 +520,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
         "labels": labels, "stop_timeout": stop_grace(topo, node),
         "network": network_name(topo.name),
         "depends_on": ([z.name for z in topo.zookeepers] if node.is_kafka else
-                       [b.name for b in topo.brokers] if node.role == "connect" else []),
+                       [b.name for b in topo.brokers] if node.role in ("connect", "registry") else []),
         "environment": node_env(topo, node),
     }
 

@@ -198,7 +198,7 @@ class ControllerSpec(_Strict):
     config: Config = Field(default_factory=dict)
 
 
-Role = Literal["zookeeper", "broker", "controller", "connect"]
+Role = Literal["zookeeper", "broker", "controller", "connect", "registry"]
 KeyPath = Annotated[str, _pattern(r"[A-Za-z0-9_./~+-][A-Za-z0-9_./~+ -]{0,1023}", "a key file path",
                                   "a path such as ~/.ssh/id_ed25519")]
 
@@ -289,6 +289,22 @@ class ConnectSpec(_Strict):
     config: Config = Field(default_factory=dict)
 
 
+MAX_REGISTRY = 3
+
+
+class SchemaRegistrySpec(_Strict):
+    """A schema registry with the Confluent-compatible REST API (Apicurio Registry, kops.registry),
+    stored in the cluster's own Kafka: nodes registry1..N."""
+
+    nodes: int = Field(default=1, ge=1, le=MAX_REGISTRY)
+    heap: Heap = "160m"
+    port: Port = 8081            # registry1's; registry2 8082, ... (per host over SSH)
+    # the default compatibility of every subject (Confluent's default too); subjects may set their own
+    compatibility: Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
+                           "FULL_TRANSITIVE", "NONE"] = "BACKWARD"
+    config: Config = Field(default_factory=dict)
+
+
 # Topics: Kafka's own rule (Topic.validate): 1-249 of [a-zA-Z0-9._-], not "." or "..".
 TOPIC_RE = re.compile(r"[a-zA-Z0-9._-]{1,249}", re.ASCII)
 MAX_PARTITIONS = 10000   # per topic: a typo (`partitions: 1000000`) must not reach the brokers
@@ -333,6 +349,7 @@ class ClusterSpec(_Strict):
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     connect: ConnectSpec | None = None
+    schema_registry: SchemaRegistrySpec | None = None
     topics: dict[TopicName, TopicSpec] = Field(default_factory=dict, max_length=1000)
 
     @model_validator(mode="after")
@@ -444,6 +461,7 @@ def rules(spec: ClusterSpec) -> list[str]:
         p += _ssh_rules(spec)
     p += _topic_rules(spec)
     p += _connect_rules(spec)
+    p += _registry_rules(spec)
     return p
 
 
@@ -523,6 +541,31 @@ def _connect_rules(spec: ClusterSpec) -> list[str]:
     return p
 
 
+def _registry_rules(spec: ClusterSpec) -> list[str]:
+    from .registry import MANAGED
+
+    r = spec.schema_registry
+    if r is None:
+        return []
+    p: list[str] = []
+    sections = [("schema_registry.config", r.config)] + [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()
+                                                         if re.fullmatch(r"registry[0-9]+", n)]
+    for section, cfg in sections:
+        for key in sorted(set(cfg) & set(MANAGED)):
+            p.append(f"{section}.{key}: kops sets this registry key itself (its storage in Kafka, the brokers, "
+                     "the REST listener, the global compatibility); remove it and use schema_registry.port / "
+                     "schema_registry.compatibility")
+    if spec.security.tls:
+        p.append("schema_registry: a schema registry on a TLS/SASL cluster is not supported yet; drop the "
+                 "schema_registry section or security.tls")
+    if spec.driver == "ssh":
+        p.append("schema_registry: over SSH not supported yet (Docker only); drop the schema_registry section")
+    if spec.kafka.image:
+        p.append("schema_registry: needs kops's own images (kops/registry runs beside kops/kafka); drop "
+                 "kafka.image or the schema_registry section")
+    return p
+
+
 def _is_file(path: str) -> bool:
     """A readable file at ``path`` (~user expanded); False for anything the OS refuses."""
     try:
@@ -543,6 +586,8 @@ def _ssh_rules(spec: ClusterSpec) -> list[str]:
         need["controller"] = spec.controller_nodes
     if spec.connect:
         need["connect"] = spec.connect.nodes
+    if spec.schema_registry:
+        need["registry"] = spec.schema_registry.nodes
     for role, count in need.items():
         have = spec._hosts_with(role)
         if have < count:

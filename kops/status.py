@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from . import health, metrics
+from . import health, metrics, registry
 from .plan import NodeObs, Observed
 from .topology import ROLE_ORDER, Topology
 
@@ -51,6 +51,7 @@ class ClusterStatus:
     bootstrap: str = ""
     security: str | None = None     # "tls" or "tls,scram-sha-512" (None: plaintext)
     connect: dict | None = None     # Kafka Connect: its workers and connectors (None: no workers)
+    schema_registry: dict | None = None   # the registry: its URL and nodes (None: no registry)
 
     @property
     def exit_code(self) -> int:
@@ -65,7 +66,8 @@ class ClusterStatus:
                 "kafka_version": self.version, "state": self.state, "problems": self.problems,
                 "bootstrap_servers": self.bootstrap, "security": self.security, "kafka": self.kafka,
                 "nodes": [n.as_dict() for n in self.nodes],
-                **({"connect": self.connect} if self.connect is not None else {})}
+                **({"connect": self.connect} if self.connect is not None else {}),
+                **({"schema_registry": self.schema_registry} if self.schema_registry is not None else {})}
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Probes:
     quorum: dict[str, dict | None] = field(default_factory=dict)   # voter -> quorum-state
     metrics: dict[str, dict] = field(default_factory=dict)         # node -> figures (kops.metrics)
     connect: dict[str, dict] = field(default_factory=dict)         # worker -> kops.connect.worker_status
+    registry: dict[str, dict] = field(default_factory=dict)        # node -> kops.registry.node_status
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,10 @@ def collect(provider, topo: Topology | None, observed: Observed, mode: str, time
         workers = {v.name: v.addresses["host"] for v in vs
                    if v.role == "connect" and v.name in running and v.addresses.get("host")}
         rest = dict(zip(workers, pool.map(lambda a: _connect().worker_status(a), workers.values())))
-    return Probes(kafka, zk, quorum, scraped.result(), rest)
+        regs = {v.name: v.addresses["host"] for v in vs
+                if v.role == "registry" and v.name in running and v.addresses.get("host")}
+        reg = dict(zip(regs, pool.map(registry.node_status, regs.values())))
+    return Probes(kafka, zk, quorum, scraped.result(), rest, reg)
 
 
 def _connect():
@@ -212,6 +218,11 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
                 problems.append(f"kafka: {len(kh.under_replicated)} under-replicated partition(s): "
                                 f"{', '.join(kh.under_replicated[:5])}")
     connect = _connect_summary(vs, observed, probes, problems)
+    regs = [v for v in vs if v.role == "registry"]
+    reg = {"url": f"http://{regs[0].addresses['host']}{registry.API}" if regs[0].addresses.get("host") else None,
+                "nodes": {v.name: {"state": observed.get(v.name).state, "rest": v.addresses.get("host"),
+                                   **((probes.registry if probes else {}).get(v.name) or {})} for v in regs}} \
+        if regs else None
     if not any(o.running for o in observed.nodes.values()):
         # stopped by `kops down` (or cleanly), or crashed: a cluster that should run is degraded
         st = "degraded" if any(o.crashed for o in observed.nodes.values()) else "stopped"
@@ -220,7 +231,7 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
     kafka = kh.as_dict()
     kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
     return ClusterStatus(name, driver, mode, version, nodes, kafka, st, problems, bootstrap(topo, observed),
-                         security_of(topo, observed), connect)
+                         security_of(topo, observed), connect, reg)
 
 
 def _connect_summary(vs: list[View], observed: Observed, probes: Probes | None, problems: list[str]) -> dict | None:
@@ -264,6 +275,12 @@ def _node_health(v: View, o: NodeObs, kh: health.KafkaHealth, quorum: dict, prob
             return f"REST not answering ({answer['error']})", False
         n = len(answer["connectors"])
         return f"REST ok, {n} connector{'s' if n != 1 else ''}", True
+    if v.role == "registry":
+        answer = (probes.registry if probes else {}).get(v.name) or {"error": "not probed"}
+        if "error" in answer:
+            return f"registry not ready ({answer['error']})", False
+        n = answer["subjects"]
+        return f"REST ok, {n} subject{'s' if n != 1 else ''}, {answer.get('compatibility') or '?'}", True
     if v.role == "zookeeper":
         zmode = probes.zk.get(v.name) if probes else None
         return zmode or "no answer", zmode in ZK_OK

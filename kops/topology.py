@@ -140,7 +140,7 @@ class Topology:
             if self.driver == "docker":
                 out["network"] = f"{n.hostname}:{n.ports['client']}"
             return self._with_metrics(n, out)
-        if n.role == "connect":
+        if n.role in ("connect", "registry"):
             out = {"host": self.rest_address(n)}
             if self.driver == "docker":
                 out["network"] = f"{n.hostname}:{n.ports['rest']}"
@@ -159,8 +159,12 @@ class Topology:
     def connects(self) -> list[Node]:
         return self.of("connect")
 
+    @property
+    def registries(self) -> list[Node]:
+        return self.of("registry")
+
     def rest_address(self, n: Node) -> str:
-        """A Connect worker's REST API as this machine reaches it (host:port)."""
+        """A Connect worker's or registry node's REST API as this machine reaches it (host:port)."""
         host = self.publish_host() if self.driver == "docker" else self.bind_host(n)
         if host == "0.0.0.0":
             host = "127.0.0.1" if self.driver == "docker" else n.hostname
@@ -263,7 +267,7 @@ FAST_BROKER_CONFIG = {
     "num.network.threads": 2, "num.io.threads": 2, "background.threads": 2,
     "log.cleaner.dedupe.buffer.size": 8 * 1024 * 1024,
 }
-ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2, "connect": 3}
+ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2, "connect": 3, "registry": 4}
 
 
 PUBLISHED = ("client", "external", "docker", "jmx", "metrics", "rest")   # the ports a Docker node publishes on the host
@@ -393,8 +397,15 @@ def _assemble(spec: ClusterSpec, cluster_id: str) -> Topology:
         for i, host in enumerate(_placement(spec, "connect", cn.nodes), 1):
             nodes.append(mk(f"connect{i}", "connect", i, i, host, cn.heap,
                             {"rest": cn.rest_port + off("connect", i, host)}, [cn.config]))
+    if spec.schema_registry:
+        sr = spec.schema_registry
+        for i, host in enumerate(_placement(spec, "registry", sr.nodes), 1):
+            nodes.append(mk(f"registry{i}", "registry", i, i, host, sr.heap,
+                            {"rest": sr.port + off("registry", i, host)}, [sr.config]))
     if spec.metrics.prometheus:
         for n in nodes:
+            if n.role == "registry":
+                continue
             n.ports["metrics"] = spec.metrics.port + off("metrics", 0, (n.host_key, None)) \
                 if spec.driver == "ssh" else spec.metrics.port + nodes.index(n)
     return Topology(spec, cluster_id, nodes)

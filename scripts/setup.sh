@@ -52,3 +52,5 @@ for v in "${VERSIONS[@]}"; do
   step "$VENV/bin/kops" dist fetch "$v" --from maven >/dev/null
   step "$VENV/bin/kops" image build "$v" --base "$BASE" >/dev/null
 done
+# the schema registry's image (Apicurio Registry from Maven): the full-stack presets and tests
+[ "$MODE" = "--up" ] || step "$VENV/bin/kops" image build-registry --base "$BASE" >/dev/null

@@ -139,6 +139,8 @@ def _cluster_line(st) -> str:
 def print_status(st, wide: bool = False) -> None:
     out_console.print(status_table(st, wide))
     out_console.print(_cluster_line(st))
+    if st.schema_registry and st.schema_registry.get("url"):
+        out_console.print(f"schema registry {st.schema_registry['url']} (Confluent API)", markup=False)
     for p in st.problems:
         out_console.print(f"  problem: {p}", markup=False)
 
@@ -420,6 +422,8 @@ def env(spec_source, name, shell, output, write_dir):
     rest = [f"http://{n.addresses['host']}" for n in st.nodes if n.role == "connect" and n.addresses.get("host")]
     if rest:
         values["KOPS_CONNECT_URLS"] = ",".join(rest)
+    if st.schema_registry and st.schema_registry.get("url"):
+        values["SCHEMA_REGISTRY_URL"] = st.schema_registry["url"]   # the name Confluent's tools and docs use
     scrape = [f"http://{n.addresses['metrics']}/metrics" for n in st.nodes if n.addresses.get("metrics")]
     if scrape:
         values["KOPS_METRICS_URLS"] = ",".join(scrape)

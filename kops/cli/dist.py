@@ -89,3 +89,15 @@ def build(version, base, dist_src, tag, force):
         d = distlib.fetch(version, dist_src or "apache", log=progress)
     info = images.ensure(d, base=base or images.default_base(), tag=tag, force=force, log=progress)
     click.echo(info.tag)
+
+
+@image_group.command("build-registry")
+@click.option("--base", default=None, envvar="KOPS_BASE_IMAGE",
+              help="Base image with a JRE 17+ (default: kops-base:bookworm-jre17 when the engine has it).")
+@handle_errors
+def build_registry(base):
+    """Build kops's schema registry image (Apicurio Registry from Maven, kops.registry)."""
+    from .. import images
+
+    info = images.ensure_registry(base=base, log=progress)
+    click.echo(info.tag)

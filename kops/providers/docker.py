@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from .. import dist, images
+from .. import dist, images, registry
 from ..errors import EngineError, InputError, KopsError
 from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
                     Remove, RemoveHost, Restart, Start, Stop)
@@ -128,7 +128,7 @@ class DockerProvider:
         if role == "zookeeper":
             port = lab.get(f"{LABEL}.client-port", "2181")
             addresses = {"host": f"127.0.0.1:{port}", "network": f"{lab.get(f'{LABEL}.node')}:{port}"}
-        if role == "connect" and lab.get(f"{LABEL}.rest"):
+        if role in ("connect", "registry") and lab.get(f"{LABEL}.rest"):
             port = lab[f"{LABEL}.rest"].rsplit(":", 1)[1]
             addresses = {"host": lab[f"{LABEL}.rest"], "network": f"{lab.get(f'{LABEL}.node')}:{port}"}
         if lab.get(f"{LABEL}.metrics"):
@@ -155,6 +155,8 @@ class DockerProvider:
                 stale = self._image_present(ref)
                 missing.append(f"image {ref}" + (" (built before Connect and the metrics agent were in it: "
                                                  "built again)" if stale else ""))
+            if bundle.topo.registries and not self._registry_image_current():
+                missing.append(f"registry image {registry.IMAGE}")
         meta = {}
         for c in cs.values():
             meta = {"mode": c.labels.get(f"{LABEL}.mode", "?"),
@@ -188,6 +190,15 @@ class DockerProvider:
         if own and not _tools_current(img.labels):
             return False   # built before its Kafka tools were (kops.tools): built again, once
         return not (extras and own and (img.labels or {}).get(images.EXTRAS_LABEL) != dist.EXTRAS)
+
+    def _registry_image_current(self) -> bool:
+        import docker
+
+        try:
+            img = self.cli.images.get(registry.IMAGE)
+        except docker.errors.ImageNotFound:
+            return False
+        return (img.labels or {}).get(f"{LABEL}.registry.version") == registry.VERSION
 
     # -- preflight ------------------------------------------------------------------------
 
@@ -285,6 +296,8 @@ class DockerProvider:
                 self.log(f"image {ref} {'out of date' if '(' in need else 'missing'}: building it from the "
                          f"cached distribution on {base}")
                 images.ensure(d, base=base, tag=ref, log=self.log)
+            elif need.startswith("registry image "):
+                images.ensure_registry(log=self.log)
 
     def _volume(self, nb: NodeBundle):
         import docker

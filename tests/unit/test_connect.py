@@ -123,8 +123,8 @@ def test_workers_start_after_kafka_is_ready_and_are_awaited():
                 observe("full-stack", {}, missing={"docker": ("network kops-full-stack",)}))
     steps = shape(p)
     gates = [s[0][1] for s in steps if s[0][0] == "wait"]
-    assert gates == ["zookeeper-quorum", "kafka-ready", "connect-ready"]
-    assert steps[-2] == [("create", "connect1")]
+    assert gates == ["zookeeper-quorum", "kafka-ready", "connect-ready", "registry-ready"]
+    assert steps[-5] == [("create", "connect1")]
     assert steps.index([("create", "connect1")]) > steps.index([("wait", "kafka-ready", (), 0.0)])
 
 
@@ -132,12 +132,16 @@ def test_a_killed_worker_alone_is_started_and_awaited():
     p = plan_up(render.build(topology.build(speclib.load(preset="kraft-full-stack"), CID)),
                 observe("kraft-full-stack", {"*": "ok", "connect1": "crashed"}))
     assert shape(p) == [[("start", "connect1")], [("wait", "connect-ready", (), 0.0)]]
+    p = plan_up(render.build(topology.build(speclib.load(preset="kraft-full-stack"), CID)),
+                observe("kraft-full-stack", {"*": "ok", "connect1": "crashed", "registry1": "crashed"}))
+    assert shape(p) == [[("start", "connect1")], [("wait", "connect-ready", (), 0.0)],
+                        [("start", "registry1")], [("wait", "registry-ready", (), 0.0)]]
 
 
 def test_workers_stop_before_the_brokers_and_are_not_in_a_default_restart():
     obs = observe("full-stack", {"*": "ok"})
     order = [[a.node for a in step] for step in plan_down(obs).steps]
-    assert order == [["connect1"], ["kafka1"], ["zoo1"]]
+    assert order == [["connect1", "registry1"], ["kafka1"], ["zoo1"]]
     nodes = [("zoo1", "zookeeper", 1), ("kafka1", "broker", 1), ("connect1", "connect", 1)]
     assert [a.node for a in plan_restart(nodes, 1).actions if a.kind == "restart"] == ["kafka1"]
 
@@ -148,7 +152,8 @@ def _status(probes_connect: dict, state: str = "ok"):
     t = topology.build(speclib.load(preset="full-stack"), CID)
     obs = observe("full-stack", {"*": "ok", "connect1": state})
     probes = Probes(KafkaHealth(brokers={1: "127.0.0.1:9092"}, controller=1, partitions=3),
-                    zk={"zoo1": "standalone"}, connect=probes_connect)
+                    zk={"zoo1": "standalone"}, connect=probes_connect,
+                    registry={"registry1": {"subjects": 0, "compatibility": "BACKWARD"}})
     return build_status("full-stack", "docker", "zookeeper", "3.9.2", t, obs, probes)
 
 
@@ -245,7 +250,8 @@ def test_a_failed_connector_does_not_hold_the_healthy_gate():
 
         real = status_mod.collect
         status_mod.collect = lambda *a, **k: Probes(KafkaHealth(brokers={1: "127.0.0.1:9092"}, controller=1),
-                                                    zk={"zoo1": "standalone"}, connect=answers)
+                                                    zk={"zoo1": "standalone"}, connect=answers,
+                                                    registry={"registry1": {"subjects": 0}})
         try:
             probe, _ = gates.healthy(gates.Context(t, Provider(observe("full-stack", {"*": "ok", "connect1": state}),
                                                                answers), print), Wait(gate="healthy"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kops import inventory as speclib, render, topology
+from kops import inventory as speclib, registry, render, topology
 from kops.errors import KopsError
 
 CID = "MkU3OEVBNTcwNTJENDM2Qk"
@@ -249,7 +249,7 @@ def test_compose_file(preset):
     host_ports = []
     for n in topo.nodes:
         svc = services[n.name]
-        assert svc["image"] == f"kops/kafka:{spec.kafka.version}"
+        assert svc["image"] == (registry.IMAGE if n.role == "registry" else f"kops/kafka:{spec.kafka.version}")
         assert svc["hostname"] == n.name
         assert svc["container_name"] == f"{spec.name}-{n.name}"
         assert "host.docker.internal:host-gateway" in svc["extra_hosts"]
@@ -267,7 +267,8 @@ def test_compose_file(preset):
             argv, script = cmd[4:], cmd[2]
         else:
             argv, script = cmd, ""
-        assert argv[0] == "java" and f"-Xmx{n.heap}" in argv and "-cp" in argv, argv
+        assert argv[0] == "java" and f"-Xmx{n.heap}" in argv and ("-cp" in argv or (
+            n.role == "registry" and argv[-2:] == ["-jar", f"/opt/registry/{registry.RUNNER}"])), argv
         assert all("$" not in a.replace("$$", "") for a in cmd), "unescaped $ in the command"
         labels = svc["labels"]
         assert labels["io.kops.cluster"] == spec.name
@@ -287,6 +288,10 @@ def test_compose_file(preset):
                                  "/etc/kafka/connect-distributed.properties"]
             assert sorted(svc["depends_on"]) == sorted(b.name for b in topo.brokers)
             assert "io.kops.cluster-id" not in labels
+        elif n.role == "registry":
+            # the schema registry: after the brokers, its own application, its properties rendered
+            assert f"-Dquarkus.config.locations=file:/etc/kafka/{registry.PROPERTIES}" in argv
+            assert sorted(svc["depends_on"]) == sorted(b.name for b in topo.brokers)
         else:
             assert argv[-2:] == ["kafka.Kafka", "/etc/kafka/server.properties"]
             deps = svc.get("depends_on", {})
