@@ -308,15 +308,28 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
 
     def done() -> Plan:
         """Connect workers and the schema registry last: after Kafka is ready (their groups
-        and topics live in it); the registry's topics are made before its first start."""
-        if workers:
-            _converge_group(plan, workers, [nb for nb in bundle if nb.node.role == "connect"], decided, observed,
-                            act, gate="connect-ready", settle=0.0, order=lambda nb: nb.node.id)
-        if registries:
+        and topics live in it); the registry's topics are made before its first start. When
+        neither group runs yet, both start at once (they do not need each other)."""
+        def live(role):
+            return any(observed.get(nb.name).running for nb in bundle if nb.node.role == role)
+
+        def topics():
             if any(decided[nb.name][0] == "create" for nb in registries):
                 from .registry import topic_names
 
                 plan.add(StorageTopics(topics=topic_names(topo.spec), reason="the schema registry's storage"))
+
+        if workers and registries and not live("connect") and not live("registry"):
+            topics()
+            plan.add(*[act(nb) for nb in workers + registries])
+            plan.add(Wait(gate="connect-ready"))
+            plan.add(Wait(gate="registry-ready"))
+            return plan
+        if workers:
+            _converge_group(plan, workers, [nb for nb in bundle if nb.node.role == "connect"], decided, observed,
+                            act, gate="connect-ready", settle=0.0, order=lambda nb: nb.node.id)
+        if registries:
+            topics()
             _converge_group(plan, registries, [nb for nb in bundle if nb.node.role == "registry"], decided,
                             observed, act, gate="registry-ready", settle=0.0, order=lambda nb: nb.node.id)
         return plan

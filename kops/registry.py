@@ -245,3 +245,31 @@ def app(repo: str | None = None, log=lambda m: None):
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def tarball(home, out_dir):
+    """The application as a tarball to push to SSH hosts (``<HOME_NAME>/...``) and its
+    SHA-512; made once and kept while it still matches its digest."""
+    import hashlib
+    import tarfile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{HOME_NAME}.tgz"
+    sha_file = path.with_name(path.name + ".sha512")
+
+    def sha512(p) -> str:
+        h = hashlib.sha512()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    if path.is_file() and sha_file.is_file() and sha512(path) == sha_file.read_text().split()[0]:
+        return path, sha_file.read_text().split()[0]
+    part = path.with_name(f".{path.name}.part")
+    with tarfile.open(part, "w:gz", compresslevel=1) as tar:
+        tar.add(home, arcname=HOME_NAME, filter=lambda ti: None if ti.name.endswith(".kops-complete") else ti)
+    part.rename(path)
+    digest = sha512(path)
+    sha_file.write_text(f"{digest}  {path.name}\n")
+    return path, digest

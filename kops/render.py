@@ -114,6 +114,11 @@ def layout(topo: Topology, node: Node) -> Layout:
                   f"/var/log/kops/{base}")
 
 
+def kafka_home(topo: Topology) -> str:
+    """Where the Kafka distribution is on a node (the registry's application is elsewhere)."""
+    return "/opt/kafka" if topo.driver == "docker" else f"/opt/kops/kafka_2.13-{topo.version}"
+
+
 def launch_for(topo: Topology, node: Node) -> Launch:
     lay = layout(topo, node)
     java = "java" if topo.driver == "docker" else "/usr/bin/java"

@@ -209,7 +209,7 @@ class HostSpec(_Strict):
     port: Port = 22
     key: KeyPath | None = None
     sudo: bool = False
-    roles: list[Role] = Field(min_length=1, max_length=3)
+    roles: list[Role] = Field(min_length=1, max_length=5)
 
 
 class NodeOverride(_Strict):
@@ -558,8 +558,6 @@ def _registry_rules(spec: ClusterSpec) -> list[str]:
     if spec.security.tls:
         p.append("schema_registry: a schema registry on a TLS/SASL cluster is not supported yet; drop the "
                  "schema_registry section or security.tls")
-    if spec.driver == "ssh":
-        p.append("schema_registry: over SSH not supported yet (Docker only); drop the schema_registry section")
     if spec.kafka.image:
         p.append("schema_registry: needs kops's own images (kops/registry runs beside kops/kafka); drop "
                  "kafka.image or the schema_registry section")

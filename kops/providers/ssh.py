@@ -22,12 +22,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import dist, health, metrics, paths, tools
+from .. import dist, health, metrics, paths, registry, tools
 from ..errors import EngineError, KopsError
 from ..launch import shell_line
 from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
                     Remove, RemoveHost, Restart, Start, Stop)
-from ..render import KAFKA_USER, Bundle, NodeBundle, profile_path
+from ..render import KAFKA_USER, Bundle, NodeBundle, kafka_home, profile_path
 
 JAVA_PACKAGES = {"apt": "openjdk-17-jre-headless", "dnf": "java-17-openjdk-headless",
                  "yum": "java-17-openjdk-headless"}
@@ -42,7 +42,7 @@ def _fact_class():
     class KopsHost(FactBase):
         """Everything kops needs to know about one host, in one round trip."""
 
-        def command(self, files, units, metas, home):
+        def command(self, files, units, metas, home, registry_jar=None):
             q = shlex.quote
             parts = [f"[ -f {q(p)} ] && sha256sum {q(p)} | sed 's/^/SUM /'" for p in files]
             parts += [
@@ -51,6 +51,8 @@ def _fact_class():
                 # kops's extras (metrics agent, FileStream connectors): an older install lacks them
                 f"[ -f {q(home + '/' + dist.AGENTS_DIR + '/' + metrics.AGENT_JAR)} ] && echo EXTRAS yes",
                 f"echo TOOLS $(cat {q(home + '/' + tools.MARKER)} 2>/dev/null)",
+                # the schema registry's application (kops.registry), where the host runs one
+                *([f"[ -f {q(registry_jar)} ] && echo REGISTRY yes"] if registry_jar else []),
                 f"id -u {KAFKA_USER} >/dev/null 2>&1 && echo USER yes",
                 "for p in apt-get dnf yum; do command -v $p >/dev/null && echo PKG $p && break; done",
             ]
@@ -80,6 +82,8 @@ def _fact_class():
                     out["dist"] = True
                 elif tag == "EXTRAS":
                     out["extras"] = True
+                elif tag == "REGISTRY":
+                    out["registry"] = True
                 elif tag == "TOOLS":
                     out["tools"] = rest.strip()
                 elif tag == "USER":
@@ -235,8 +239,9 @@ class SSHProvider:
         def one(hname: str):
             nbs = by_host.get(hname, [])
             host = st.inventory.get_host(hname)
-            home = nbs[0].layout.home if nbs else "/nonexistent"
-            facts = host.get_fact(_FACT, files=[p for nb in nbs for p in nb.files],
+            home = kafka_home(bundle.topo) if nbs else "/nonexistent"
+            reg = next((f"{nb.layout.home}/{registry.RUNNER}" for nb in nbs if nb.node.role == "registry"), None)
+            facts = host.get_fact(_FACT, files=[p for nb in nbs for p in nb.files], registry_jar=reg,
                                   units=[nb.unit for nb in nbs],
                                   metas=[(nb.name, posixpath.join(nb.layout.data_dir, "meta.properties"))
                                          for nb in nbs if nb.format_argv is not None],
@@ -259,11 +264,14 @@ class SSHProvider:
                 missing.append(f"java {pkg} with {f['pkg']}" if pkg else "java (no apt, dnf or yum)")
             if not f["user"]:
                 missing.append(f"user {KAFKA_USER}")
+            home = kafka_home(bundle.topo)
             if not f["dist"] or (dist.needs_extras(bundle.topo.spec) and not f.get("extras")):
                 # (a distribution without the extras a metrics or Connect cluster needs: installed again)
-                missing.append(f"kafka {bundle.topo.version} in {by_host[hname][0].layout.home}")
+                missing.append(f"kafka {bundle.topo.version} in {home}")
             if f.get("tools") != tools.fingerprint(bundle.topo.version):
-                missing.append(f"tools: Kafka's tools in {by_host[hname][0].layout.home}/bin")
+                missing.append(f"tools: Kafka's tools in {home}/bin")
+            if any(nb.node.role == "registry" for nb in by_host[hname]) and not f.get("registry"):
+                missing.append(f"registry Apicurio Registry {registry.VERSION} in /opt/kops/{registry.HOME_NAME}")
             observed.hosts[hname] = HostObs(hname, tuple(missing))
             for nb in by_host[hname]:
                 observed.nodes[nb.name] = self._node(nb, f)
@@ -488,7 +496,7 @@ class SSHProvider:
                 add(h, f"system user {KAFKA_USER}", server.user, user=KAFKA_USER, system=True,
                     shell="/usr/sbin/nologin", ensure_home=False)
             elif word == "kafka":
-                home = next(nb.layout.home for nb in bundle if nb.node.host_key == h)
+                home = kafka_home(topo)
                 remote_tgz = f"/opt/kops/kafka_2.13-{topo.version}.tgz"
                 add(h, "/opt/kops", files.directory, path="/opt/kops", mode="755")
                 dl = topo.spec.kafka.download
@@ -511,11 +519,29 @@ class SSHProvider:
                          + ("downloaded by the host" if dl else "pushed from this machine") + ")")
             elif word == "tools:":
                 # the launchers of Kafka's tools (kops.tools), over whatever bin/ the distribution has
-                home = next(nb.layout.home for nb in bundle if nb.node.host_key == h)
+                home = kafka_home(topo)
                 remote_tar = f"/opt/kops/.kops-tools-{topo.version}.tar"
                 add(h, "push Kafka's tools", files.put, src=io.BytesIO(tools.tar_bytes(topo.version)), dest=remote_tar)
                 add(h, "unpack Kafka's tools", server.shell, commands=[
                     f"tar -xf {shlex.quote(remote_tar)} -C {shlex.quote(home)} && rm -f {shlex.quote(remote_tar)}"])
+
+            elif word == "registry":
+                tgz, digest = self._registry_tarball()
+                remote = f"/opt/kops/{tgz.name}"
+                home = f"/opt/kops/{registry.HOME_NAME}"
+                add(h, "/opt/kops", files.directory, path="/opt/kops", mode="755")
+                add(h, "push the schema registry", files.put, src=str(tgz), dest=remote)
+                check = shell_line(["test", "-f", f"{home}/{registry.RUNNER}"])
+                add(h, "check and unpack the schema registry", server.shell, commands=[
+                    f"echo {shlex.quote(digest + '  ' + remote)} | sha512sum -c --status || "
+                    f"{{ rm -f {shlex.quote(remote)}; echo 'SHA-512 mismatch of the pushed tarball: removed' >&2; "
+                    f"exit 1; }}; tar -xzf {shlex.quote(remote)} -C /opt/kops && rm -f {shlex.quote(remote)} && "
+                    f"{{ {check} || {{ echo {shlex.quote(f'the tarball has no {registry.RUNNER}')} >&2; exit 1; }}; }}"])
+                self.log(f"{h}: installing Apicurio Registry {registry.VERSION} in {home} (pushed from this machine)")
+
+    def _registry_tarball(self) -> tuple[Path, str]:
+        with self._lock:
+            return registry.tarball(registry.app(log=self.log), paths.cache_dir() / "tarballs")
 
     def _distribution(self, version: str) -> tuple[Path, str]:
         """The tarball to push and its SHA-512 (a kept tarball is reused only when it still

@@ -124,8 +124,10 @@ def test_workers_start_after_kafka_is_ready_and_are_awaited():
     steps = shape(p)
     gates = [s[0][1] for s in steps if s[0][0] == "wait"]
     assert gates == ["zookeeper-quorum", "kafka-ready", "connect-ready", "registry-ready"]
-    assert steps[-5] == [("create", "connect1")]
-    assert steps.index([("create", "connect1")]) > steps.index([("wait", "kafka-ready", (), 0.0)])
+    # Connect and the registry start together once Kafka is ready, the registry's topics first
+    assert steps[-4:] == [[("topics", None)], [("create", "connect1"), ("create", "registry1")],
+                          [("wait", "connect-ready", (), 0.0)], [("wait", "registry-ready", (), 0.0)]]
+    assert steps.index([("topics", None)]) > steps.index([("wait", "kafka-ready", (), 0.0)])
 
 
 def test_a_killed_worker_alone_is_started_and_awaited():
@@ -134,8 +136,8 @@ def test_a_killed_worker_alone_is_started_and_awaited():
     assert shape(p) == [[("start", "connect1")], [("wait", "connect-ready", (), 0.0)]]
     p = plan_up(render.build(topology.build(speclib.load(preset="kraft-full-stack"), CID)),
                 observe("kraft-full-stack", {"*": "ok", "connect1": "crashed", "registry1": "crashed"}))
-    assert shape(p) == [[("start", "connect1")], [("wait", "connect-ready", (), 0.0)],
-                        [("start", "registry1")], [("wait", "registry-ready", (), 0.0)]]
+    assert shape(p) == [[("start", "connect1"), ("start", "registry1")], [("wait", "connect-ready", (), 0.0)],
+                        [("wait", "registry-ready", (), 0.0)]]
 
 
 def test_workers_stop_before_the_brokers_and_are_not_in_a_default_restart():

@@ -95,11 +95,17 @@ def test_topics_are_made_before_the_first_start_after_kafka():
     assert gates == ["kafka-ready", "connect-ready", "registry-ready"]
     kinds = [s[0][0] for s in steps]
     topics = kinds.index("topics")
-    assert steps[topics + 1] == [("create", "registry1")]
-    assert topics > steps.index([("wait", "connect-ready", (), 0.0)])
+    assert steps[topics + 1] == [("create", "connect1"), ("create", "registry1")]   # both at once, cold
+    assert topics > steps.index([("wait", "kafka-ready", (), 0.0)])
     action = next(a for a in p.actions if isinstance(a, StorageTopics))
     assert action.topics == ("kafkasql-journal", "kafkasql-snapshots")
     assert "retention forever" in action.describe()
+
+
+def test_a_registry_added_to_a_running_cluster_comes_after_its_topics():
+    p = plan_up(render.build(topology.build(speclib.load(preset="full-stack"), CID)),
+                observe("full-stack", {"*": "ok", "registry1": None}))
+    assert shape(p) == [[("topics", None)], [("create", "registry1")], [("wait", "registry-ready", (), 0.0)]]
 
 
 def test_a_killed_registry_alone_is_started_without_touching_its_topics():
@@ -134,3 +140,25 @@ def test_a_registry_not_ready_is_a_problem():
     st = _status({"error": "not ready (HTTP 503: KafkaSqlStorage)"})
     assert st.state == "degraded"
     assert any(p.startswith("registry1:") and "not ready" in p for p in st.problems), st.problems
+
+
+SSH = ("name: s\nkafka: {version: 3.9.2}\nzookeeper: {nodes: 1}\nbrokers: {nodes: 1}\ndriver: ssh\n"
+       "schema_registry: {nodes: 1}\nhosts:\n  vm1: {address: 10.0.0.11, roles: [zookeeper, broker, %s]}\n")
+
+
+def test_over_ssh_a_host_needs_the_registry_role():
+    refused(SSH % "connect", "1 registry node(s) need 1 host(s) with role registry")
+
+
+def test_over_ssh_the_unit_runs_the_pushed_application_on_the_hosts_address():
+    t = topo(SSH % "registry")
+    node = t.node("registry1")
+    lay = render.layout(t, node)
+    assert lay.home == f"/opt/kops/{registry.HOME_NAME}" and lay.conf_dir == "/etc/kops/s/registry1"
+    unit = render.systemd_unit(t, node)
+    assert f"-jar /opt/kops/{registry.HOME_NAME}/{registry.RUNNER}" in unit
+    assert "-Dquarkus.config.locations=file:/etc/kops/s/registry1/registry.properties" in unit
+    p = props(render.node_files(t, node)[registry.PROPERTIES])
+    assert p["quarkus.http.host"] == "10.0.0.11" and p["apicurio.kafkasql.bootstrap.servers"] == "10.0.0.11:19092"
+    assert t.rest_address(node) == "10.0.0.11:8081"
+    assert render.kafka_home(t) == "/opt/kops/kafka_2.13-3.9.2"   # the host's Kafka tools stay Kafka's
