@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import dist
+from . import dist, plugins as extra_plugins
 from .errors import InputError, KopsError, NotFoundError
 from .health import NotYet
 
@@ -53,14 +53,17 @@ def worker_settings(topo, node, lay) -> list[tuple[str, object]]:
         # how the other workers reach this one (requests are forwarded to the leader)
         ("rest.advertised.host.name", node.hostname),
         ("rest.advertised.port", port),
-        ("plugin.path", f"{lay.home}/{dist.PLUGINS_DIR}"),
+        # Kafka's own plugins, then the inventory's (connect.plugins, kops.plugins), a folder each
+        ("plugin.path", f"{lay.home}/{dist.PLUGINS_DIR}"
+                        + (f",{lay.conf_dir}/{extra_plugins.DIR}" if spec.connect.plugins else "")),
     ]
     defaults = {"key.converter": "org.apache.kafka.connect.json.JsonConverter",
                 "value.converter": "org.apache.kafka.connect.json.JsonConverter",
                 "offset.flush.interval.ms": 10000,
                 # KIP-898: plugins found through their ServiceLoader manifests (Kafka's own have them)
-                # instead of scanning every class of the worker's class path: a much faster start
-                "plugin.discovery": "service_load"}
+                # instead of scanning every class of the worker's class path: a much faster start.
+                # Extra plugins may lack the manifests: then scan too (and warn), as Kafka does by default
+                "plugin.discovery": "hybrid_warn" if spec.connect.plugins else "service_load"}
     return managed + list({**defaults, **node.config}.items())
 
 
@@ -68,9 +71,12 @@ def node_files(topo, node, lay) -> dict[str, str]:
     from .launch import CONNECT_PROPERTIES
     from .render import render_template
 
-    return {CONNECT_PROPERTIES: render_template("connect/connect-distributed.properties.j2", cluster=topo.name,
-                                                node=node, version=topo.version,
-                                                settings=worker_settings(topo, node, lay))}
+    files = {CONNECT_PROPERTIES: render_template("connect/connect-distributed.properties.j2", cluster=topo.name,
+                                                 node=node, version=topo.version,
+                                                 settings=worker_settings(topo, node, lay))}
+    if topo.spec.connect.plugins:
+        files[f"{extra_plugins.DIR}.txt"] = extra_plugins.manifest(topo.spec)
+    return files
 
 
 # -- the REST API -------------------------------------------------------------------------------

@@ -535,9 +535,12 @@ def _connect_rules(spec: ClusterSpec) -> list[str]:
     if spec.security.tls:
         p.append("connect: Connect workers on a TLS/SASL cluster are not supported yet; drop the connect "
                  "section or security.tls")
-    if c.plugins:
-        p.append("connect.plugins: extra plugins are not supported yet; Kafka's FileStream connectors and "
-                 "MirrorMaker 2 are always on plugin.path (remove connect.plugins)")
+    for i, given in enumerate(c.plugins):
+        if ":" not in given and not _is_file(given):
+            p.append(f"connect.plugins.{i}: {_short(given)}: no such file (a jar path relative to the directory "
+                     "kops runs in, or absolute)")
+    if len(set(c.plugins)) != len(c.plugins):
+        p.append("connect.plugins: a plugin is listed twice; list each once")
     return p
 
 

@@ -17,6 +17,39 @@ def update_golden(request) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
+HELLO_SOURCE = "kops.test.HelloSource"
+
+
+@pytest.fixture(scope="session")
+def hello_plugin_jar(tmp_path_factory):
+    """A Connect source connector (tests/plugin_src) built here into a local jar with javac
+    against Kafka 3.9.2's jars: `count` greetings to `topic`."""
+    import shutil
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    from kops import dist
+
+    javac = shutil.which("javac")
+    assert javac, "javac (a JDK) is needed to build the test plugin"
+    d = dist.cached("3.9.2")
+    assert d is not None, "Kafka 3.9.2 is not in the cache: scripts/setup.sh fetches it"
+    out = tmp_path_factory.mktemp("hello-plugin")
+    classes = out / "classes"
+    src = sorted(str(p) for p in (Path(__file__).parent / "plugin_src").rglob("*.java"))
+    r = subprocess.run([javac, "--release", "17", "-cp", f"{d.path}/libs/*", "-d", str(classes), *src],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    jar = out / "hello-source.jar"
+    with zipfile.ZipFile(jar, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+        z.writestr("META-INF/services/org.apache.kafka.connect.source.SourceConnector", HELLO_SOURCE + "\n")
+        for f in sorted(classes.rglob("*.class")):
+            z.write(f, f.relative_to(classes).as_posix())
+    return jar
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     """A pinged Docker SDK client; fails (never skips) when no engine answers."""

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from .. import dist, images, registry
+from .. import dist, images, plugins, registry
 from ..errors import EngineError, InputError, KopsError
 from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
                     Remove, RemoveHost, Restart, Start, Stop)
@@ -29,6 +29,20 @@ from ..render import GATEWAY, LABEL, Bundle, NodeBundle, network_name
 ENGINE = "docker"     # the one "host" of this provider
 PREVIOUS = "-previous"  # a reconfigured node's old container, kept stopped until the new one is ready
 CLEAN_EXIT = (0, 143)  # a JVM that exited on SIGTERM
+
+
+def _jar_tar(jars: dict) -> bytes:
+    """Connect plugins' jars (path in the container -> local file), 0644 root."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for dest, local in jars.items():
+            ti = tar.gettarinfo(str(local), arcname=dest.lstrip("/"))
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = "root"
+            ti.mode = 0o644
+            with open(local, "rb") as f:
+                tar.addfile(ti, f)
+    return buf.getvalue()
 
 
 def _tar(files: dict[str, str], secret: frozenset[str] = frozenset(), gid: int = 0) -> bytes:
@@ -208,6 +222,8 @@ class DockerProvider:
             self._check_ports(bundle, starting)
         if any(isinstance(a, PrepareHost) and any(n.startswith("image ") for n in a.needs) for a in plan.actions):
             self._image_source(bundle)
+        if any(bundle.nodes[n].node.role == "connect" for n in starting if n in bundle.nodes):
+            plugins.ensure_all(bundle.topo.spec, log=self.log)   # a plugin Maven lacks: exit 2, nothing changed
 
     def _image_source(self, bundle: Bundle, *, fetch: bool = False):
         """The image is missing: it is built from the distribution (fetched when not cached,
@@ -389,6 +405,8 @@ class DockerProvider:
         )
         container = self.cli.containers.get(created["Id"])
         container.put_archive("/", _tar(nb.files, nb.secret, self._kafka_gid(plan["image"]) if nb.secret else 0))
+        if nb.node.role == "connect" and bundle.topo.spec.connect.plugins:
+            container.put_archive("/", _jar_tar(plugins.jars(bundle.topo.spec, nb.layout.conf_dir)))
         container.start()
         self.log(f"{nb.name}: created and started ({plan['name']})")
 

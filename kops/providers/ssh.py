@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import dist, health, metrics, paths, registry, tools
+from .. import dist, health, metrics, paths, plugins, registry, tools
 from ..errors import EngineError, KopsError
 from ..launch import shell_line
 from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
@@ -329,6 +329,9 @@ class SSHProvider:
             if isinstance(a, PrepareHost) and any(n.startswith("java (no ") for n in a.needs):
                 raise KopsError(f"{a.host}: no Java and no apt, dnf or yum to install it",
                                 hint="install a Java 17+ runtime on the host, then re-run")
+        if any(isinstance(a, (Create, Reconfigure)) and bundle.nodes[a.node].node.role == "connect"
+               for a in plan.actions if a.node in bundle.nodes):
+            plugins.ensure_all(bundle.topo.spec, log=self.log)   # a plugin Maven lacks: exit 2, nothing changed
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -415,6 +418,8 @@ class SSHProvider:
                 owner = {"user": "root", "group": KAFKA_USER, "mode": "640"} if path in nb.secret else {"mode": "644"}
                 add(h, f"{nb.name}: {posixpath.basename(path)}", files.put, src=io.StringIO(text), dest=path,
                     **owner)
+            if nb.node.role == "connect" and bundle.topo.spec.connect.plugins:
+                self._plugin_ops(nb, bundle, add)
         if isinstance(a, Bootstrap):
             add(h, f"{nb.name}: the brokers' SCRAM user in ZooKeeper", server.shell,
                 commands=[shell_line(["runuser", "-u", KAFKA_USER, "--", *nb.scram_argv])])
@@ -445,6 +450,23 @@ class SSHProvider:
             for d in (lay.conf_dir, lay.data_dir, lay.log_dir):
                 add(h, f"{nb.name}: remove {d}", files.directory, path=d, present=False)
             notes.append((h, f"{nb.name}: unit, config, data and logs removed from {h}"))
+
+    def _plugin_ops(self, nb: NodeBundle, bundle: Bundle, add) -> None:
+        """The extra Connect plugins' jars (kops.plugins), a folder each; folders of plugins
+        no longer listed are removed."""
+        from pyinfra.operations import files, server
+
+        h, top = nb.node.host_key, f"{nb.layout.conf_dir}/{plugins.DIR}"
+        jars = plugins.jars(bundle.topo.spec, nb.layout.conf_dir)
+        keep = sorted({posixpath.basename(posixpath.dirname(p)) for p in jars})
+        for d in [top] + [f"{top}/{k}" for k in keep]:
+            add(h, f"{nb.name}: {d}", files.directory, path=d, user="root", group=KAFKA_USER, mode="755")
+        add(h, f"{nb.name}: drop plugins no longer listed", server.shell, commands=[shell_line(
+            ["find", top, "-mindepth", "1", "-maxdepth", "1", *[w for k in keep for w in ("!", "-name", k)],
+             "-exec", "rm", "-rf", "{}", "+"])])
+        for dest, local in jars.items():
+            add(h, f"{nb.name}: plugin jar {posixpath.basename(dest)}", files.put, src=str(local), dest=dest,
+                mode="644")
 
     def rollback(self, nodes: list[str], bundle: Bundle) -> list[str]:
         """Put back the files kept before a reconfigure, and restart onto them."""

@@ -2,7 +2,7 @@
 distribution pushed with its extras (the JMX exporter agent, the FileStream connectors),
 each node's Prometheus endpoint bound on the host's own address and scraped from this
 machine, a Connect worker's unit started after Kafka and its REST API answering, a
-connector made with `kops connect create`; the schema registry's application pushed, its unit
+connector made with `kops connect create`, an extra plugin (a local jar) pushed and listed; the schema registry's application pushed, its unit
 started after Kafka, its Confluent API on the host's address taking a schema (confluent-kafka's
 SchemaRegistryClient) and keeping it across a restart of its unit. A group of its own (t12e2e): it never touches
 the hosts of the other e2e modules."""
@@ -41,12 +41,13 @@ def host(docker_client, tmp_path_factory):
         testhosts.cleanup(docker_client, GROUP)
 
 
-def test_metrics_and_connect_over_ssh(host):
+def test_metrics_and_connect_over_ssh(host, hello_plugin_jar):
     vm, key, tmp = host
     inv = tmp / f"{NAME}.yaml"
     inv.write_text(f"name: {NAME}\nkafka: {{version: 3.9.2, heap: 320m}}\nzookeeper: {{heap: 128m}}\n"
                    "brokers: {nodes: 1}\n"
-                   "connect: {nodes: 1, heap: 320m}\nmetrics: {prometheus: true}\nschema_registry: {nodes: 1}\n"
+                   f"connect: {{nodes: 1, heap: 320m, plugins: [{hello_plugin_jar}]}}\n"
+                   "metrics: {prometheus: true}\nschema_registry: {nodes: 1}\n"
                    "driver: ssh\n"
                    f"ssh: {{known_hosts: {testhosts.known_hosts_of(key)}}}\nhosts:\n"
                    f"  vm1: {{address: {vm.address}, user: root, key: {key}, roles: [zookeeper, broker, connect, registry]}}\n")
@@ -76,6 +77,9 @@ def test_metrics_and_connect_over_ssh(host):
             res.output.decode()   # bound on the host's address, not every interface
         plugins = {p["class"] for p in requests.get(f"http://{vm.address}:8083/connector-plugins", timeout=10).json()}
         assert "org.apache.kafka.connect.file.FileStreamSourceConnector" in plugins
+        assert "kops.test.HelloSource" in plugins   # connect.plugins: a local jar pushed into its own folder
+        res = vm.container.exec_run(["ls", f"/etc/kops/{NAME}/connect1/plugins/hello-source"])
+        assert res.output.decode().split() == ["hello-source.jar"], res.output.decode()
         src = tmp / "src.json"
         src.write_text(json.dumps({"name": "t12-hb", "config": {
             "connector.class": "FileStreamSource", "file": "/etc/hostname", "topic": "t12-ssh", "tasks.max": "1"}}))

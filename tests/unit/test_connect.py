@@ -52,9 +52,29 @@ def test_managed_connect_keys_are_refused(key):
     refused(f"{BASE}connect: {{}}\nnodes: {{connect1: {{config: {{{key}: x}}}}}}\n", f"nodes.connect1.config.{key}")
 
 
-def test_connect_on_a_secure_cluster_and_extra_plugins_are_refused_for_now():
+def test_connect_on_a_secure_cluster_is_refused_for_now_and_plugins_must_exist(tmp_path):
     refused(f"{BASE}connect: {{}}\nsecurity: {{tls: true}}\n", "not supported yet")
-    refused(f"{BASE}connect: {{plugins: [org.example:my-connector:1.2.0]}}\n", "connect.plugins: extra plugins")
+    refused(f"{BASE}connect: {{plugins: [{tmp_path}/missing.jar]}}\n", "connect.plugins.0", "no such file")
+    refused(f"{BASE}connect: {{plugins: [a:b:1, a:b:1]}}\n", "listed twice")
+
+
+def test_plugins_get_folders_on_plugin_path_and_a_manifest(tmp_path):
+    jar = tmp_path / "my-smt.jar"
+    jar.write_bytes(b"PK not really a jar")
+    t = topo(f"{BASE}connect: {{plugins: [io.debezium:debezium-connector-postgres:3.6.1.Final, {jar}]}}\n")
+    files = render.node_files(t, t.node("connect1"))
+    p = props(files["connect-distributed.properties"])
+    assert p["plugin.path"] == "/opt/kafka/plugins,/etc/kafka/plugins"
+    assert p["plugin.discovery"] == "hybrid_warn"   # extra plugins may lack ServiceLoader manifests
+    lines = files["plugins.txt"].splitlines()[1:]
+    assert lines[0] == "debezium-connector-postgres-3.6.1.Final\tio.debezium:debezium-connector-postgres:3.6.1.Final"
+    assert lines[1].startswith(f"my-smt\t{jar}\tsha256=")
+    # a changed local jar changes the rendered manifest: the workers are reconfigured
+    jar.write_bytes(b"PK another build")
+    again = render.node_files(t, t.node("connect1"))["plugins.txt"]
+    assert again != files["plugins.txt"]
+    plain = render.node_files(topo(f"{BASE}connect: {{}}\n"), topo(f"{BASE}connect: {{}}\n").node("connect1"))
+    assert "plugins.txt" not in plain and props(plain["connect-distributed.properties"])["plugin.discovery"] == "service_load"
 
 
 def test_rest_port_clash_is_refused():

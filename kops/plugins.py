@@ -1,0 +1,140 @@
+"""Extra Kafka Connect plugins (``connect.plugins``): Maven coordinates or local jars, each
+placed in a folder of its own on the workers' ``plugin.path`` (Connect gives every plugin
+folder its own class loader).
+
+* ``group:artifact:version``: the artifact and its runtime dependencies, fetched once with
+  mvn from the machine's Maven repository into ``<cache>/connect-plugins/``; Kafka's own
+  artifacts (``org.apache.kafka``) are left out, the worker provides them.
+* ``./path/to/plugin.jar``: a jar on this machine (relative to the working directory).
+
+What a worker gets is data first: :func:`manifest` (each plugin, its folder and, for a local
+jar, its SHA-256) is one of the worker's rendered files, so changing the list (or a local
+jar) reconfigures the workers like any other file; the providers copy the jars
+(:func:`jars`) into ``<conf_dir>/plugins/<folder>/`` when they create or reconfigure a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .errors import DistError, InputError
+
+DIR = "plugins"   # under the worker's config folder
+
+
+@dataclass(frozen=True)
+class Entry:
+    given: str            # as the inventory names it
+    folder: str           # its folder on plugin.path
+    coordinate: tuple[str, str, str] | None = None
+    jar: Path | None = None
+    sha256: str = ""      # a local jar's
+
+    def line(self) -> str:
+        return f"{self.folder}\t{self.given}" + (f"\tsha256={self.sha256}" if self.sha256 else "")
+
+
+def _folder(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:120]
+
+
+def entries(spec) -> list[Entry]:
+    """The inventory's plugins, in order; a local jar that cannot be read is bad input."""
+    out: list[Entry] = []
+    if spec.connect is None:
+        return out
+    for i, given in enumerate(spec.connect.plugins):
+        if ":" not in given:   # a local jar (the spec allows no ':' in a path)
+            path = Path(given).expanduser()
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as exc:
+                raise InputError(f"connect.plugins.{i}: {given}: cannot read it ({exc.strerror or exc})",
+                                 hint="a path relative to the directory kops runs in, or absolute") from exc
+            out.append(Entry(given, _folder(path.stem), jar=path.resolve(), sha256=digest))
+        else:
+            g, a, v = given.split(":")
+            out.append(Entry(given, _folder(f"{a}-{v}"), coordinate=(g, a, v)))
+    folders = [e.folder for e in out]
+    dup = sorted({f for f in folders if folders.count(f) > 1})
+    if dup:
+        raise InputError(f"connect.plugins: two plugins would share the folder {dup[0]}", hint="list each plugin once")
+    return out
+
+
+def manifest(spec) -> str:
+    """The worker's rendered list of its plugins (a change to it reconfigures the workers)."""
+    lines = [e.line() for e in entries(spec)]
+    return "# Rendered by kops: the extra Connect plugins, one folder each under plugin.path\n" + \
+        "".join(f"{line}\n" for line in lines)
+
+
+def _cache(coord: tuple[str, str, str]) -> Path:
+    g, a, v = coord
+    return paths.cache_dir() / "connect-plugins" / _folder(g) / _folder(a) / _folder(v)
+
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>io.kops</groupId><artifactId>connect-plugin</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <repositories><repository><id>kops</id><url>{repo}</url></repository></repositories>
+  <pluginRepositories><pluginRepository><id>kops</id><url>{repo}</url></pluginRepository></pluginRepositories>
+  <dependencies><dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency></dependencies>
+</project>
+"""
+
+
+def fetch(entry: Entry, repo: str | None = None, log=lambda m: None) -> Path:
+    """A Maven plugin's folder of jars in the cache (fetched the first time)."""
+    from . import dist
+
+    target = _cache(entry.coordinate)
+    marker = target / ".kops-complete"
+    if marker.is_file():
+        return target
+    repo = dist.resolve_maven_repo(repo)
+    log(f"fetching Connect plugin {entry.given} and its dependencies from {repo} with mvn")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".fetch.", dir=target.parent))
+    try:
+        g, a, v = entry.coordinate
+        (work / "pom.xml").write_text(_POM.format(repo=repo, g=g, a=a, v=v))
+        try:
+            dist._mvn(["dependency:copy-dependencies", f"-DoutputDirectory={work / 'jars'}", "-DincludeScope=runtime",
+                       "-DexcludeGroupIds=org.apache.kafka"], work, f"resolve {entry.given}")
+        except DistError as exc:
+            raise InputError(f"connect.plugins: {entry.given}: {repo} does not serve it with its dependencies",
+                             hint="check the coordinate (group:artifact:version) and the version", ) from exc
+        jars = work / "jars"
+        if not jars.is_dir() or not any(jars.glob("*.jar")):
+            raise InputError(f"connect.plugins: {entry.given}: no jar came with it (a POM-only artifact?)")
+        shutil.rmtree(target, ignore_errors=True)
+        jars.rename(target)
+        marker.write_text(entry.given + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def ensure_all(spec, log=lambda m: None) -> None:
+    """Every plugin at hand before anything changes (preflight): bad input fails with exit 2."""
+    for e in entries(spec):
+        if e.coordinate:
+            fetch(e, log=log)
+
+
+def jars(spec, conf_dir: str) -> dict[str, Path]:
+    """Path on the worker -> the local jar to copy there, for every plugin (fetched already)."""
+    out: dict[str, Path] = {}
+    for e in entries(spec):
+        found = [e.jar] if e.jar else sorted(fetch(e).glob("*.jar"))
+        for j in found:
+            out[f"{conf_dir}/{DIR}/{e.folder}/{j.name}"] = j
+    return out
