@@ -151,10 +151,22 @@ def resolve(spec: ClusterSpec, provider, *, persist: bool):
     bundle = render.build(topo, creds)
     observed = provider.observe(bundle)
     cid = _cluster_id(spec, observed, persist)
-    if cid != provisional:
-        topo = topology.build(spec, cid, published)
+    quorum = quorum_of(spec, observed)
+    if cid != provisional or quorum != topo.quorum:
+        topo = topology.build(spec, cid, published, quorum=quorum)
         bundle = render.build(topo, creds)
     return topo, bundle, observed
+
+
+def quorum_of(spec: ClusterSpec, observed: Observed) -> str:
+    """KRaft: the quorum the cluster's nodes run with (an existing static quorum stays
+    static: it cannot become dynamic by a config change); a new cluster's by its version."""
+    if spec.mode != "kraft":
+        return ""
+    kinds = {o.quorum for o in observed.nodes.values() if o.quorum}
+    if "static" in kinds:
+        return "static"
+    return "dynamic" if kinds else topology.default_quorum(spec)
 
 
 def _with_stops(observed: Observed, name: str) -> Observed:
@@ -282,7 +294,7 @@ def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: st
 def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
        scope: str = "", source: str | None = None, reshape: bool = False, upgrade_checked: bool = False,
        throttle: int | None = None) -> Result:
-    from . import scale, upgrade
+    from . import quorum, scale, upgrade
 
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -298,6 +310,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     if not reshape:
         _guard_reshape(spec, plan, observed, source)
     plan = scale.extend(plan, bundle, observed, _client(spec, topo), rate=throttle or scale.reassign.DEFAULT_RATE)
+    plan = quorum.extend(plan, bundle, observed)   # controllers added or removed (KIP-853)
     if plan.changes:
         provider.preflight(plan, bundle, observed)
     topics = _topics_before(spec, topo, observed, log)   # a change Kafka cannot make: exit 2 here
@@ -313,8 +326,12 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         return Result(plan, st, time.monotonic() - t0, bool(topics and topics.pending), topics=topics)
     ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     state.note_source(spec.name, source)
+    if quorum.pending_of(plan):   # an add interrupted before it finished is resumed by the next `up`
+        quorum.note_pending(spec.name, quorum.pending(spec.name) + quorum.pending_of(plan))
     run(plan, ctx, bundle, deadline)
     state.note_started(spec.name)
+    if topo.mode == "kraft":
+        quorum.note_known(spec.name, [n.name for n in topo.controllers])
     upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
     # the deletion is accepted by the controller; the brokers' metadata follows on its own
     # (a later round trip that still sees the topic retries until it is gone)

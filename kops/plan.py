@@ -51,6 +51,7 @@ class NodeObs:
     stop_grace: int | None = None
     addresses: dict[str, str] = field(default_factory=dict)
     where: str = ""                   # container name or host
+    quorum: str | None = None         # a KRaft node's quorum: dynamic or static (None: not known / not KRaft)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class PrepareHost(Action):
 class Format(Action):
     kind = "format"
     cluster_id: str = ""
+    join: bool = False      # a dynamic quorum's controller joining it (formatted with no initial voters)
 
 
 @dataclass(frozen=True)
@@ -359,8 +361,14 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
             plan.add(Wait(gate="zookeeper-sessions", nodes=tuple(s[0] for s in sessions), sessions=sessions))
     formats = [nb for nb in kafka if nb.format_argv is not None
                and (not observed.get(nb.name).exists or observed.get(nb.name).formatted is False)]
+    # a dynamic quorum that has controllers already: a new controller joins it (an observer, then added)
+    quorum_exists = topo.quorum == "dynamic" and any(
+        observed.get(nb.name).exists and observed.get(nb.name).formatted for nb in bundle if nb.node.is_controller)
     plan.add(*[Format(node=nb.name, host=nb.node.host_key, cluster_id=topo.cluster_id,
-                      reason="KRaft storage not formatted yet") for nb in formats])
+                      join=quorum_exists and nb.node.is_controller,
+                      reason="KRaft storage not formatted yet" + (": joins the quorum as an observer"
+                                                                  if quorum_exists and nb.node.is_controller else ""))
+               for nb in formats])
     _converge_group(plan, kafka, [nb for nb in bundle if nb.node.is_kafka], decided, observed, act,
                     gate="kafka-ready", settle=SETTLE, order=lambda nb: _rank(nb, observed.controller))
     return done()

@@ -62,6 +62,7 @@ class NodeBundle:
     secret: frozenset[str] = frozenset()   # paths readable by the service user only
     scram_argv: list[str] | None = None    # ZooKeeper mode + SASL: writes the brokers' SCRAM user
     env: dict[str, str] = field(default_factory=dict)   # the node's environment (`kops exec`, Kafka's tools)
+    join_format_argv: list[str] | None = None   # a dynamic quorum: a controller joining a running quorum
 
     @property
     def name(self) -> str:
@@ -268,6 +269,7 @@ def _server_properties(topo: Topology, node: Node, lay: Layout, creds: Credentia
     return render_template(
         "kafka/server.properties.j2", cluster=topo.name, node=node, version=topo.version,
         mode=topo.mode, zookeeper_connect=topo.zookeeper_connect, quorum_voters=topo.quorum_voters,
+        quorum=topo.quorum, controller_bootstrap=topo.controller_bootstrap,
         listeners=[(name, bind) for name, (bind, _) in listeners.items()],
         advertised=[f"{name}://{adv}" for name, (_, adv) in listeners.items() if adv],
         protocol_map=protocol_map, data_dir=lay.data_dir, replication=topo.replication_defaults,
@@ -400,8 +402,17 @@ def _secret_names(creds: Credentials | None) -> set[str]:
     return {"server.properties", "tls/node.pem", CLIENT_PROPERTIES} if creds is not None else set()
 
 
-def _format_argv(topo: Topology, launch: Launch, creds: Credentials | None) -> list[str]:
+def _format_argv(topo: Topology, launch: Launch, creds: Credentials | None, node: Node | None = None,
+                 *, join: bool = False) -> list[str]:
+    """KRaft's storage format. A dynamic quorum (KIP-853): the controllers of a new cluster
+    are formatted with the initial voter set (each with its directory id); a controller
+    that joins a running quorum, and every broker, with none (it starts as an observer)."""
     argv = launch.format_storage(topo.cluster_id)
+    if topo.quorum == "dynamic":
+        if node is not None and node.is_controller and not join:
+            argv += ["--initial-controllers", topo.initial_controllers()]
+        else:
+            argv += ["--no-initial-controllers"]
     if creds is not None and creds.mechanism:
         # KRaft: the brokers' own SCRAM user exists from the first start (KIP-900)
         argv += ["--add-scram", f"{creds.mechanism}=[name={ADMIN},password={creds.admin_password}]"]
@@ -420,7 +431,8 @@ def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) ->
         unit = unit_name(topo, node)
         files[f"/etc/systemd/system/{unit}"] = systemd_unit(topo, node)
         files[profile_path(topo)] = login_profile(topo)
-    fmt = _format_argv(topo, launch, creds) if topo.mode == "kraft" and node.is_kafka else None
+    fmt = _format_argv(topo, launch, creds, node) if topo.mode == "kraft" and node.is_kafka else None
+    join = _format_argv(topo, launch, creds, node, join=True) if fmt and topo.quorum == "dynamic" else fmt
     argv = launch.argv(role)
     sums = {p: _sha(t) for p, t in files.items()}
     if topo.driver == "docker":
@@ -439,7 +451,7 @@ def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) ->
                  "--zookeeper", f"{node.hostname}:{node.ports['client']}", "--alter", "--entity-type", "users",
                  "--entity-name", ADMIN, "--add-config", f"{creds.mechanism}=[password={creds.admin_password}]"]
     return NodeBundle(node, lay, files, argv, launch.prestart(role), fmt, stop_grace(topo, node),
-                      unit, container, sums, digest, secret, scram, env=node_env(topo, node))
+                      unit, container, sums, digest, secret, scram, env=node_env(topo, node), join_format_argv=join)
 
 
 def build(topo: Topology, creds: Credentials | None = None) -> Bundle:
@@ -473,7 +485,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
     # never on every interface.
     bind = topo.publish_host()
     cmd = container_command(launch, role, cid if standalone else None,
-                            format_argv=_format_argv(topo, launch, creds) if standalone and cid else None)
+                            format_argv=_format_argv(topo, launch, creds, node) if standalone and cid else None)
     if node.role == "zookeeper":
         # a plain TCP connect: a four-letter word here would log a line every 2 s
         health = ["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{node.ports['client']}'"]
@@ -503,6 +515,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
     }
     if cid:
         labels[f"{LABEL}.cluster-id"] = cid
+        labels[f"{LABEL}.quorum"] = topo.quorum
     sec = topo.spec.security
     if sec.tls:
         labels[f"{LABEL}.security"] = "tls" + (f",{sec.sasl}" if sec.sasl else "")

@@ -78,6 +78,9 @@ class Topology:
     spec: ClusterSpec
     cluster_id: str
     nodes: list[Node]
+    # KRaft: "dynamic" (KIP-853: controller.quorum.bootstrap.servers, voters changed at run
+    # time; new clusters of Kafka 4.1+) or "static" (controller.quorum.voters); "" without KRaft
+    quorum: str = ""
 
     @property
     def name(self) -> str:
@@ -119,6 +122,16 @@ class Topology:
     @property
     def zookeeper_connect(self) -> str:
         return ",".join(f"{z.hostname}:{z.ports['client']}" for z in self.zookeepers)
+
+    @property
+    def controller_bootstrap(self) -> str:
+        """controller.quorum.bootstrap.servers of a dynamic quorum: every controller of the inventory."""
+        return ",".join(f"{c.hostname}:{c.ports['controller']}" for c in self.controllers)
+
+    def initial_controllers(self) -> str:
+        """``--initial-controllers`` of a new dynamic quorum: id@host:port:directory-id of each."""
+        return ",".join(f"{c.id}@{c.hostname}:{c.ports['controller']}:{directory_id(self.cluster_id, c.name)}"
+                        for c in self.controllers)
 
     @property
     def quorum_voters(self) -> str:
@@ -232,7 +245,9 @@ class Topology:
             if self.driver == "docker":
                 out["DOCKER"] = (f"{bind}:{n.ports['docker']}", f"host.docker.internal:{n.ports['docker']}")
         if n.is_controller:
-            out["CONTROLLER"] = (f"{bind}:{n.ports['controller']}", "")
+            # a dynamic quorum's voters are reached on the address each controller advertises (KIP-853)
+            out["CONTROLLER"] = (f"{bind}:{n.ports['controller']}",
+                                 f"{n.hostname}:{n.ports['controller']}" if self.quorum == "dynamic" else "")
         return out
 
     @property
@@ -273,11 +288,32 @@ ROLE_ORDER = {"zookeeper": 0, "controller": 1, "combined": 2, "broker": 2, "conn
 PUBLISHED = ("client", "external", "docker", "jmx", "metrics", "rest")   # the ports a Docker node publishes on the host
 
 
-def build(spec: ClusterSpec, cluster_id: str, published: dict[str, dict[str, int]] | None = None) -> Topology:
+DYNAMIC_QUORUM_SINCE = (4, 1)   # new KRaft clusters get a dynamic quorum from this version on
+
+
+def default_quorum(spec: ClusterSpec) -> str:
+    """The quorum a new cluster gets: dynamic on Kafka 4.1+ (KIP-853), else static."""
+    if spec.mode != "kraft":
+        return ""
+    major, minor = (int(x) for x in spec.kafka.version.split(".")[:2])
+    return "dynamic" if (major, minor) >= DYNAMIC_QUORUM_SINCE else "static"
+
+
+def directory_id(cluster_id: str, node: str) -> str:
+    """A controller's metadata directory id (a Kafka Uuid, base64url of 16 bytes), fixed by
+    the cluster and node, for ``--initial-controllers``; never one of Kafka's reserved ids."""
+    raw = uuid.uuid5(uuid.NAMESPACE_URL, f"kops:{cluster_id}:{node}").bytes
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def build(spec: ClusterSpec, cluster_id: str, published: dict[str, dict[str, int]] | None = None,
+          quorum: str | None = None) -> Topology:
     """The topology of a spec; raises SpecError when its nodes do not fit together.
     ``published`` (``ports: auto``): node -> the host ports picked for it, which replace
-    the spec's ranges (the node listens on them too, so the advertised address is true)."""
+    the spec's ranges (the node listens on them too, so the advertised address is true).
+    ``quorum``: the KRaft quorum the cluster already has (default: a new cluster's)."""
     topo = _assemble(spec, cluster_id)
+    topo.quorum = (quorum or default_quorum(spec)) if spec.mode == "kraft" else ""
     for n in topo.nodes:
         for kind, port in (published or {}).get(n.name, {}).items():
             if kind in n.ports and kind in PUBLISHED:

@@ -155,7 +155,9 @@ class DockerProvider:
             crashed=c.status in ("exited", "dead") and (code not in CLEAN_EXIT or bool(st.get("OOMKilled"))),
             finished_at=_epoch(st.get("FinishedAt")), started_at=st.get("StartedAt"),
             stop_grace=int(lab.get(f"{LABEL}.stop-grace", "30")),
-            addresses=addresses, where=c.name)
+            addresses=addresses, where=c.name,
+            # KRaft nodes made before kops knew dynamic quorums have no label: static
+            quorum=(lab.get(f"{LABEL}.quorum") or "static") if lab.get(f"{LABEL}.cluster-id") else None)
 
     def observe(self, bundle: Bundle | None) -> Observed:
         cs = self.containers()
@@ -356,7 +358,8 @@ class DockerProvider:
         nb = bundle.nodes[a.node]
         self._volume(nb)
         try:
-            self._one_shot(nb, nb.format_argv, "formatting KRaft storage", volume=True)
+            self._one_shot(nb, nb.join_format_argv if a.join else nb.format_argv, "formatting KRaft storage",
+                           volume=True)
         except KopsError as exc:
             exc.hint = ("the lines above are kafka-storage's; a cluster id mismatch means the volume holds "
                         "another cluster's data")

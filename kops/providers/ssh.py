@@ -42,7 +42,7 @@ def _fact_class():
     class KopsHost(FactBase):
         """Everything kops needs to know about one host, in one round trip."""
 
-        def command(self, files, units, metas, home, registry_jar=None):
+        def command(self, files, units, metas, home, registry_jar=None, quorums=None):
             q = shlex.quote
             parts = [f"[ -f {q(p)} ] && sha256sum {q(p)} | sed 's/^/SUM /'" for p in files]
             parts += [
@@ -65,6 +65,10 @@ def _fact_class():
             for node, meta in metas:
                 parts.append(f"[ -f {q(meta)} ] && echo META {q(node)} "
                              f"$(sed -n 's/^cluster.id=//p' {q(meta)})")
+            for node, props in quorums or ():
+                # the quorum the node runs with: its server.properties names the bootstrap servers or the voters
+                parts.append(f"if grep -qs '^controller.quorum.bootstrap.servers=' {q(props)}; then echo QUORUM "
+                             f"{q(node)} dynamic; elif [ -f {q(props)} ]; then echo QUORUM {q(node)} static; fi")
             return "; ".join(parts + ["true"])
 
         def process(self, output):
@@ -99,6 +103,9 @@ def _fact_class():
                 elif tag == "META":
                     node, _, cid = rest.partition(" ")
                     out["metas"][node] = cid.strip()
+                elif tag == "QUORUM":
+                    node, _, kind = rest.partition(" ")
+                    out.setdefault("quorums", {})[node] = kind.strip()
             return out
 
     return KopsHost
@@ -242,6 +249,8 @@ class SSHProvider:
             home = kafka_home(bundle.topo) if nbs else "/nonexistent"
             reg = next((f"{nb.layout.home}/{registry.RUNNER}" for nb in nbs if nb.node.role == "registry"), None)
             facts = host.get_fact(_FACT, files=[p for nb in nbs for p in nb.files], registry_jar=reg,
+                                  quorums=[(nb.name, f"{nb.layout.conf_dir}/server.properties") for nb in nbs
+                                           if nb.format_argv is not None],
                                   units=[nb.unit for nb in nbs],
                                   metas=[(nb.name, posixpath.join(nb.layout.data_dir, "meta.properties"))
                                          for nb in nbs if nb.format_argv is not None],
@@ -299,7 +308,7 @@ class SSHProvider:
             exit_code=int(code) if code and code.isdigit() and crashed else None, crashed=crashed,
             finished_at=float(u["InactiveEnterEpoch"]) if u.get("InactiveEnterEpoch", "").isdigit() else None,
             started_at=u.get("ActiveEnterTimestamp") or None, stop_grace=nb.stop_grace,
-            where=nb.node.host_key)
+            where=nb.node.host_key, quorum=f.get("quorums", {}).get(nb.name))
 
     def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
         bundle = self._bundle
@@ -426,7 +435,8 @@ class SSHProvider:
             notes.append((h, f"{nb.name}: the brokers' SCRAM user written to ZooKeeper"))
         elif isinstance(a, Format):
             add(h, f"{nb.name}: format KRaft storage", server.shell,
-                commands=[shell_line(["runuser", "-u", KAFKA_USER, "--", *nb.format_argv])])
+                commands=[shell_line(["runuser", "-u", KAFKA_USER, "--",
+                                      *(nb.join_format_argv if a.join else nb.format_argv)])])
             notes.append((h, f"{nb.name}: storage formatted on {h} (cluster id {a.cluster_id})"))
         elif isinstance(a, (Create, Start)):
             add(h, f"{nb.name}: start {nb.unit}", systemd.service, service=nb.unit, running=True, enabled=True,

@@ -116,13 +116,13 @@ CONTAINS = [
      ["clientPort=2181", "dataDir=/var/lib/zookeeper"], ["server.1=", "quorumListenOnAllIPs"]),
     ("kraft-split", "controller1/server.properties",
      ["process.roles=controller\n", "node.id=101",
-      "controller.quorum.voters=101@controller1:19192,102@controller2:19193,103@controller3:19194",
+      "controller.quorum.bootstrap.servers=controller1:19192,controller2:19193,controller3:19194",
       "listeners=CONTROLLER://0.0.0.0:19192", "controller.listener.names=CONTROLLER",
       "listener.security.protocol.map=CONTROLLER:PLAINTEXT"],
-     ["advertised.listeners", "inter.broker.listener.name", "INTERNAL", "EXTERNAL", "zookeeper.connect"]),
+     ["inter.broker.listener.name", "INTERNAL", "EXTERNAL", "zookeeper.connect"]),
     ("kraft-split", "kafka2/server.properties",
      ["process.roles=broker\n", "node.id=2",
-      "controller.quorum.voters=101@controller1:19192,102@controller2:19193,103@controller3:19194",
+      "controller.quorum.bootstrap.servers=controller1:19192,controller2:19193,controller3:19194",
       "advertised.listeners=INTERNAL://kafka2:19093,EXTERNAL://127.0.0.1:9093,"
       "DOCKER://host.docker.internal:29093",
       "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,DOCKER:PLAINTEXT,"
@@ -130,14 +130,14 @@ CONTAINS = [
       "offsets.topic.replication.factor=3", "min.insync.replicas=2"],
      ["zookeeper.connect", "broker.id"]),
     ("kraft-single", "kafka1/server.properties",
-     ["process.roles=broker,controller", "node.id=1", "controller.quorum.voters=1@kafka1:19192",
+     ["process.roles=broker,controller", "node.id=1", "controller.quorum.bootstrap.servers=kafka1:19192",
       "listeners=INTERNAL://0.0.0.0:19092,EXTERNAL://0.0.0.0:9092,DOCKER://0.0.0.0:29092,"
       "CONTROLLER://0.0.0.0:19192",
       "offsets.topic.replication.factor=1", "transaction.state.log.min.isr=1"],
      ["zookeeper.connect", "broker.id"]),
     ("kraft-multiple", "kafka3/server.properties",
      ["process.roles=broker,controller", "node.id=3",
-      "controller.quorum.voters=1@kafka1:19192,2@kafka2:19193,3@kafka3:19194",
+      "controller.quorum.bootstrap.servers=kafka1:19192,kafka2:19193,kafka3:19194",
       "listeners=INTERNAL://0.0.0.0:19094,EXTERNAL://0.0.0.0:9094,DOCKER://0.0.0.0:29094,"
       "CONTROLLER://0.0.0.0:19194"], []),
     ("ssh-zk-three-hosts", "kafka2/server.properties",
@@ -150,7 +150,7 @@ CONTAINS = [
       "dataDir=/var/lib/kops/prod/zoo3"], []),
     ("ssh-kraft-three-hosts", "kafka1/server.properties",
      ["process.roles=broker,controller",
-      "controller.quorum.voters=1@10.0.0.11:19192,2@10.0.0.12:19192,3@10.0.0.13:19192",
+      "controller.quorum.bootstrap.servers=10.0.0.11:19192,10.0.0.12:19192,10.0.0.13:19192",
       "log.dirs=/var/lib/kops/prod-kraft/kafka1/data"], ["DOCKER"]),
 ]
 
@@ -165,19 +165,38 @@ def test_rendered_facts(preset, rel, present, absent):
         assert s not in text, f"{preset}/{rel}: did not expect {s!r}"
 
 
-def test_controller_has_no_advertised_listeners_line():
+def test_a_dynamic_quorums_controller_advertises_only_its_controller_listener():
     text = _bundle("kraft-split")["controller1/server.properties"]
-    assert not re.search(r"^advertised\.listeners=", text, re.M)
+    props = _props(text)
+    assert props["advertised.listeners"] == "CONTROLLER://controller1:19192"   # how the voters reach it (KIP-853)
+    assert props["controller.quorum.bootstrap.servers"] == "controller1:19192,controller2:19193,controller3:19194"
+    assert "controller.quorum.voters" not in props
     assert re.search(r"^listeners=CONTROLLER://", text, re.M)
-    assert _props(text)["process.roles"] == "controller"
+    assert props["process.roles"] == "controller"
+
+
+def test_a_static_quorums_controller_has_no_advertised_listeners_line():
+    spec = speclib.load(preset="kraft-split")
+    topo = topology.build(spec, CID, quorum="static")
+    text = render.node_files(topo, topo.node("controller1"))["server.properties"]
+    assert not re.search(r"^advertised\.listeners=", text, re.M)
+    assert _props(text)["controller.quorum.voters"] == "101@controller1:19192,102@controller2:19193,103@controller3:19194"
+    broker = _props(render.node_files(topo, topo.node("kafka1"))["server.properties"])
+    assert "CONTROLLER" not in broker["advertised.listeners"] and "controller.quorum.bootstrap.servers" not in broker
+    # Kafka 3.9 clusters are static: dynamic quorums come with 4.1
+    old = topology.build(spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"version": "3.9.2"})}), CID)
+    assert old.quorum == "static"
 
 
 @pytest.mark.parametrize("preset", [p for p in PRESETS if speclib.load(preset=p).mode == "kraft"])
-def test_kraft_brokers_never_advertise_controller(preset):
+def test_kraft_brokers_advertise_no_controller_listener_but_their_own(preset):
     for rel, text in _bundle(preset).items():
         if rel.endswith("server.properties"):
             props = _props(text)
-            assert "CONTROLLER" not in props.get("advertised.listeners", ""), rel
+            node = rel.split("/")[0]
+            ctl = [a for a in props.get("advertised.listeners", "").split(",") if a.startswith("CONTROLLER://")]
+            assert all(a.split("//")[1].split(":")[0] in (node, props.get("listeners", "").split("CONTROLLER://")[-1]
+                                                          .split(":")[0]) for a in ctl), rel
             assert props["controller.listener.names"] == "CONTROLLER", rel
             assert "zookeeper.connect" not in props, rel
 

@@ -1,0 +1,295 @@
+"""The KRaft controller quorum changed at run time (KIP-853, a dynamic quorum): the planner
+policy for controllers added to or removed from a running cluster.
+
+New KRaft clusters of Kafka 4.1+ are formatted for a dynamic quorum (kops.topology:
+``controller.quorum.bootstrap.servers``, ``--initial-controllers`` with each controller's
+directory id). Then a different ``controllers.nodes`` in the inventory and ``kops up``:
+
+* **more controllers**: each new one is formatted with no initial voters (it joins as an
+  observer), started, awaited until it has caught up with the leader, then added as a voter
+  (``kafka-metadata-quorum add-controller``, run in that node with its own config), one at a
+  time; the other nodes then roll onto the new bootstrap list, gated as every roll is;
+* **fewer controllers**: each leaving one is removed from the voters first
+  (``remove-controller`` with its directory id, the leader last), awaited until the quorum
+  has a leader without it, then stopped and removed, one at a time, so the quorum never
+  loses its majority; the rest roll onto the shorter list.
+
+Both are typed, cluster-level actions in the plan (``--dry-run`` shows them), carried out by
+kops with Kafka's own tool inside a node (no client library speaks these APIs), so both
+providers run them the same way. A static quorum (``controller.quorum.voters``: clusters made
+before Kafka 4.1 or before kops knew dynamic quorums) cannot change its voters: refused
+before anything changes (exit 2), naming the way forward. An add that did not finish is
+resumed by the next ``up`` (the pending voters are kept in kops's state).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from . import paths
+from .errors import InputError, KopsError
+from .plan import Action, Observed, Plan, Remove, Stop, Wait
+
+TOOL = "org.apache.kafka.tools.MetadataQuorumCommand"
+CAUGHT_UP_LAG = 10   # records: an observer this close to the leader's end can become a voter
+
+
+# -- talking to the quorum through Kafka's tool in a node ------------------------------------------
+
+def _tool(nb, *args: str) -> list[str]:
+    return [nb.argv[0], "-Xmx128m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp",
+            f"{nb.layout.home}/libs/*", TOOL, *args]
+
+
+def describe(ctx, runner, bootstrap: str, *, replication: bool = False) -> dict:
+    """{"leader": id, "voters": {id: directory id}, "observers": {id: directory id},
+    "lag": {id: records}} as the quorum reports it (through ``runner``, a running node);
+    the lag only with ``replication`` (a second call: the tool takes one of the two)."""
+    out = ""
+    for what in ("--status", "--replication") if replication else ("--status",):
+        code, text = ctx.provider.exec(runner.name, _tool(runner, "--bootstrap-controller", bootstrap, "describe",
+                                                          what))
+        if code != 0:
+            last = [line for line in text.strip().splitlines() if line.strip()][-1:] or [f"exit code {code}"]
+            raise KopsError(f"the controller quorum did not answer through {runner.name}: {last[0][:300]}",
+                            details=text[-1500:])
+        out += text + "\n"
+    return parse(out)
+
+
+class _Patience:
+    """Transient failures of the tool are retried until the deadline; the same failure for
+    60 s in a row is not transient."""
+
+    def __init__(self, deadline: float):
+        self.deadline, self.since = deadline, None
+
+    def failed(self, exc: KopsError) -> None:
+        now = time.monotonic()
+        self.since = self.since or now
+        if now - self.since > 60 or now > self.deadline:
+            raise exc
+
+    def ok(self) -> None:
+        self.since = None
+
+
+def parse(out: str) -> dict:
+    """The output of ``describe --status --replication`` (pure)."""
+    got: dict = {"leader": None, "voters": {}, "observers": {}, "lag": {}}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "LeaderId" and value.lstrip("-").isdigit():
+            got["leader"] = int(value)
+        elif key in ("CurrentVoters", "CurrentObservers") and value.startswith("["):
+            try:
+                items = json.loads(value)
+            except ValueError:
+                continue
+            got["voters" if key == "CurrentVoters" else "observers"] = {
+                int(i["id"]): i.get("directoryId", "") for i in items if "id" in i}
+        else:
+            cols = line.split()
+            if len(cols) >= 7 and cols[0].isdigit() and cols[3].lstrip("-").isdigit():
+                got["lag"][int(cols[0])] = int(cols[3])
+    return got
+
+
+def _bootstrap(bundle) -> str:
+    return bundle.topo.controller_bootstrap
+
+
+def _pending_file(name: str):
+    return paths.state_dir() / "clusters" / name / "pending-voters.json"
+
+
+def _known_file(name: str):
+    return paths.state_dir() / "clusters" / name / "controllers.json"
+
+
+def known(name: str) -> list[str]:
+    """The controllers of the cluster after its last finished `up` (kops's state)."""
+    p = _known_file(name)
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+def note_known(name: str, nodes: list[str]) -> None:
+    p = _known_file(name)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(sorted(nodes)))
+
+
+def pending(name: str) -> list[str]:
+    p = _pending_file(name)
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+def note_pending(name: str, nodes: list[str]) -> None:
+    p = _pending_file(name)
+    if not nodes:
+        p.unlink(missing_ok=True)
+        return
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(sorted(set(nodes))))
+
+
+@dataclass(frozen=True)
+class AddController(Action):
+    """A controller that runs as an observer of the quorum: awaited until caught up, then
+    added as a voter (in that node, with its own config), awaited until the quorum lists it."""
+
+    kind = "add-controller"
+    voter: int = 0
+    cluster_level = True
+
+    def describe(self) -> str:
+        return (f"add-controller {self.node} (id {self.voter}) to the KRaft quorum: awaited until it has caught "
+                "up as an observer, then added as a voter")
+
+    def execute(self, ctx, bundle, deadline: float) -> None:
+        nb = bundle.nodes[self.node]
+        boot = _bootstrap(bundle)
+        last, patience = "", _Patience(deadline)
+        while True:
+            try:
+                q = describe(ctx, nb, boot, replication=True)
+                patience.ok()
+            except KopsError as exc:
+                patience.failed(exc)
+                q, last = None, exc.message
+            if q is not None:
+                if self.voter in q["voters"]:
+                    ctx.log(f"{self.node}: a voter of the KRaft quorum")
+                    break
+                lag = q["lag"].get(self.voter)
+                if self.voter in q["observers"] and lag is not None and lag <= CAUGHT_UP_LAG:
+                    code, out = ctx.provider.exec(nb.name, _tool(nb, "--command-config",
+                                                                  f"{nb.layout.conf_dir}/server.properties",
+                                                                  "--bootstrap-controller", boot, "add-controller"))
+                    if code == 0:
+                        ctx.log(f"{self.node}: added to the KRaft quorum as a voter (it had caught up, lag {lag})")
+                        continue   # confirmed by the next describe
+                    last = out.strip().splitlines()[-1] if out.strip() else f"exit code {code}"
+                else:
+                    last = (f"{self.node} is not an observer of the quorum yet" if self.voter not in q["observers"]
+                            else f"{self.node} is {lag} records behind the leader")
+            if time.monotonic() > deadline:
+                raise KopsError(f"{self.node} did not join the KRaft quorum as a voter: {last}",
+                                hint=f"kops logs {self.node}; `kops up` again resumes (the node is kept)")
+            time.sleep(1.0)
+        note_pending(ctx.topo.name, [n for n in pending(ctx.topo.name) if n != self.node])
+
+
+@dataclass(frozen=True)
+class RemoveController(Action):
+    """A leaving controller removed from the voters (by its directory id), awaited until the
+    quorum has a leader without it; it is stopped and removed by the next steps."""
+
+    kind = "remove-controller"
+    voter: int = 0
+    cluster_level = True
+
+    def describe(self) -> str:
+        return (f"remove-controller {self.node} (id {self.voter}) from the KRaft quorum's voters, awaited until "
+                "the quorum has a leader without it")
+
+    def execute(self, ctx, bundle, deadline: float) -> None:
+        runner = next(nb for nb in bundle if nb.node.is_controller)   # one that stays (and runs)
+        boot = _bootstrap(bundle)
+        last, patience = "", _Patience(deadline)
+        while True:
+            try:
+                q = describe(ctx, runner, boot)
+                patience.ok()
+            except KopsError as exc:
+                patience.failed(exc)
+                q, last = None, exc.message
+            if q is not None:
+                if self.voter not in q["voters"] and q["leader"] is not None and q["leader"] != self.voter:
+                    ctx.log(f"{self.node}: no longer a voter; the quorum's leader is {q['leader']}")
+                    return
+                if self.voter in q["voters"]:
+                    code, out = ctx.provider.exec(runner.name, _tool(
+                        runner, "--bootstrap-controller", boot, "remove-controller", "--controller-id",
+                        str(self.voter), "--controller-directory-id", q["voters"][self.voter]))
+                    if code == 0:
+                        ctx.log(f"{self.node}: removed from the KRaft quorum's voters")
+                    else:
+                        last = out.strip().splitlines()[-1] if out.strip() else f"exit code {code}"
+                else:
+                    last = "the quorum has no leader yet"
+            if time.monotonic() > deadline:
+                raise KopsError(f"{self.node} could not be removed from the KRaft quorum: {last}",
+                                hint="kops status; `kops up` again resumes (nothing was stopped)")
+            time.sleep(1.0)
+
+
+# -- the policy ----------------------------------------------------------------------------------
+
+def extend(plan: Plan, bundle, observed: Observed) -> Plan:
+    """``plan`` with the quorum policy (pure but for the pending voters read from kops's state)."""
+    topo = bundle.topo
+    if topo.mode != "kraft":
+        return plan
+    controllers = {nb.name for nb in bundle if nb.node.is_controller}
+    had = [o for o in observed.nodes.values() if o.role in ("controller", "combined") and o.exists]
+    if not had:
+        return plan   # a new cluster: formatted with its voters
+    created = [a.node for a in plan.of("create") if a.node in controllers]
+    leaving = sorted((o for o in observed.nodes.values() if o.role == "controller" and o.name not in bundle.nodes),
+                     key=lambda o: (o.id == observed.controller, o.name))
+    if topo.driver == "ssh":
+        # the SSH provider sees the inventory's nodes only: a controller left out is known from kops's state
+        gone = sorted(set(known(topo.name)) - controllers)
+        if gone:
+            raise InputError(f"controllers {', '.join(gone)} ran in cluster {topo.name} and are not in the inventory: "
+                             "removing controllers over SSH is not supported yet; nothing was changed",
+                             hint=f"keep controllers.nodes at {len(controllers) + len(gone)}")
+    resumed = [n for n in pending(topo.name) if n in controllers and n not in created
+               and observed.get(n).exists]
+    if not created and not leaving and not resumed:
+        return plan
+    if topo.quorum != "dynamic":
+        raise InputError(
+            f"cluster {topo.name} has a static KRaft quorum (controller.quorum.voters): its voters cannot change "
+            f"at run time, so {'adding ' + ', '.join(created) if created else 'removing ' + ', '.join(o.name for o in leaving)} "
+            "is refused; nothing was changed",
+            hint="keep controllers.nodes as it is; a dynamic quorum (KIP-853) is what kops gives new KRaft clusters "
+                 "of Kafka 4.1+: make a new cluster and move the data (e.g. MirrorMaker 2), or upgrade its "
+                 "kraft.version with Kafka's own tools and rewrite its controller settings by hand")
+    serving = any(o.running for o in had)
+    if leaving and not serving:
+        raise InputError("controllers " + ", ".join(o.name for o in leaving) + " would leave a quorum that is not "
+                         "running: they must be removed from the voters first; start the cluster with the "
+                         "previous inventory, then change controllers.nodes")
+    out = Plan(summary=dict(plan.summary))
+    for o in leaving:
+        out.add(RemoveController(node=o.name, voter=o.id, reason="left the inventory"))
+        out.add(Stop(node=o.name, host=o.where or None, grace=o.stop_grace or 30, reason="no longer a voter"))
+        out.add(Remove(node=o.name, host=o.where or None, reason="left the inventory: container/unit, data and "
+                                                                 "logs removed"))
+        out.summary[o.name] = ("remove", "left the inventory: removed from the quorum's voters, stopped, removed")
+    adds = [bundle.nodes[n] for n in created + resumed]
+    steps = list(plan.steps)
+    # the new controllers join right after they started and were awaited (before the other
+    # nodes roll onto the new bootstrap list); without such a wait, at the end
+    at = len(steps)
+    if created:
+        first = next(i for i, s in enumerate(steps) if any(a.kind == "create" and a.node in created for a in s))
+        at = next((i + 1 for i in range(first + 1, len(steps)) if isinstance(steps[i][0], Wait)), len(steps))
+    for s in steps[:at]:
+        out.add(*s)
+    for nb in adds:
+        out.add(AddController(node=nb.name, voter=nb.node.id, reason="new in the inventory"
+                              if nb.name in created else "an earlier add did not finish"))
+        out.summary.setdefault(nb.name, ("create", "joins the KRaft quorum"))
+    for s in steps[at:]:
+        out.add(*s)
+    return out
+
+
+def pending_of(plan: Plan) -> list[str]:
+    return [a.node for a in plan.actions if isinstance(a, AddController)]
