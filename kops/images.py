@@ -44,8 +44,8 @@ LABEL_PREFIX = "io.kops"
 EXTRAS_LABEL = f"{LABEL_PREFIX}.extras"
 TOOLS_LABEL = f"{LABEL_PREFIX}.tools"
 
-DOCKERFILE = """\
-FROM {base}
+# The service user and its folders, on any base with a JRE (kops/kafka and kops/registry)
+_USER = """\
 RUN set -e; command -v java >/dev/null || {{ echo "base image {base} has no java on PATH" >&2; exit 1; }}; \\
     if ! id kafka >/dev/null 2>&1; then \\
       if getent passwd 1000 >/dev/null; then useradd --system --create-home --home-dir /home/kafka kafka; \\
@@ -53,6 +53,11 @@ RUN set -e; command -v java >/dev/null || {{ echo "base image {base} has no java
     fi; \\
     mkdir -p /var/lib/kafka/data /var/lib/zookeeper /var/log/kafka /etc/kafka; \\
     chown -R kafka:kafka /var/lib/kafka /var/lib/zookeeper /var/log/kafka /etc/kafka
+"""
+
+DOCKERFILE = """\
+FROM {base}
+""" + _USER + """\
 COPY kafka/ /opt/kafka/
 COPY kops-cds-train.sh /tmp/kops-cds-train.sh
 RUN sh /tmp/kops-cds-train.sh {major} && rm /tmp/kops-cds-train.sh
@@ -165,13 +170,7 @@ def ensure(dist: Distribution, *, base: str = DEFAULT_BASE, tag: str | None = No
 
 REGISTRY_DOCKERFILE = """\
 FROM {base}
-RUN set -e; command -v java >/dev/null || {{ echo "base image {base} has no java on PATH" >&2; exit 1; }}; \\
-    if ! id kafka >/dev/null 2>&1; then \\
-      if getent passwd 1000 >/dev/null; then useradd --system --create-home --home-dir /home/kafka kafka; \\
-      else useradd --uid 1000 --create-home --home-dir /home/kafka kafka; fi; \\
-    fi; \\
-    mkdir -p /var/lib/kafka/data /var/log/kafka /etc/kafka; \\
-    chown -R kafka:kafka /var/lib/kafka /var/log/kafka /etc/kafka
+""" + _USER + """\
 COPY registry/ /opt/registry/
 USER kafka
 WORKDIR /opt/registry

@@ -52,8 +52,7 @@ def describe(ctx, runner, bootstrap: str, *, replication: bool = False) -> dict:
         code, text = ctx.provider.exec(runner.name, _tool(runner, "--bootstrap-controller", bootstrap, "describe",
                                                           what))
         if code != 0:
-            last = [line for line in text.strip().splitlines() if line.strip()][-1:] or [f"exit code {code}"]
-            raise KopsError(f"the controller quorum did not answer through {runner.name}: {last[0][:300]}",
+            raise KopsError(f"the controller quorum did not answer through {runner.name}: {_last_line(text, code)}",
                             details=text[-1500:])
         out += text + "\n"
     return parse(out)
@@ -152,34 +151,26 @@ class AddController(Action):
     def execute(self, ctx, bundle, deadline: float) -> None:
         nb = bundle.nodes[self.node]
         boot = _bootstrap(bundle)
-        last, patience = "", _Patience(deadline)
-        while True:
-            try:
-                q = describe(ctx, nb, boot, replication=True)
-                patience.ok()
-            except KopsError as exc:
-                patience.failed(exc)
-                q, last = None, exc.message
-            if q is not None:
-                if self.voter in q["voters"]:
-                    ctx.log(f"{self.node}: a voter of the KRaft quorum")
-                    break
-                lag = q["lag"].get(self.voter)
-                if self.voter in q["observers"] and lag is not None and lag <= CAUGHT_UP_LAG:
-                    code, out = ctx.provider.exec(nb.name, _tool(nb, "--command-config",
-                                                                  f"{nb.layout.conf_dir}/server.properties",
-                                                                  "--bootstrap-controller", boot, "add-controller"))
-                    if code == 0:
-                        ctx.log(f"{self.node}: added to the KRaft quorum as a voter (it had caught up, lag {lag})")
-                        continue   # confirmed by the next describe
-                    last = out.strip().splitlines()[-1] if out.strip() else f"exit code {code}"
-                else:
-                    last = (f"{self.node} is not an observer of the quorum yet" if self.voter not in q["observers"]
-                            else f"{self.node} is {lag} records behind the leader")
-            if time.monotonic() > deadline:
-                raise KopsError(f"{self.node} did not join the KRaft quorum as a voter: {last}",
-                                hint=f"kops logs {self.node}; `kops up` again resumes (the node is kept)")
-            time.sleep(1.0)
+
+        def step(q: dict) -> tuple[bool, str]:
+            if self.voter in q["voters"]:
+                ctx.log(f"{self.node}: a voter of the KRaft quorum")
+                return True, ""
+            lag = q["lag"].get(self.voter)
+            if self.voter not in q["observers"] or lag is None:
+                return False, f"{self.node} is not an observer of the quorum yet"
+            if lag > CAUGHT_UP_LAG:
+                return False, f"{self.node} is {lag} records behind the leader"
+            code, out = ctx.provider.exec(nb.name, _tool(nb, "--command-config", f"{nb.layout.conf_dir}/server.properties",
+                                                          "--bootstrap-controller", boot, "add-controller"))
+            if code != 0:
+                return False, _last_line(out, code)
+            ctx.log(f"{self.node}: added to the KRaft quorum as a voter (it had caught up, lag {lag})")
+            return False, "added; the quorum does not list it yet"   # confirmed by the next describe
+
+        _until(ctx, nb, boot, deadline, step, replication=True,
+               failed=f"{self.node} did not join the KRaft quorum as a voter",
+               hint=f"kops logs {self.node}; `kops up` again resumes (the node is kept)")
         note_pending(ctx.topo.name, [n for n in pending(ctx.topo.name) if n != self.node])
 
 
@@ -199,32 +190,49 @@ class RemoveController(Action):
     def execute(self, ctx, bundle, deadline: float) -> None:
         runner = next(nb for nb in bundle if nb.node.is_controller)   # one that stays (and runs)
         boot = _bootstrap(bundle)
-        last, patience = "", _Patience(deadline)
-        while True:
-            try:
-                q = describe(ctx, runner, boot)
-                patience.ok()
-            except KopsError as exc:
-                patience.failed(exc)
-                q, last = None, exc.message
-            if q is not None:
-                if self.voter not in q["voters"] and q["leader"] is not None and q["leader"] != self.voter:
+
+        def step(q: dict) -> tuple[bool, str]:
+            if self.voter not in q["voters"]:
+                if q["leader"] is not None and q["leader"] != self.voter:
                     ctx.log(f"{self.node}: no longer a voter; the quorum's leader is {q['leader']}")
-                    return
-                if self.voter in q["voters"]:
-                    code, out = ctx.provider.exec(runner.name, _tool(
-                        runner, "--bootstrap-controller", boot, "remove-controller", "--controller-id",
-                        str(self.voter), "--controller-directory-id", q["voters"][self.voter]))
-                    if code == 0:
-                        ctx.log(f"{self.node}: removed from the KRaft quorum's voters")
-                    else:
-                        last = out.strip().splitlines()[-1] if out.strip() else f"exit code {code}"
-                else:
-                    last = "the quorum has no leader yet"
-            if time.monotonic() > deadline:
-                raise KopsError(f"{self.node} could not be removed from the KRaft quorum: {last}",
-                                hint="kops status; `kops up` again resumes (nothing was stopped)")
-            time.sleep(1.0)
+                    return True, ""
+                return False, "the quorum has no leader yet"
+            code, out = ctx.provider.exec(runner.name, _tool(
+                runner, "--bootstrap-controller", boot, "remove-controller", "--controller-id", str(self.voter),
+                "--controller-directory-id", q["voters"][self.voter]))
+            if code != 0:
+                return False, _last_line(out, code)
+            ctx.log(f"{self.node}: removed from the KRaft quorum's voters")
+            return False, "removed; the quorum still lists it"
+
+        _until(ctx, runner, boot, deadline, step, failed=f"{self.node} could not be removed from the KRaft quorum",
+               hint="kops status; `kops up` again resumes (nothing was stopped)")
+
+
+def _last_line(out: str, code: int) -> str:
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else f"exit code {code}"
+
+
+def _until(ctx, runner, boot: str, deadline: float, step, *, replication: bool = False, failed: str,
+           hint: str) -> None:
+    """``step(quorum)`` each second until it says done; the quorum described through
+    ``runner`` each time (a failure of the tool retried, see _Patience)."""
+    last, patience = "", _Patience(deadline)
+    while True:
+        try:
+            q = describe(ctx, runner, boot, replication=replication)
+            patience.ok()
+        except KopsError as exc:
+            patience.failed(exc)
+            q, last = None, exc.message
+        if q is not None:
+            done, last = step(q)
+            if done:
+                return
+        if time.monotonic() > deadline:
+            raise KopsError(f"{failed}: {last}", hint=hint)
+        time.sleep(1.0)
 
 
 # -- the policy ----------------------------------------------------------------------------------

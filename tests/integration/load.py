@@ -4,9 +4,14 @@ message Kafka acknowledged during an operation can be read back (lost must be 0)
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
+
+KOPS = str(Path(sys.executable).parent / "kops")
 
 
 class Load:
@@ -84,3 +89,16 @@ class Load:
         assert not lost, f"{len(lost)} acknowledged messages lost during {what}: {sorted(lost)[:5]}"
         assert len(want) > 100, f"the producer got too little through during {what}: {figures}"
         return figures
+
+
+def kops(*args, env, timeout=1200):
+    """The kops CLI of this environment, timed (``.seconds``)."""
+    t0 = time.monotonic()
+    p = subprocess.run([KOPS, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    p.seconds = time.monotonic() - t0
+    return p
+
+
+def ok(p):
+    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr[-6000:]}"
+    return p

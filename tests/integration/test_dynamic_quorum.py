@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from cleanup import remove_labelled
-from load import Load
+from load import Load, kops, ok
 
 from kops import quorum
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 NAME = "t13-quorum"
 TOPIC = "orders"
 
@@ -32,18 +28,6 @@ def inventory(controllers: int) -> str:
             "{offsets.topic.replication.factor: 2, transaction.state.log.replication.factor: 2, "
             "transaction.state.log.min.isr: 1}}\n"
             f"controllers: {{nodes: {controllers}, heap: 192m}}\nbrokers: {{nodes: 2}}\n")
-
-
-def kops(*args, env, timeout=1200):
-    t0 = time.monotonic()
-    p = subprocess.run([KOPS, *args], capture_output=True, text=True, env=env, timeout=timeout)
-    p.seconds = time.monotonic() - t0
-    return p
-
-
-def ok(p):
-    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr[-6000:]}"
-    return p
 
 
 @pytest.fixture(scope="module")

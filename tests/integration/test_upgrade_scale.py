@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from load import Load
+from load import Load, kops, ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 NAME = "t13-day2"
 FROM, TO = "3.9.1", "3.9.2"
 TOPIC = "orders"
@@ -51,18 +47,6 @@ kafka:
 zookeeper: {{nodes: 1, heap: 128m}}
 brokers: {{nodes: {brokers}}}
 """
-
-
-def kops(*args, env, timeout=1200):
-    t0 = time.monotonic()
-    p = subprocess.run([KOPS, *args], capture_output=True, text=True, env=env, timeout=timeout)
-    p.seconds = time.monotonic() - t0
-    return p
-
-
-def ok(p):
-    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr[-6000:]}"
-    return p
 
 
 @pytest.fixture(scope="module")

@@ -18,3 +18,13 @@ def refused(text: str, *fragments: str) -> str:
     for f in fragments:
         assert f in msg, msg
     return msg
+
+
+def topo(text: str):
+    """The topology of an inventory given as text."""
+    return topology.build(speclib.loads(text, "t"), CID)
+
+
+def props(text: str) -> dict[str, str]:
+    """A rendered properties file as a dict (comments left out)."""
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))

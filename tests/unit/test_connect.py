@@ -14,16 +14,8 @@ from kops.plan import plan_down, plan_restart, plan_up
 from kops.status import Probes, build as build_status
 from test_plan import observe, shape
 
-from specs import CID, refused  # noqa: E402
+from specs import CID, props, refused, topo  # noqa: E402
 BASE = "name: c\nkafka: {version: 3.9.2}\nzookeeper: {nodes: 1}\nbrokers: {nodes: 1}\n"
-
-
-def topo(text: str):
-    return topology.build(speclib.loads(text, "t"), CID)
-
-
-def props(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
 
 
 # -- spec ---------------------------------------------------------------------------------------
