@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from .render import Bundle, NodeBundle
 
 SETTLE = 10.0   # seconds a live cluster must stay ready after one of its nodes came back
+FAST_SETTLE = 3.0   # the same for the fast profile (tests, laptops): the other gates still guard each step
 ZK_TICK = 3.0   # slack after a ZooKeeper session timeout before its ephemeral nodes are gone
 
 
@@ -370,7 +371,8 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
                                                                   if quorum_exists and nb.node.is_controller else ""))
                for nb in formats])
     _converge_group(plan, kafka, [nb for nb in bundle if nb.node.is_kafka], decided, observed, act,
-                    gate="kafka-ready", settle=SETTLE, order=lambda nb: _rank(nb, observed.controller))
+                    gate="kafka-ready", settle=FAST_SETTLE if topo.spec.profile == "fast" else SETTLE,
+                    order=lambda nb: _rank(nb, observed.controller))
     return done()
 
 

@@ -164,3 +164,25 @@ def pytest_sessionfinish(session, exitstatus):
         subprocess.run([_BYSTANDER["kops"], "down", "--preset", DEFAULT_CLUSTER, "--purge"], env=_BYSTANDER["env"],
                        capture_output=True,
                        timeout=300)
+
+
+# The longest test files first, so that with xdist (one file per worker, `--dist loadfile`)
+# they do not start last and keep the run going alone at its end (longest-first scheduling).
+# Seconds seen on this machine under the suite's own load; a file not named keeps its place.
+SLOW_FIRST = {
+    "tests/integration/test_security.py": 390,
+    "tests/integration/test_docker_driver.py": 300,
+    "tests/integration/test_pytest_plugin.py": 150,
+    "tests/e2e/test_ssh_driver.py": 380,
+    "tests/integration/test_dynamic_quorum.py": 290,
+    "tests/integration/test_upgrade_scale.py": 280,
+    "tests/integration/test_schema_registry.py": 130,
+    "tests/e2e/test_ssh_metrics_connect.py": 110,
+    "tests/integration/test_connect_mirror.py": 80,
+    "tests/integration/test_connect_plugins.py": 60,
+}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    order = {path: i for i, path in enumerate(sorted(SLOW_FIRST, key=SLOW_FIRST.get, reverse=True))}
+    items.sort(key=lambda item: order.get(item.nodeid.split("::", 1)[0], len(order)))   # stable: the rest keep order

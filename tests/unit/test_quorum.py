@@ -153,3 +153,15 @@ NodeId	DirectoryId           	LogEndOffset	Lag	LastFetchTimestamp	LastCaughtUpTi
     assert q["leader"] == 101
     assert q["voters"] == {101: "qg9lgBjiXYiNUIzLus5iHQ", 102: "QqOTLfmvw6gHzT5ITMttjw"}
     assert set(q["observers"]) == {103, 1} and q["lag"] == {101: 0, 103: 8}
+
+
+def test_a_fast_profile_roll_settles_for_less():
+    from kops import plan as planmod
+
+    spec = speclib.loads(SPLIT % 1 + "profile: fast\n", "t")
+    b = render.build(topology.build(spec, CID))
+    obs = running(b)
+    stale = {n: o.__class__(**{**o.__dict__, "files": {p: "0" * 64 for p in o.files}}) for n, o in obs.nodes.items()}
+    obs.nodes = stale
+    waits = [a for a in plan_up(b, obs).actions if a.kind == "wait" and a.gate == "kafka-ready"]
+    assert waits and {w.settle for w in waits} == {planmod.FAST_SETTLE}
