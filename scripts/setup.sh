@@ -46,6 +46,13 @@ command -v mvn >/dev/null 2>&1 || {
     say "installing maven (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null
   fi
 }
+# javac builds the tests' Connect plugin (tests/plugin_src)
+[ "$MODE" = "--up" ] || command -v javac >/dev/null 2>&1 || {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing a JDK for javac (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+  fi
+}
 VERSIONS=("$KAFKA3" "$KAFKA4")
 [ "$MODE" = "--up" ] && VERSIONS=("$KAFKA3")
 for v in "${VERSIONS[@]}"; do
