@@ -80,17 +80,6 @@ def _cache(coord: tuple[str, str, str]) -> Path:
     return paths.cache_dir() / "connect-plugins" / _folder(g) / _folder(a) / _folder(v)
 
 
-_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.kops</groupId><artifactId>connect-plugin</artifactId><version>1</version>
-  <packaging>pom</packaging>
-  <repositories><repository><id>kops</id><url>{repo}</url></repository></repositories>
-  <pluginRepositories><pluginRepository><id>kops</id><url>{repo}</url></pluginRepository></pluginRepositories>
-  <dependencies><dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency></dependencies>
-</project>
-"""
-
-
 def fetch(entry: Entry, repo: str | None = None, log=lambda m: None) -> Path:
     """A Maven plugin's folder of jars in the cache (fetched the first time)."""
     from . import dist
@@ -105,7 +94,7 @@ def fetch(entry: Entry, repo: str | None = None, log=lambda m: None) -> Path:
     work = Path(tempfile.mkdtemp(prefix=".fetch.", dir=target.parent))
     try:
         g, a, v = entry.coordinate
-        (work / "pom.xml").write_text(_POM.format(repo=repo, g=g, a=a, v=v))
+        (work / "pom.xml").write_text(dist._pom(repo, [(g, a, v)]))
         try:
             dist._mvn(["dependency:copy-dependencies", f"-DoutputDirectory={work / 'jars'}", "-DincludeScope=runtime",
                        "-DexcludeGroupIds=org.apache.kafka"], work, f"resolve {entry.given}")

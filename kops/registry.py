@@ -192,16 +192,6 @@ def ensure_topics(ctx, deadline: float) -> list[str]:
 
 # -- the application: fetched once from Maven, kept unpacked in kops's cache ----------------------
 
-_APP_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>io.kops</groupId><artifactId>registry-app</artifactId><version>1</version>
-  <packaging>pom</packaging>
-  <repositories><repository><id>kops</id><url>{repo}</url></repository></repositories>
-  <pluginRepositories><pluginRepository><id>kops</id><url>{repo}</url></pluginRepository></pluginRepositories>
-</project>
-"""
-
-
 def app(repo: str | None = None, log=lambda m: None):
     """The unpacked application (``<cache>/registry/apicurio-registry-<v>/``): fetched with
     mvn from the machine's Maven repository the first time (mvn checks the repository's
@@ -228,7 +218,7 @@ def app(repo: str | None = None, log=lambda m: None):
         work = Path(tempfile.mkdtemp(prefix=".fetch.", dir=target.parent))
         try:
             # dependency:copy: the artifact alone (its parent POM need not be served)
-            (work / "pom.xml").write_text(_APP_POM.format(repo=repo))
+            (work / "pom.xml").write_text(dist._pom(repo, []))
             dist._mvn(["dependency:copy", f"-Dartifact={GROUP}:{ARTIFACT}:{VERSION}:{PACKAGING}:{CLASSIFIER}",
                        f"-DoutputDirectory={work / 'out'}"], work, f"fetch {coordinates()}")
             got = work / "out" / f"{ARTIFACT}-{VERSION}-{CLASSIFIER}.{PACKAGING}"
