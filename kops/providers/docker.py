@@ -663,7 +663,13 @@ def _who_listens(port: int) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     m = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
-    return f" ({m.group(1)}, pid {m.group(2)})" if m else ""
+    if not m:
+        return ""
+    if m.group(1) == "docker-proxy":
+        # no running container publishes it (checked before): a proxy a killed engine left behind
+        return (f" (docker-proxy, pid {m.group(2)}, which no running container owns: a container starting "
+                f"this moment, or a proxy left by an engine that was killed; then `kill {m.group(2)}` frees it)")
+    return f" ({m.group(1)}, pid {m.group(2)})"
 
 
 __all__ = ["DockerProvider", "EngineError"]

@@ -34,3 +34,27 @@ def poll(what: str, fn, timeout: float = 120, every: float = 1.0, errors: tuple 
                 return last
         time.sleep(every)
     raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+def free_base(offsets, lo: int = 20000, hi: int = 32000, step: int = 10) -> int:
+    """A port base ``b`` where every ``b + o`` for ``o`` in ``offsets`` can be bound now, on
+    0.0.0.0 (below the kernel's ephemeral range, so no client socket takes it meanwhile). A
+    fixed port can be held by anything, e.g. by a proxy a killed engine left behind."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(lo, hi, step)
+        socks = []
+        try:
+            for o in offsets:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("0.0.0.0", base + o))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no free port base in {lo}-{hi} for offsets {sorted(offsets)}")

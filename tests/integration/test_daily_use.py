@@ -12,7 +12,7 @@
 * `kops init -o FILE` names the cluster after the file; an inventory that shares its name
   with a cluster made from another one cannot reshape it without --reshape.
 
-Every cluster here has a name and ports of its own (4x0xx), so the tests run beside a
+Every cluster here has a name of its own and ports found free (``ports()``), so the tests run beside a
 user's cluster; each test purges what it made.
 """
 
@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from cleanup import free_base
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -53,6 +55,12 @@ def ok(p: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 @pytest.fixture
 def clusters(own_clusters):
     return own_clusters
+
+
+def ports() -> int:
+    """A base for ``inventory``'s ports (brokers +0.., docker +100.., internal +200.., ZooKeeper
+    +281), free now: no fixed port, which anything on the machine may hold."""
+    return free_base([o + i for o in (0, 100, 200) for i in range(3)] + [281])
 
 
 def inventory(tmp_path: Path, name: str, port: int, *, brokers: int = 1, extra: dict | None = None,
@@ -85,7 +93,7 @@ def topics(bootstrap: str) -> set[str]:
 
 def test_hints_carry_the_target_and_act_on_it(docker_client, clusters, env, tmp_path):
     name = clusters(f"hint-{uuid.uuid4().hex[:6]}")
-    inv = inventory(tmp_path, name, 26092)
+    inv = inventory(tmp_path, name, ports())
     up = ok(kops(env, "up", "-i", inv))
     assert f"kops status -i {inv}" in up.stdout and f"kops down -i {inv}" in up.stdout, up.stdout
     down = ok(kops(env, "down", "-i", inv))
@@ -104,8 +112,8 @@ def test_hints_carry_the_target_and_act_on_it(docker_client, clusters, env, tmp_
 def test_ambiguous_target_is_refused(docker_client, clusters, env, tmp_path):
     a = clusters(f"amb-a-{uuid.uuid4().hex[:4]}")
     b = clusters(f"amb-b-{uuid.uuid4().hex[:4]}")
-    ok(kops(env, "up", "-i", inventory(tmp_path, a, 26492)))
-    ok(kops(env, "up", "-i", inventory(tmp_path, b, 26892)))
+    ok(kops(env, "up", "-i", inventory(tmp_path, a, ports())))
+    ok(kops(env, "up", "-i", inventory(tmp_path, b, ports())))
     before = started(docker_client, a) | {f"b-{k}": v for k, v in started(docker_client, b).items()}
     for args in (["logs", "kafka1"], ["status"], ["down"], ["check"]):
         p = kops(env, *args)
@@ -134,10 +142,11 @@ def test_init_names_the_cluster_after_its_file(env, tmp_path):
 
 def test_same_name_from_another_inventory_cannot_reshape(docker_client, clusters, env, tmp_path):
     name = clusters(f"shape-{uuid.uuid4().hex[:6]}")
-    first = inventory(tmp_path, name, 27292, file="first.yaml")
+    base = ports()
+    first = inventory(tmp_path, name, base, file="first.yaml")
     ok(kops(env, "up", "-i", first))
     before = started(docker_client, name)
-    second = inventory(tmp_path, name, 27292, brokers=3, file="second.yaml")
+    second = inventory(tmp_path, name, base, brokers=3, file="second.yaml")
     p = kops(env, "up", "-i", second)
     assert p.returncode == 2, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
     assert f"was made from file {first}" in p.stderr and "kafka2 would be added" in p.stderr, p.stderr
@@ -160,7 +169,8 @@ def test_same_name_from_another_inventory_cannot_reshape(docker_client, clusters
 def test_config_mistakes_are_refused_before_anything_changes(docker_client, clusters, env, tmp_path, config,
                                                             fragments):
     name = clusters(f"cfg-{uuid.uuid4().hex[:6]}")
-    inv = inventory(tmp_path, name, 27692, extra={"kafka": {"config": config}})
+    base = ports()
+    inv = inventory(tmp_path, name, base, extra={"kafka": {"config": config}})
     for args in (["up", "-i", inv], ["up", "-i", inv, "--dry-run"], ["render", "-i", inv, "-o", tmp_path / "o"]):
         p = kops(env, *args)
         assert p.returncode == 2, f"kops {args[0]}: exit {p.returncode}\n{p.stderr}"
@@ -169,7 +179,7 @@ def test_config_mistakes_are_refused_before_anything_changes(docker_client, clus
     assert not docker_client.containers.list(all=True, filters={"label": f"{LABEL}={name}"})
     assert not docker_client.networks.list(filters={"label": f"{LABEL}={name}"})
     # the escape hatch: a plugin's key, declared, passes
-    inv = inventory(tmp_path, name, 27692, extra={"kafka": {"config": {"my.reporter.url": "http://x"},
+    inv = inventory(tmp_path, name, base, extra={"kafka": {"config": {"my.reporter.url": "http://x"},
                                                             "custom_keys": ["my.reporter.*"]}})
     ok(kops(env, "up", "-i", inv, "--dry-run"))
 
@@ -180,17 +190,18 @@ def test_bad_value_at_start_rolls_back(docker_client, clusters, env, tmp_path):
     from confluent_kafka import Consumer, Producer
 
     name = clusters(f"roll-{uuid.uuid4().hex[:6]}")
-    inv = inventory(tmp_path, name, 28092, brokers=3,
+    base = ports()
+    inv = inventory(tmp_path, name, base, brokers=3,
                     extra={"kafka": {"config": {"min.insync.replicas": 1}}})
     ok(kops(env, "up", "-i", inv))
-    bs = "127.0.0.1:28092,127.0.0.1:28093,127.0.0.1:28094"
+    bs = ",".join(f"127.0.0.1:{base + i}" for i in range(3))
     topic = f"keep-{uuid.uuid4().hex[:6]}"
     prod = Producer({"bootstrap.servers": bs, "acks": "all"})
     for i in range(50):
         prod.produce(topic, f"m{i}".encode())
     assert prod.flush(60) == 0
     before = started(docker_client, name)
-    bad = inventory(tmp_path, name, 28092, brokers=3, file="bad.yaml",
+    bad = inventory(tmp_path, name, base, brokers=3, file="bad.yaml",
                     extra={"kafka": {"config": {"min.insync.replicas": 1}},
                            "nodes": {"kafka2": {"config": {"replica.fetch.wait.max.ms": 40000}}}})
     p = kops(env, "up", "-i", bad, "--timeout", "240")
@@ -226,9 +237,10 @@ def test_bad_value_at_start_rolls_back(docker_client, clusters, env, tmp_path):
 
 def test_check_and_up_leave_no_topics_and_status_fits(docker_client, clusters, env, tmp_path):
     name = clusters(f"tidy-{uuid.uuid4().hex[:6]}")
-    inv = inventory(tmp_path, name, 28492, brokers=3)
+    base = ports()
+    inv = inventory(tmp_path, name, base, brokers=3)
     ok(kops(env, "up", "-i", inv))
-    bs = "127.0.0.1:28492,127.0.0.1:28493,127.0.0.1:28494"
+    bs = ",".join(f"127.0.0.1:{base + i}" for i in range(3))
     for _ in range(2):
         ok(kops(env, "check", "-i", inv, "--messages", "20"))
     assert not [t for t in topics(bs) if t.startswith("__kops")], topics(bs)
@@ -236,10 +248,10 @@ def test_check_and_up_leave_no_topics_and_status_fits(docker_client, clusters, e
     st = ok(kops(env, "status", "-i", inv))
     lines = st.stdout.splitlines()
     assert max(len(ln) for ln in lines) <= 100, "\n".join(lines)
-    for port in (28492, 28493, 28494):
+    for port in range(base, base + 3):
         assert f"127.0.0.1:{port}" in st.stdout, st.stdout   # addresses whole
     wide = ok(kops(env, "status", "-i", inv, "--wide"))
-    assert "host.docker.internal:28592" in wide.stdout and "kafka1:28692" in wide.stdout, wide.stdout
+    assert f"host.docker.internal:{base + 100}" in wide.stdout and f"kafka1:{base + 200}" in wide.stdout, wide.stdout
 
     # a crash is not a stop
     docker_client.containers.get(f"{name}-kafka3").kill()
