@@ -240,7 +240,22 @@ def registry_ready(ctx: Context, action: Wait):
                                    f"({len(nodes)} node(s), Apicurio Registry {registry.VERSION})")
 
 
+def zk_migration(ctx: Context, action: Wait):
+    """ZooKeeper to KRaft: the active controller has copied the metadata (kops.migrate)."""
+    from . import migrate
+
+    def probe():
+        offset = migrate.metadata_migrated(ctx.provider, ctx.topo)
+        if offset is None:
+            raise NotYet("the controller has not finished copying the metadata from ZooKeeper "
+                         "(/migration holds no KRaft offset yet)")
+        return offset
+
+    return probe, lambda offset, secs: f"metadata migrated in {secs:.1f} s (KRaft metadata offset {offset})"
+
+
 GATES = {
+    "zk-migration": zk_migration,
     "connect-ready": connect_ready,
     "registry-ready": registry_ready,
     "zookeeper-quorum": zookeeper_quorum,

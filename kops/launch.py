@@ -59,6 +59,9 @@ class Launch:
     fast: bool = False               # the fast profile's JVM (FAST_OPTS)
     java_agent: str | None = None    # e.g. the Prometheus JMX exporter: -javaagent:JAR=HOST:PORT:RULES
     extra_opts: list[str] = field(default_factory=list)
+    # a ZooKeeper-mode broker rolled back out of a KRaft migration: the metadata log it kept
+    # in migration mode is removed before it starts (Kafka's rollback procedure)
+    drop_metadata_log: bool = False
 
     def jvm_opts(self, role: str) -> list[str]:
         """The flags Kafka's scripts add, for ``kafka`` or ``zookeeper``."""
@@ -111,6 +114,8 @@ class Launch:
         the rendered files into the data folder (the one way it is placed)."""
         if role == "zookeeper":
             return [["/bin/cp", f"{self.conf_dir}/myid", f"{self.data_dir}/myid"]]
+        if role == "kafka" and self.drop_metadata_log:
+            return [["/bin/rm", "-rf", f"{self.data_dir}/__cluster_metadata-0"]]
         return []
 
     def format_storage(self, cluster_id: str) -> list[str]:

@@ -294,10 +294,11 @@ def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: st
 def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
        scope: str = "", source: str | None = None, reshape: bool = False, upgrade_checked: bool = False,
        throttle: int | None = None) -> Result:
-    from . import quorum, scale, upgrade
+    from . import migrate, quorum, scale, upgrade
 
     t0 = time.monotonic()
     deadline = t0 + timeout
+    migrate.guard(spec, scope)   # a ZooKeeper-to-KRaft migration under way: only `kops migrate` changes it
     check_config(spec, log)
     topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
     if not upgrade_checked:   # a version change in the inventory: the upgrade preflight (kops.upgrade)

@@ -205,6 +205,7 @@ GATE_WORDS = {
     "healthy": "the whole cluster to be healthy",
     "connect-ready": "Kafka Connect to be ready (every worker's REST API answering with the plugins listed, "
                      "every worker in the group)",
+    "zk-migration": "the KRaft controller to copy the metadata from ZooKeeper (its /migration znode)",
     "registry-ready": "the schema registry to be ready (its journal read, the Confluent API answering)",
 }
 

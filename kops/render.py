@@ -140,7 +140,8 @@ def launch_for(topo: Topology, node: Node) -> Launch:
                   data_dir=lay.data_dir, heap=node.heap, java=java, jmx_port=jmx,
                   cds=cds, fast=topo.spec.profile == "fast",
                   jmx_host=("127.0.0.1" if ssh else topo.publish_host()) if jmx else None,
-                  jmx_bind="127.0.0.1" if ssh and jmx else None, java_agent=agent)
+                  jmx_bind="127.0.0.1" if ssh and jmx else None, java_agent=agent,
+                  drop_metadata_log=node.name in topo.drop_metadata_log)
 
 
 def launch_role(node: Node) -> str:
@@ -274,7 +275,7 @@ def _server_properties(topo: Topology, node: Node, lay: Layout, creds: Credentia
         advertised=[f"{name}://{adv}" for name, (_, adv) in listeners.items() if adv],
         protocol_map=protocol_map, data_dir=lay.data_dir, replication=topo.replication_defaults,
         profile=topo.profile_defaults if node.is_broker else {},
-        overrides=node.config, security=security)
+        overrides=node.config, security=security, migration=topo.migration.get(node.name, {}))
 
 
 def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> dict[str, str]:
@@ -511,6 +512,7 @@ def container_plan(topo: Topology, node: Node, *, standalone: bool = False,
         f"{LABEL}.mode": topo.mode,
         f"{LABEL}.kafka-version": topo.version,
         f"{LABEL}.stop-grace": str(stop_grace(topo, node)),
+        **({f"{LABEL}.migration": "on"} if node.name in topo.migration else {}),
         **{f"{LABEL}.user.{k}": v for k, v in topo.spec.labels.items()},
     }
     if cid:

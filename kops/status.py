@@ -195,9 +195,14 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
                 problems.append(f"kraft: the controller quorum has no leader ({alive} of {len(voter_ids)} "
                                 "voter(s) running)")
     nodes: list[NodeStatus] = []
+    inventory = {n.name for n in topo.nodes} if topo is not None else None
     for v in vs:
         o = observed.get(v.name)
         words, ok = _node_health(v, o, kh, quorum, probes, mode)
+        if inventory is not None and v.name not in inventory and not o.running:
+            # left stopped outside the inventory (a ZooKeeper after `kops migrate --to-kraft`): not a problem
+            words, ok = ("retired (migrated to KRaft)" if v.role == "zookeeper" and mode == "kraft"
+                         else "stopped, not in the inventory"), True
         if not o.exists:
             problems.append(f"{v.name}: missing (in the inventory, not on the {driver} target)")
         elif not ok and (o.running or o.crashed or any(x.running for x in observed.nodes.values())):

@@ -81,6 +81,11 @@ class Topology:
     # KRaft: "dynamic" (KIP-853: controller.quorum.bootstrap.servers, voters changed at run
     # time; new clusters of Kafka 4.1+) or "static" (controller.quorum.voters); "" without KRaft
     quorum: str = ""
+    # a ZooKeeper-to-KRaft migration under way (kops.migrate): node -> the settings of its
+    # phase (written in their own section of server.properties), and the brokers rolled
+    # back to ZooKeeper mode whose metadata log goes before they start
+    migration: dict[str, dict] = field(default_factory=dict)
+    drop_metadata_log: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:

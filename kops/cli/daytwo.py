@@ -75,3 +75,89 @@ def upgrade(spec_source, to, finalize, dry_run, timeout, output, rename, any_por
                  f"cluster back; use an inventory with kafka.version: {to}")
     fin = (f", feature level finalized at {out.finalized['finalized']}" if out.finalized else "")
     click.echo(f"cluster {t.spec.name} runs Kafka {to} ({out.seconds:.1f} s){fin}")
+
+
+@click.command("migrate")
+@inventory_options
+@click.option("--to-kraft", "to_kraft", is_flag=True,
+              help="Migrate a ZooKeeper-mode Kafka 3.9 cluster to KRaft (KIP-866); the one migration there is.")
+@click.option("--controllers", type=click.IntRange(1, 9), default=None,
+              help="KRaft controllers to deploy (odd; Docker default 3; SSH: one per ZooKeeper host).")
+@click.option("--status", "show_status", is_flag=True, help="Say where the migration stands; change nothing.")
+@click.option("--rollback", is_flag=True,
+              help="Go back to ZooKeeper mode (possible until the controllers leave migration mode).")
+@click.option("--purge-zookeeper", is_flag=True,
+              help="Remove ZooKeeper's nodes and data at the end (default: stopped, data kept).")
+@click.option("--write/--no-write", "write", default=True, show_default=True,
+              help="Rewrite the inventory file as the KRaft cluster at the end (the old one kept as FILE.zookeeper).")
+@click.option("--dry-run", is_flag=True, help="Print every phase's plan; change nothing.")
+@click.option("--timeout", default=1800, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds for the whole migration.")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@handle_errors
+def migrate(spec_source, to_kraft, controllers, show_status, rollback, purge_zookeeper, write, dry_run,
+            timeout, output):
+    """Migrate a running ZooKeeper-mode cluster to KRaft, phase by phase, each a checkpoint:
+    controllers deployed in migration mode, brokers rolled into migration, the metadata
+    copied, brokers rolled to KRaft, controllers out of migration (no way back after this),
+    ZooKeeper stopped. Interrupted or failed, the same command resumes; --rollback goes back
+    to ZooKeeper before the controllers leave migration mode.
+
+    \b
+    Example: kops migrate -i prod.yaml --to-kraft --dry-run
+    """
+    from .. import migrate as mig
+
+    if not (to_kraft or show_status or rollback):
+        raise click.UsageError("say what to do: --to-kraft (migrate or resume), --status or --rollback")
+    t = Target(spec_source, allow_name=False)
+    if show_status:
+        d = mig.describe(t.spec.name)
+        if output == "json":
+            print_json(d)
+            return
+        click.echo(f"cluster {d['cluster']}: migration {d['state']}"
+                   + (f", cluster id {d['cluster_id']}, {d['controllers']} controllers" if d.get("cluster_id") else ""))
+        for i, row in enumerate(d["phases"], 1):
+            secs = f" ({row['seconds']:.1f} s)" if "seconds" in row else ""
+            click.echo(f"  {i}. {row['phase']:<18} {row['status']}{secs}: {row['words']}")
+        if d.get("error"):
+            click.echo(f"  last error: {d['error']}")
+        if d["state"] == "migrating":
+            click.echo(f"  next: kops migrate{t.scope} --to-kraft resumes"
+                       + (f"; kops migrate{t.scope} --to-kraft --rollback goes back" if d["rollback_possible"]
+                          else "; rollback is no longer possible"))
+        return
+    with t.provider() as prov:
+        if rollback:
+            out = mig.rollback(t.spec, prov, dry_run=dry_run, timeout=timeout, log=progress, scope=t.scope)
+        else:
+            out = mig.migrate(t.spec, prov, controllers=controllers, purge_zookeeper=purge_zookeeper,
+                              dry_run=dry_run, timeout=timeout, log=progress, scope=t.scope)
+    written = None
+    inv = spec_source[0]
+    if not dry_run and not rollback and out.inventory and write and inv and t.spec.mode == "zookeeper":
+        path = Path(inv)
+        keep = path.with_name(path.name + ".zookeeper")
+        keep.write_text(path.read_text())
+        path.write_text(out.inventory)
+        written = str(path)
+        progress(f"{inv}: rewritten as the KRaft cluster (the ZooKeeper inventory is kept in {keep})")
+    if output == "json":
+        print_json({**out.as_dict(), "inventory_written": written})
+        return
+    for i, row in enumerate(out.phases, 1):
+        click.echo(f"{i}. {row['phase']}: {row['words']}" + (f" [{row['status']}]" if not dry_run else ""))
+        for line in row.get("plan") or []:
+            click.echo(f"     {line}")
+    if dry_run:
+        if not rollback and out.inventory:
+            click.echo("\nthe inventory afterwards:\n" + out.inventory)
+        progress("dry run: nothing was changed")
+        return
+    if rollback:
+        click.echo(f"cluster {out.cluster} is back in ZooKeeper mode ({out.seconds:.1f} s)")
+        return
+    if not written and out.inventory and t.spec.mode == "zookeeper":
+        click.echo("\nthe cluster's inventory now:\n" + out.inventory)
+    click.echo(f"cluster {out.cluster} runs in KRaft mode ({out.seconds:.1f} s)")

@@ -8,7 +8,7 @@ from .. import __version__
 from .cluster import check, down, env, logs, ls, restart, status, up
 from .config import init, render
 from .connect import connect_group
-from .daytwo import upgrade
+from .daytwo import migrate, upgrade
 from .data import consume, group_group, produce, topic_group
 from .dist import dist_group, image_group
 from .nodes import exec_, shell
@@ -31,6 +31,7 @@ for _cmd in (up, status, down, check, restart, ls, logs, env):
     cli.add_command(_cmd)
 cli.add_command(init)
 cli.add_command(upgrade)
+cli.add_command(migrate)
 cli.add_command(client_config)
 cli.add_command(certs)
 cli.add_command(render)
