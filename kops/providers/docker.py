@@ -174,7 +174,11 @@ class DockerProvider:
             if bundle.topo.registries and not self._registry_image_current():
                 missing.append(f"registry image {registry.IMAGE}")
         meta = {}
-        for c in cs.values():
+        # what the cluster runs is what its Kafka nodes run (a ZooKeeper left stopped after a
+        # migration to KRaft says "zookeeper"), running ones first
+        for c in sorted(cs.values(), key=lambda c: (c.labels.get(f"{LABEL}.role") in ("broker", "combined",
+                                                                                       "controller"),
+                                                    c.status == "running")):
             meta = {"mode": c.labels.get(f"{LABEL}.mode", "?"),
                     "version": c.labels.get(f"{LABEL}.kafka-version", "?"),
                     **({"security": c.labels[f"{LABEL}.security"]} if c.labels.get(f"{LABEL}.security") else {})}
