@@ -439,11 +439,12 @@ def migrate(spec: ClusterSpec, provider, *, controllers: int | None = None, purg
         except KopsError as exc:
             cp["error"] = f"{p}: {exc.message}"
             _save(zk.name, cp)
-            raise KopsError(f"the migration stopped in phase {p} ({WORDS[p]}): {exc.message}",
+            raise type(exc)(f"the migration stopped in phase {p} ({WORDS[p]}): {exc.message}",
                             details=exc.details,
                             hint=(exc.hint + "; then " if exc.hint else "") + f"`kops migrate{scope} --to-kraft` "
                                  "resumes from this phase" + (f" (or --rollback goes back to ZooKeeper)"
-                                                              if PHASES.index(p) < FINAL else "")) from exc
+                                                              if PHASES.index(p) < FINAL else ""),
+                            exit_code=exc.exit_code) from exc
         secs = round(time.monotonic() - began, 1)
         cp.update(done=p, current="", error=None)
         cp["history"] = [h for h in cp.get("history", []) if h["phase"] != p] + [

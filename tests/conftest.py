@@ -171,6 +171,9 @@ def pytest_sessionfinish(session, exitstatus):
 # Seconds seen on this machine under the suite's own load; a file not named keeps its place.
 SLOW_FIRST = {
     "tests/integration/test_security.py": 390,
+    "tests/integration/test_migrate.py": 420,
+    "tests/integration/test_migrate_rollback.py": 230,
+    "tests/e2e/test_ssh_migrate.py": 300,
     "tests/integration/test_docker_driver.py": 300,
     "tests/integration/test_pytest_plugin.py": 150,
     "tests/e2e/test_ssh_driver.py": 380,
