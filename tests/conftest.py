@@ -173,7 +173,7 @@ SLOW_FIRST = {
     "tests/integration/test_security.py": 390,
     "tests/integration/test_migrate.py": 420,
     "tests/integration/test_migrate_rollback.py": 230,
-    "tests/e2e/test_ssh_migrate.py": 300,
+    "tests/e2e/test_ssh_migrate.py": 520,
     "tests/integration/test_docker_driver.py": 300,
     "tests/integration/test_pytest_plugin.py": 150,
     "tests/e2e/test_ssh_driver.py": 380,
