@@ -11,7 +11,7 @@ import time
 
 import pytest
 from load import Load, kops, ok
-from test_migrate import bootstrap, cluster, committed_now, run_until, seed, seed_count  # noqa: F401
+from migration import bootstrap, cluster, committed_now, run_until, seed, seed_count  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
