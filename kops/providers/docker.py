@@ -579,11 +579,15 @@ class DockerProvider:
         c = self.containers().get(node)
         if c is None or c.status != "running":
             return None
-        res = c.exec_run(["cat", "/var/lib/kafka/data/__cluster_metadata-0/quorum-state"])
-        try:
-            return json.loads(res.output) if res.exit_code == 0 else None
-        except ValueError:
-            return None
+        for attempt in range(3):   # a busy engine's exec can fail once: one unread voter makes the leader unknown
+            res = c.exec_run(["cat", "/var/lib/kafka/data/__cluster_metadata-0/quorum-state"])
+            try:
+                if res.exit_code == 0:
+                    return json.loads(res.output)
+            except ValueError:
+                pass
+            time.sleep(0.3)
+        return None
 
 
 def _tools_current(labels: dict) -> bool:

@@ -37,6 +37,8 @@ class Load:
             self.acked.append(msg.key())
 
     def _run(self):
+        from confluent_kafka import KafkaException
+
         t0 = time.monotonic()
         while not self.stop_.is_set() and self.produced < self.count and time.monotonic() - t0 < self.seconds:
             key = f"{self.run}-{self.produced}".encode()
@@ -45,6 +47,10 @@ class Load:
                 self.produced += 1
             except BufferError:
                 pass
+            except KafkaException as exc:   # e.g. the topic's metadata briefly unknown mid-roll: keep producing
+                self.errors.append(f"produce: {exc}")
+                time.sleep(0.1)
+                continue
             self.producer.poll(0)
             time.sleep(0.005)
         self.producer.flush(180)
