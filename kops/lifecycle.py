@@ -187,6 +187,27 @@ def _probe_status(provider, topo, observed, mode: str, version: str, name: str, 
     return status.build(name, provider.name, mode, version, topo, observed, probes, scope=scope)
 
 
+SETTLE_SECONDS = 30
+
+
+def _settled_status(provider, topo, bundle, observed, name: str, scope: str, deadline: float, log) -> ClusterStatus:
+    """The status `up` ends with. A cluster whose nodes all run but that is degraded for a
+    moment (a KRaft election, a follower catching up on a loaded machine) is probed again,
+    for up to SETTLE_SECONDS within the deadline, before `up` calls it degraded."""
+    st = _probe_status(provider, topo, observed, topo.mode, topo.version, name, scope)
+    until = min(deadline, time.monotonic() + SETTLE_SECONDS)
+    said = False
+    while (st.state == "degraded" and time.monotonic() < until
+           and all(observed.get(n.name).running for n in topo.nodes)):
+        if not said:
+            log(f"cluster {name}: waiting for it to settle: {'; '.join(st.problems[:2])}")
+            said = True
+        time.sleep(1)
+        observed = provider.observe(bundle)
+        st = _probe_status(provider, topo, observed, topo.mode, topo.version, name, scope)
+    return st
+
+
 def _observed_client(name: str, topo, observed: Observed) -> health.Client:
     bootstrap = status.bootstrap(topo, observed)
     if topo is not None:
@@ -323,7 +344,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         if observed.nodes:
             upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
         topics = _topics_after(spec, topo, log)
-        st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
+        st = _settled_status(provider, topo, bundle, observed, spec.name, scope, deadline, log)
         return Result(plan, st, time.monotonic() - t0, bool(topics and topics.pending), topics=topics)
     ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     state.note_source(spec.name, source)
@@ -350,7 +371,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     topics = _topics_after(spec, topo, log)
     after = time.monotonic()
     observed = provider.observe(bundle)
-    st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
+    st = _settled_status(provider, topo, bundle, observed, spec.name, scope, deadline, log)
     timeline = [("load, observe and plan", t0, ctx.timeline[0][1] - t0 if ctx.timeline else 0.0),
                 *ctx.timeline, ("status", after, time.monotonic() - after)]
     return Result(plan, st, time.monotonic() - t0, True, topics=topics,
