@@ -110,11 +110,10 @@ def kafka_health(bootstrap: str, timeout: float = 5.0) -> KafkaHealth:
                     h.offline.append(name)
                 elif len(p.isrs) < len(p.replicas):
                     h.under_replicated.append(name)
-        try:
-            desc = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
-            h.controller = desc.controller.id if desc.controller is not None else None
-        except (KafkaException, FutureTimeout):  # metadata still names a controller
-            h.controller = md.controller_id if md.controller_id >= 0 else None
+        # the metadata's controller (ZooKeeper mode: the active one; KRaft: a broker, the
+        # quorum-state files tell the leader). Not DescribeCluster: librdkafka 2.16 can abort
+        # the whole process parsing its response from a cluster mid-migration (an assert)
+        h.controller = md.controller_id if md.controller_id >= 0 else None
     except KafkaException as exc:
         h.error = kafka_error(exc)
     return h
