@@ -33,7 +33,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 
 from . import paths
 from .errors import DistError, InputError
@@ -202,6 +201,8 @@ def parse_sha512(text: str) -> str:
 
 
 def _download(url: str, dest: Path, log) -> None:
+    import requests   # imported when used: every kops command would pay for it
+
     try:
         with requests.get(url, stream=True, timeout=(10, 120)) as resp:
             if resp.status_code != 200:
@@ -311,6 +312,8 @@ def resolve_maven_repo(given: str | None = None) -> str:
 
 def maven_versions(repo: str | None = None) -> list[str]:
     """Released Kafka versions the Maven repository holds, oldest first."""
+    import requests   # imported when used: every kops command would pay for it
+
     url = f"{resolve_maven_repo(repo)}/org/apache/kafka/kafka_{SCALA}/maven-metadata.xml"
     try:
         resp = requests.get(url, timeout=20)
@@ -427,6 +430,8 @@ def served_version(group: str, artifact: str, version: str, repo: str) -> str:
     """``version`` when the repository serves it, else its newest release of the same major
     below it (a Connect plugin built against an older connect-api runs on a newer runtime);
     the repository may serve only part of Maven Central."""
+    import requests
+
     base = f"{repo}/{group.replace('.', '/')}/{artifact}"
     try:
         if requests.head(f"{base}/{version}/{artifact}-{version}.jar", timeout=20,
