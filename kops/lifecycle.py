@@ -436,12 +436,24 @@ def _observe(spec: ClusterSpec | None, provider):
     return resolve(spec, provider, persist=False)
 
 
-def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, scope: str = "") -> ClusterStatus:
-    topo, _bundle, observed = _observe(spec, provider)
-    name = spec.name if spec else name
-    mode = spec.mode if spec else observed.meta.get("mode", "?")
-    version = spec.kafka.version if spec else observed.meta.get("version", "?")
-    return _probe_status(provider, topo, observed, mode, version, name, scope)
+def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, scope: str = "",
+               wait: float = 0, log=None) -> ClusterStatus:
+    """The cluster's status; with ``wait``, a degraded cluster is looked at again every 2 s
+    for up to that many seconds (a stopped or missing one is returned at once)."""
+    until = time.monotonic() + wait
+    said = False
+    while True:
+        topo, _bundle, observed = _observe(spec, provider)
+        cluster = spec.name if spec else name
+        mode = spec.mode if spec else observed.meta.get("mode", "?")
+        version = spec.kafka.version if spec else observed.meta.get("version", "?")
+        st = _probe_status(provider, topo, observed, mode, version, cluster, scope)
+        if st.state != "degraded" or time.monotonic() >= until:
+            return st
+        if log and not said:
+            log(f"cluster {cluster} is degraded ({'; '.join(st.problems[:2])}); looking again for up to {wait:.0f} s")
+            said = True
+        time.sleep(min(2.0, max(0.0, until - time.monotonic())))
 
 
 def down(spec: ClusterSpec | None, provider, *, name: str | None = None, purge: bool = False,

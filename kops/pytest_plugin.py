@@ -68,8 +68,10 @@ class KafkaCluster:
         self.status_data = res.status.as_dict()
         return self
 
-    def status(self) -> dict:
-        self.status_data = self._lifecycle.get_status(self.spec, self._provider).as_dict()
+    def status(self, wait: float = 0) -> dict:
+        """The cluster's status (``kops status --output json``); ``wait``: seconds a degraded
+        cluster is looked at again before it is returned (``kops status --wait``)."""
+        self.status_data = self._lifecycle.get_status(self.spec, self._provider, wait=wait).as_dict()
         return self.status_data
 
     def purge(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -220,17 +221,21 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, profile
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--wide", is_flag=True, help="Also the cluster-network and other-container addresses "
                                            "(and, with metrics on, figures from each node's endpoint).")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="While the cluster is degraded, look again for up to SECONDS (a CI job right after "
+                   "an operation: a KRaft election, a follower catching up); the exit code is the last look's.")
 @handle_errors
-def status(spec_source, name, output, wide):
+def status(spec_source, name, output, wide, wait_s):
     """Health of a cluster. Exit 0 healthy, 1 degraded (a node crashed, a problem listed),
     3 not found or stopped by `kops down`.
 
     \b
     Example: kops status --preset kraft-split --output json
+             kops status -i cluster.yaml --wait 60     # CI: healthy within a minute, or exit 1
     """
     t = Target(spec_source, name)
     with t.provider() as prov:
-        st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
+        st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope, wait=wait_s, log=progress)
     if output == "json":
         print_json(st.as_dict())
     elif st.state == "not-found":

@@ -61,7 +61,7 @@ def test_metrics_and_connect_over_ssh(host, hello_plugin_jar):
     assert up.returncode == 0, up.stderr[-3000:]
     ready = time.monotonic() - t0
     try:
-        st = json.loads(kops("status", "-i", inv, "--output", "json").stdout)
+        st = json.loads(kops("status", "-i", inv, "--output", "json", "--wait", "60").stdout)
         assert st["state"] == "healthy", st["problems"]
         nodes = {n["name"]: n for n in st["nodes"]}
         # one host: zoo1, kafka1, connect1 count up from 7071

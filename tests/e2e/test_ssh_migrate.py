@@ -70,7 +70,7 @@ def test_zookeeper_cluster_on_three_hosts_migrates_to_kraft_under_load(hosts):
             seconds = time.monotonic() - t0
         assert mig.returncode == 0, mig.stderr[-5000:]
         figures = load.verify(boot, "migrate ZooKeeper -> KRaft over SSH (3 hosts)", seconds)
-        st = json.loads(kops("status", "-i", inv, "--output", "json").stdout)
+        st = json.loads(kops("status", "-i", inv, "--output", "json", "--wait", "60").stdout)
         assert st["mode"] == "kraft" and st["state"] == "healthy", st["problems"]
         nodes = {n["name"]: n for n in st["nodes"]}
         assert {nodes[f"controller{i}"]["where"] for i in (1, 2, 3)} == {"vm1", "vm2", "vm3"}

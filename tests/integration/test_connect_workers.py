@@ -187,7 +187,7 @@ def test_a_killed_worker_is_named_and_up_heals_it(cluster, docker_client):
     t0 = time.monotonic()
     cluster.start("connect1", timeout=300)     # kops up: starts it, then the connect-ready gate
     healed = time.monotonic() - t0
-    st = cluster.status()
+    st = cluster.status(wait=60)
     assert st["state"] == "healthy", st["problems"]
     # the connectors live in Kafka: back on the restarted worker, running
     _poll("both connectors running after the heal", lambda: all(

@@ -214,7 +214,7 @@ def test_bad_value_at_start_rolls_back(docker_client, clusters, env, tmp_path):
     assert {n: v for n, v in after.items() if n != "kafka2"} == {n: v for n, v in before.items() if n != "kafka2"}
     assert not [c.name for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL}={name}"})
                 if c.name.endswith("-previous")]
-    st = json.loads(kops(env, "status", "-i", inv, "--output", "json").stdout)
+    st = json.loads(kops(env, "status", "-i", inv, "--output", "json", "--wait", "60").stdout)
     assert st["state"] == "healthy", st["problems"]
     cons = Consumer({"bootstrap.servers": bs, "group.id": topic, "auto.offset.reset": "earliest"})
     cons.subscribe([topic])

@@ -108,7 +108,7 @@ def test_one_to_three_controllers_and_back_under_load(cluster, docker_client):
             all=True, filters={"label": f"io.kops.cluster={NAME}"})}
         assert names == {"controller1", "kafka1", "kafka2"}, names
         assert len(load.acked) > mid, "the cluster stopped serving while controllers left"
-    st = json.loads(ok(kops("status", "-i", str(inv), "--output", "json", env=env)).stdout)
+    st = json.loads(ok(kops("status", "-i", str(inv), "--output", "json", "--wait", "60", env=env)).stdout)
     assert st["state"] == "healthy", st["problems"]
     figures.append(load.verify(boot, "controllers 1 -> 3 -> 1 (dynamic quorum)", grow + shrink))
     print(f"\nquorum: 1 -> 3 in {grow:.1f} s, 3 -> 1 in {shrink:.1f} s")

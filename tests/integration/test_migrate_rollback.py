@@ -37,7 +37,7 @@ def test_migration_rolled_back_while_brokers_go_to_kraft(cluster, docker_client)
         all=True, filters={"label": f"io.kops.cluster={name}"})}
     assert set(nodes) == {"zoo1", "kafka1", "kafka2", "kafka3"}, sorted(nodes)
     assert all(nodes[f"kafka{i}"].labels["io.kops.mode"] == "zookeeper" for i in (1, 2, 3))
-    st = json.loads(ok(kops("status", "-i", str(inv), "--output", "json", env=env)).stdout)
+    st = json.loads(ok(kops("status", "-i", str(inv), "--output", "json", "--wait", "60", env=env)).stdout)
     assert st["state"] == "healthy" and st["mode"] == "zookeeper", st["problems"]
     up = ok(kops("up", "-i", str(inv), env=env))
     assert "nothing to change" in up.stderr, up.stderr

@@ -189,7 +189,7 @@ def test_tls_and_scram(version, mode, sasl, port, cluster, docker_client, env, t
     assert listed.returncode == 0 and topic in listed.stdout.split(), listed.stdout + listed.stderr
 
     # every existing feature on the secure cluster: status, check, restart
-    st = json.loads(ok(kops(env, "status", "-i", inv, "--output", "json")).stdout)
+    st = json.loads(ok(kops(env, "status", "-i", inv, "--output", "json", "--wait", "60")).stdout)
     assert st["state"] == "healthy" and st["security"] == f"tls,{sasl}", st
     ok(kops(env, "check", "-i", inv, "--messages", "20"))
     ok(kops(env, "restart", "-i", inv, "--node", "kafka1"))

@@ -197,7 +197,7 @@ def test_removing_a_broker_drains_it_first(cluster, docker_client):
     assert "kafka3" not in names
     vols = [v.name for v in docker_client.volumes.list(filters={"label": f"io.kops.cluster={NAME}"})]
     assert not any("-kafka3-" in v for v in vols), vols
-    st = json.loads(kops("status", "-i", str(inv), "--output", "json", env=env).stdout)
+    st = json.loads(kops("status", "-i", str(inv), "--output", "json", "--wait", "60", env=env).stdout)
     assert st["state"] == "healthy", st["problems"]
 
 
