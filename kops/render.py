@@ -318,7 +318,9 @@ def client_properties(topo: Topology, lay: Layout, creds: Credentials | None) ->
     --producer.config, ...): the cluster network's bootstrap servers and, on a secure
     cluster, kops's admin over TLS (+ SCRAM) with the node's CA file."""
     sec = topo.spec.security
-    items = [("bootstrap.servers", topo.internal_bootstrap)]
+    # no bootstrap.servers here: the tools take $KAFKA_BOOTSTRAP_SERVERS on their command line,
+    # so a broker added or removed changes no node's files (scaling rolls no other node)
+    items: list[tuple[str, str]] = []
     if sec.tls:
         if creds is None:
             raise KopsError("a secure cluster is rendered without its credentials (kops.secrets)")
@@ -331,6 +333,9 @@ def client_properties(topo: Topology, lay: Layout, creds: Credentials | None) ->
                                            f'username="{ADMIN}" password="{creds.admin_password}";')]
     return render_template("kafka/client.properties.j2", cluster=topo.name, items=items,
                            path=f"{lay.conf_dir}/{CLIENT_PROPERTIES}")
+
+
+TOOL_ADDRESSES = ("KAFKA_BOOTSTRAP_SERVERS", "ZOOKEEPER_CONNECT")   # for the tools typed in a node only
 
 
 def node_env(topo: Topology, node: Node) -> dict[str, str]:
@@ -435,11 +440,18 @@ def node_bundle(topo: Topology, node: Node, creds: Credentials | None = None) ->
     fmt = _format_argv(topo, launch, creds, node) if topo.mode == "kraft" and node.is_kafka else None
     join = _format_argv(topo, launch, creds, node, join=True) if fmt and topo.quorum == "dynamic" else fmt
     argv = launch.argv(role)
-    sums = {p: _sha(t) for p, t in files.items()}
+    # the login profile (the cluster's tools for a login shell on an SSH host) is written with
+    # the node but not compared: the brokers it names change when the cluster scales
+    sums = {p: _sha(t) for p, t in files.items() if p != profile_path(topo)}
     if topo.driver == "docker":
         container = container_plan(topo, node, creds=creds)
+    # what the node's process runs on; the tools-only addresses (TOOL_ADDRESSES) are left out,
+    # so that a broker added or removed does not roll every other node (kops exec/shell pass
+    # their current values; a container keeps the ones it was created with)
     definition = json.dumps([argv, launch.prestart(role), container and container["image"],
-                             container and container["ports"]] + ([container["environment"]] if container else []))
+                             container and container["ports"]]
+                            + ([{k: v for k, v in container["environment"].items() if k not in TOOL_ADDRESSES}]
+                               if container else []))
     digest = config_hash(sums, definition)
     if container is not None:
         container["labels"][f"{LABEL}.config-hash"] = digest

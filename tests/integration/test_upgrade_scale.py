@@ -1,4 +1,4 @@
-"""Day two on a real cluster (Docker, ZooKeeper mode, 1 ZooKeeper + 2-3 brokers, small
+"""Day two on a real cluster (Docker, ZooKeeper mode, 1 ZooKeeper + 3-5 brokers, small
 heaps, free ports), each operation under a continuous acks=all idempotent producer whose
 acknowledged messages must all be read back afterwards:
 
@@ -6,10 +6,10 @@ acknowledged messages must all be read back afterwards:
   config key 4.x removed, both at once, exit 2, nothing restarted;
 * `kops upgrade --to 3.9.2` rolls the 3.9.1 cluster (dry run first: preflight + plan),
   every node ends on the new image, the inventory says 3.9.2, nothing acknowledged lost;
-* 2 -> 3 brokers: the new broker is created and the partitions spread onto it with a
+* 3 -> 5 brokers: the new brokers are created and the partitions spread onto them with a
   throttled reassignment (dry run shows it), the throttle removed afterwards;
-* 3 -> 2 with a replication-factor-3 topic: refused, exit 2, nothing changed;
-* 3 -> 2: the leaving broker drained, then stopped and removed (container and volume).
+* 5 -> 2 with a replication-factor-3 topic: refused, exit 2, nothing changed;
+* 5 -> 3: the leaving brokers drained, then stopped and removed (containers and volumes).
 
 One cluster for the whole module; every figure (seconds, produced, acknowledged, lost,
 duplicates) is printed for the report (pytest -s).
@@ -55,7 +55,7 @@ def cluster(tmp_path_factory, docker_client):
 
     tmp = tmp_path_factory.mktemp("t13")
     inv = tmp / "day2.yaml"
-    inv.write_text(inventory(FROM, 2))
+    inv.write_text(inventory(FROM, 3))
     env = dict(os.environ, KOPS_STATE_DIR=str(tmp / "state"), KOPS_BASE_IMAGE=os.environ.get(
         "KOPS_BASE_IMAGE", "kops-base:bookworm-jre17"))
     remove_labelled(docker_client, NAME)
@@ -117,7 +117,7 @@ def test_rolling_upgrade_loses_nothing(cluster, docker_client):
     ok(p)
     load.verify(boot, f"upgrade {FROM} -> {TO}", p.seconds)
     after = started(docker_client)
-    assert all(after[n] != before[n] for n in ("kafka1", "kafka2", "zoo1")), (before, after)
+    assert all(after[n] != before[n] for n in ("kafka1", "kafka2", "kafka3", "zoo1")), (before, after)
     images = {c.labels["io.kops.node"]: (c.attrs["Config"]["Image"], c.labels.get("io.kops.kafka-version"))
               for c in docker_client.containers.list(filters={"label": f"io.kops.cluster={NAME}"})}
     assert all(v == (f"kops/kafka:{TO}", TO) for v in images.values()), images
@@ -126,35 +126,35 @@ def test_rolling_upgrade_loses_nothing(cluster, docker_client):
     again = ok(kops("up", "-i", str(inv), env=env))
     assert "nothing to change" in again.stderr
     # a version change in the inventory + up goes through the same preflight
-    inv.write_text(inventory(FROM, 2))
+    inv.write_text(inventory(FROM, 3))
     try:
         back = ok(kops("up", "-i", str(inv), "--dry-run", env=env))
         assert f"runs Kafka {TO}; the inventory says {FROM}: upgrade preflight" in back.stderr
         assert f"preflight {TO} -> {FROM} (zookeeper mode)" in back.stderr and "reconfigure kafka1" in back.stdout
     finally:
-        inv.write_text(inventory(TO, 2))
+        inv.write_text(inventory(TO, 3))
 
 
-def test_adding_a_broker_spreads_partitions_onto_it(cluster, docker_client):
+def test_adding_brokers_spreads_partitions_onto_them(cluster, docker_client):
     from kops import health, reassign
 
     inv, env = cluster
     boot = bootstrap(inv, env)
-    inv.write_text(inventory(TO, 3))
+    inv.write_text(inventory(TO, 5))
     d = ok(kops("up", "-i", str(inv), "--dry-run", env=env))
-    assert "create" in d.stdout and "reassign" in d.stdout and f"{TOPIC}-" in d.stdout and "-> [" in d.stdout
-    assert all(3 not in r for r in assignment(boot).values())
+    assert "create kafka4" in d.stdout and "create kafka5" in d.stdout
+    assert "reassign" in d.stdout and f"{TOPIC}-" in d.stdout and "-> [" in d.stdout
+    assert all(not {4, 5} & set(r) for r in assignment(boot).values())
     with Load(boot, TOPIC) as load:
         load.flowing()
         p = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
-    load.verify(boot, "scale 2 -> 3 brokers", p.seconds)
+    load.verify(boot, "scale 3 -> 5 brokers", p.seconds)
     assert "reassignment done" in p.stderr
     placed = assignment(boot)
-    on3 = [pid for pid, r in placed.items() if 3 in r]
-    assert len(on3) == 4, f"12 replicas over 3 brokers: 4 on broker 3, got {placed}"
-    counts = {b: sum(b in r for r in placed.values()) for b in (1, 2, 3)}
-    assert set(counts.values()) == {4}, counts
-    left = reassign.throttle_left(health.Client(boot), [1, 2, 3], [TOPIC])
+    counts = {b: sum(b in r for r in placed.values()) for b in (1, 2, 3, 4, 5)}
+    # 6 partitions x 2 replicas over 5 brokers: 2 or 3 on each, the new ones included
+    assert sum(counts.values()) == 12 and set(counts.values()) <= {2, 3}, (counts, placed)
+    left = reassign.throttle_left(health.Client(boot), [1, 2, 3, 4, 5], [TOPIC])
     assert left == [], f"throttle left behind: {left}"
 
 
@@ -174,29 +174,30 @@ def test_removing_brokers_below_a_replication_factor_is_refused(cluster, docker_
         assert started(docker_client) == before
     finally:
         admin.delete_topics(["t13-rf3"])["t13-rf3"].result(30)
-        inv.write_text(inventory(TO, 3))
+        inv.write_text(inventory(TO, 5))
     deadline = time.monotonic() + 30
     while "t13-rf3" in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
         time.sleep(0.5)
 
 
-def test_removing_a_broker_drains_it_first(cluster, docker_client):
+def test_removing_brokers_drains_them_first(cluster, docker_client):
     inv, env = cluster
     boot = bootstrap(inv, env)
-    inv.write_text(inventory(TO, 2))
+    inv.write_text(inventory(TO, 3))
     d = ok(kops("up", "-i", str(inv), "--dry-run", env=env))
-    assert "drain kafka3" in d.stdout and "remove" in d.stdout
+    assert "drain kafka4, kafka5 first" in d.stdout and "remove" in d.stdout, d.stdout
     with Load(boot, TOPIC) as load:
         load.flowing()
         p = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
-    load.verify(boot.split(",")[0], "scale 3 -> 2 brokers", p.seconds)
-    placed = assignment(boot.split(",")[0])
-    assert all(set(r) <= {1, 2} and len(r) == 2 for r in placed.values()), placed
+    left = ",".join(boot.split(",")[:3])
+    load.verify(left, "scale 5 -> 3 brokers", p.seconds)
+    placed = assignment(left)
+    assert all(set(r) <= {1, 2, 3} and len(r) == 2 for r in placed.values()), placed
     names = {c.labels.get("io.kops.node") for c in docker_client.containers.list(
         all=True, filters={"label": f"io.kops.cluster={NAME}"})}
-    assert "kafka3" not in names
+    assert not {"kafka4", "kafka5"} & names and {"kafka1", "kafka2", "kafka3"} <= names, names
     vols = [v.name for v in docker_client.volumes.list(filters={"label": f"io.kops.cluster={NAME}"})]
-    assert not any("-kafka3-" in v for v in vols), vols
+    assert not any("-kafka4-" in v or "-kafka5-" in v for v in vols), vols
     st = json.loads(kops("status", "-i", str(inv), "--output", "json", "--wait", "60", env=env).stdout)
     assert st["state"] == "healthy", st["problems"]
 

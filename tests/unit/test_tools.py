@@ -169,7 +169,7 @@ def test_nodes_get_client_config_env_and_profile():
     cid = "MkU3OEVBNTcwNTJENDM2Qk"
     b = render.build(topology.build(inventory.load(preset="zk-single-kafka-single"), cid))
     k = b.nodes["kafka1"]
-    assert k.files["/etc/kafka/client.properties"].splitlines()[-1] == "bootstrap.servers=kafka1:19092"
+    assert "bootstrap.servers" not in k.files["/etc/kafka/client.properties"], "the tools take it on their command line"
     assert k.env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka1:19092" and k.container["environment"] == k.env
     assert k.env["KOPS_CLIENT_CONFIG"] == "/etc/kafka/client.properties" and k.env["ZOOKEEPER_CONNECT"] == "zoo1:2181"
     assert "KOPS_CLIENT_CONFIG" not in b.nodes["zoo1"].env
@@ -209,3 +209,21 @@ def test_class_data_archive_only_where_it_fits(home):
     assert jsa in argv and "-Xlog:cds=off" in argv
     assert argv.index(jsa) < argv.index("-cp")
     assert jsa not in run(home, "kafka-topics.sh", "--list", env={"CLASSPATH": "/x.jar"})
+
+
+def test_scaling_the_brokers_changes_no_other_nodes_definition():
+    """The tools' addresses (environment, client.properties, the SSH login profile) are left
+    out of what a node runs on: 3 -> 5 brokers re-renders kafka1..3 and zoo1 unchanged."""
+    from kops import inventory, render, topology
+
+    cid = "MkU3OEVBNTcwNTJENDM2Qk"
+
+    def bundle(n: int, extra: str = ""):
+        return render.build(topology.build(inventory.loads(
+            f"name: sc\nkafka: {{version: 3.9.2}}\nbrokers: {{nodes: {n}}}\n{extra}", "x.yaml"), cid))
+
+    three, five = bundle(3), bundle(5)
+    for node in ("zoo1", "kafka1", "kafka2", "kafka3"):
+        assert three.nodes[node].digest == five.nodes[node].digest, node
+        assert three.nodes[node].sums == five.nodes[node].sums, node
+    assert five.nodes["kafka1"].env["KAFKA_BOOTSTRAP_SERVERS"].count(",") == 4   # the current list, for kops exec
