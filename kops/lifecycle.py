@@ -187,25 +187,14 @@ def _probe_status(provider, topo, observed, mode: str, version: str, name: str, 
     return status.build(name, provider.name, mode, version, topo, observed, probes, scope=scope)
 
 
-SETTLE_SECONDS = 30
+SETTLE_SECONDS = 30   # how long `up` looks again at a cluster that is degraded for a moment
 
 
-def _settled_status(provider, topo, bundle, observed, name: str, scope: str, deadline: float, log) -> ClusterStatus:
-    """The status `up` ends with. A cluster whose nodes all run but that is degraded for a
-    moment (a KRaft election, a follower catching up on a loaded machine) is probed again,
-    for up to SETTLE_SECONDS within the deadline, before `up` calls it degraded."""
-    st = _probe_status(provider, topo, observed, topo.mode, topo.version, name, scope)
-    until = min(deadline, time.monotonic() + SETTLE_SECONDS)
-    said = False
-    while (st.state == "degraded" and time.monotonic() < until
-           and all(observed.get(n.name).running for n in topo.nodes)):
-        if not said:
-            log(f"cluster {name}: waiting for it to settle: {'; '.join(st.problems[:2])}")
-            said = True
-        time.sleep(1)
-        observed = provider.observe(bundle)
-        st = _probe_status(provider, topo, observed, topo.mode, topo.version, name, scope)
-    return st
+def _settled_status(spec: ClusterSpec, provider, scope: str, deadline: float, log) -> ClusterStatus:
+    """The status `up` ends with: a cluster degraded for a moment (a KRaft election, a
+    follower catching up on a loaded machine) is looked at again, within the deadline."""
+    wait = max(0.0, min(SETTLE_SECONDS, deadline - time.monotonic()))
+    return get_status(spec, provider, scope=scope, wait=wait, log=log)
 
 
 def _observed_client(name: str, topo, observed: Observed) -> health.Client:
@@ -344,7 +333,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         if observed.nodes:
             upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
         topics = _topics_after(spec, topo, log)
-        st = _settled_status(provider, topo, bundle, observed, spec.name, scope, deadline, log)
+        st = _settled_status(spec, provider, scope, deadline, log)
         return Result(plan, st, time.monotonic() - t0, bool(topics and topics.pending), topics=topics)
     ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     state.note_source(spec.name, source)
@@ -370,8 +359,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
             log(f"user {u} created ({spec.security.mechanism}); `kops client-config {u}{scope}` writes its settings")
     topics = _topics_after(spec, topo, log)
     after = time.monotonic()
-    observed = provider.observe(bundle)
-    st = _settled_status(provider, topo, bundle, observed, spec.name, scope, deadline, log)
+    st = _settled_status(spec, provider, scope, deadline, log)
     timeline = [("load, observe and plan", t0, ctx.timeline[0][1] - t0 if ctx.timeline else 0.0),
                 *ctx.timeline, ("status", after, time.monotonic() - after)]
     return Result(plan, st, time.monotonic() - t0, True, topics=topics,
@@ -439,7 +427,8 @@ def _observe(spec: ClusterSpec | None, provider):
 def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, scope: str = "",
                wait: float = 0, log=None) -> ClusterStatus:
     """The cluster's status; with ``wait``, a degraded cluster is looked at again every 2 s
-    for up to that many seconds (a stopped or missing one is returned at once)."""
+    for up to that many seconds. Returned at once: a stopped or missing cluster, and one
+    with a node of the inventory not running (waiting does not bring it back)."""
     until = time.monotonic() + wait
     said = False
     while True:
@@ -448,7 +437,8 @@ def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, s
         mode = spec.mode if spec else observed.meta.get("mode", "?")
         version = spec.kafka.version if spec else observed.meta.get("version", "?")
         st = _probe_status(provider, topo, observed, mode, version, cluster, scope)
-        if st.state != "degraded" or time.monotonic() >= until:
+        down = topo is not None and not all(observed.get(n.name).running for n in topo.nodes)
+        if st.state != "degraded" or down or time.monotonic() >= until:
             return st
         if log and not said:
             log(f"cluster {cluster} is degraded ({'; '.join(st.problems[:2])}); looking again for up to {wait:.0f} s")

@@ -49,3 +49,11 @@ def test_still_degraded_when_the_time_is_up(monkeypatch):
     monkeypatch.setattr(lifecycle.time, "monotonic", lambda: next(clock))
     st = lifecycle.get_status(None, None, name="c", wait=25)
     assert st.state == "degraded" and st.exit_code == 1 and 2 <= len(looks) <= 4
+
+
+def test_a_node_of_the_inventory_not_running_is_not_waited_for(monkeypatch):
+    looks = _fake(monkeypatch, ["degraded", "healthy"])
+    node = type("N", (), {"name": "kafka2"})()
+    stopped = type("O", (), {"meta": {}, "get": lambda self, n: type("S", (), {"running": False})()})()
+    monkeypatch.setattr(lifecycle, "_observe", lambda spec, prov: (type("T", (), {"nodes": [node]})(), None, stopped))
+    assert lifecycle.get_status(None, None, name="c", wait=30).state == "degraded" and looks == ["degraded"]
