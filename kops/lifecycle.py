@@ -187,6 +187,7 @@ def _probe_status(provider, topo, observed, mode: str, version: str, name: str, 
     return status.build(name, provider.name, mode, version, topo, observed, probes, scope=scope)
 
 
+MAX_WAIT = 86400      # the longest a status may look again at a degraded cluster (seconds)
 SETTLE_SECONDS = 30   # how long `up` looks again at a cluster that is degraded for a moment
 
 
@@ -429,6 +430,9 @@ def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, s
     """The cluster's status; with ``wait``, a degraded cluster is looked at again every 2 s
     for up to that many seconds. Returned at once: a stopped or missing cluster, and one
     with a node of the inventory not running (waiting does not bring it back)."""
+    if not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT:   # nan and inf fail too
+        raise InputError(f"wait: {wait!r} is not a number of seconds from 0 to {MAX_WAIT}",
+                         hint="e.g. --wait 60")
     until = time.monotonic() + wait
     said = False
     while True:

@@ -221,7 +221,7 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, profile
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--wide", is_flag=True, help="Also the cluster-network and other-container addresses "
                                            "(and, with metrics on, figures from each node's endpoint).")
-@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0, max=lifecycle.MAX_WAIT), default=0, metavar="SECONDS",
               help="While the cluster is degraded, look again for up to SECONDS (a CI job right after "
                    "an operation: a KRaft election, a follower catching up); the exit code is the last look's.")
 @handle_errors

@@ -3,7 +3,10 @@ until it is healthy or the time is up; a stopped or missing one is returned at o
 
 from __future__ import annotations
 
+import pytest
+
 from kops import lifecycle
+from kops.errors import InputError
 from kops.status import ClusterStatus
 
 
@@ -57,3 +60,11 @@ def test_a_node_of_the_inventory_not_running_is_not_waited_for(monkeypatch):
     stopped = type("O", (), {"meta": {}, "get": lambda self, n: type("S", (), {"running": False})()})()
     monkeypatch.setattr(lifecycle, "_observe", lambda spec, prov: (type("T", (), {"nodes": [node]})(), None, stopped))
     assert lifecycle.get_status(None, None, name="c", wait=30).state == "degraded" and looks == ["degraded"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1, 86401, "60"])
+def test_a_wait_that_is_not_a_bounded_number_is_refused(bad, monkeypatch):
+    looks = _fake(monkeypatch, ["degraded"])
+    with pytest.raises(InputError) as ei:
+        lifecycle.get_status(None, None, name="c", wait=bad)
+    assert ei.value.exit_code == 2 and "wait" in ei.value.message and looks == []
