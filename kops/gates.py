@@ -112,16 +112,33 @@ def _tails(ctx: Context, names: list[str]) -> str:
 
 # -- the gates ----------------------------------------------------------------------------------
 
+RECONNECT_GRACE = 30.0   # seconds the ZooKeeper gate waits for running brokers to reconnect
+
+
 def zookeeper_quorum(ctx: Context, action: Wait):
+    """One leader (or standalone) answering, and, in a ZooKeeper-mode cluster whose brokers
+    run, their sessions connected again (up to RECONNECT_GRACE): a broker stopped before its
+    client reconnected after a ZooKeeper restart cannot close its session, and its next
+    start fails on its own registration (NodeExists) until the session expires."""
     zks = ctx.topo.zookeepers
+    t0 = time.monotonic()
+    brokers = [b.name for b in ctx.topo.brokers] if ctx.topo.mode == "zookeeper" and not ctx.topo.migration else []
 
     def probe():
-        modes = {z.name: health.zk_mode(ctx.provider.zk_srvr(z.name) or "") for z in zks}
+        srvr = {z.name: ctx.provider.zk_srvr(z.name) or "" for z in zks}
+        modes = {n: health.zk_mode(out) for n, out in srvr.items()}
         silent = [n for n, m in modes.items() if not m]
         if silent:
             raise NotYet(f"no answer yet from {', '.join(silent)}")
         if len(modes) > 1 and list(modes.values()).count("leader") != 1:
             raise NotYet(f"no single leader yet: {modes}")
+        if brokers and time.monotonic() - t0 < RECONNECT_GRACE:
+            conns = [health.zk_connections(out) for out in srvr.values()]
+            running = sum(1 for ok, _ in ctx.provider.node_states(brokers).values() if ok) \
+                if None not in conns else 0   # a node that does not report its connections: not held on
+            clients = sum(max(0, c - 1) for c in conns if c is not None)   # minus srvr's own connection
+            if clients < running:
+                raise NotYet(f"{clients} of the {running} running brokers' ZooKeeper sessions connected again")
         return modes
 
     return probe, lambda modes, secs: (f"zookeeper ready in {secs:.1f} s: "

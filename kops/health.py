@@ -46,6 +46,17 @@ def zk_mode(srvr_output: str) -> str | None:
     return None
 
 
+def zk_connections(srvr_output: str) -> int | None:
+    """The client connections a ZooKeeper node reports in ``srvr`` (the asking one included)."""
+    for line in srvr_output.splitlines():
+        if line.startswith("Connections:"):
+            try:
+                return int(line.split(":", 1)[1].strip())
+            except ValueError:
+                return None
+    return None
+
+
 @dataclass
 class KafkaHealth:
     brokers: dict[int, str] = field(default_factory=dict)   # id -> host:port

@@ -573,9 +573,13 @@ class DockerProvider:
             return None
         port = int(c.labels.get(f"{LABEL}.client-port", "2181"))
         # Not `echo srvr | nc`: Debian's nc may quit on stdin EOF before ZooKeeper answers.
-        res = c.exec_run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf srvr >&3 "
-                                        "&& timeout 5 cat <&3"])
-        return res.output.decode(errors="replace") if res.exit_code == 0 else None
+        for _ in range(3):   # a busy engine's exec can fail once: the node would read as "no answer"
+            res = c.exec_run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf srvr >&3 "
+                                            "&& timeout 5 cat <&3"])
+            if res.exit_code == 0:
+                return res.output.decode(errors="replace")
+            time.sleep(0.3)
+        return None
 
     def quorum_state(self, node: str) -> dict | None:
         c = self.containers().get(node)

@@ -281,3 +281,19 @@ def test_zookeeper_sessions_long_expired_pass_without_asking(monkeypatch):
     ctx, log = ctx_for(FakeProvider())
     w = Wait(gate="zookeeper-sessions", nodes=("kafka1",), sessions=(("kafka1", 1, time.time() - 600, 18.0),))
     assert gates.wait(ctx, w, soon()) is True and log == []
+
+
+def test_zookeeper_gate_holds_until_the_running_brokers_reconnected():
+    """After a ZooKeeper restart the brokers' sessions reconnect on their own; a broker
+    stopped before that cannot close its session (NodeExists at its next start)."""
+    from kops import gates
+
+    srvr = {"zoo1": "Mode: standalone\nConnections: 1\n"}
+    ctx, _ = ctx_for(FakeProvider(srvr=srvr), preset="zk-single-kafka-single")
+    probe, _ = gates.zookeeper_quorum(ctx, Wait(gate="zookeeper-quorum"))
+    running = {n for n, (ok, _) in ctx.provider.node_states(["kafka1"]).items() if ok}
+    if running:
+        with pytest.raises(gates.NotYet, match="0 of the 1 running brokers"):
+            probe()
+    ctx.provider.srvr["zoo1"] = ["Mode: standalone\nConnections: 2\n"]   # the broker's session, and srvr's own
+    assert probe() == {"zoo1": "standalone"}
