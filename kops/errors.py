@@ -57,3 +57,14 @@ class DistError(KopsError):
 
 class WaitTimeout(KopsError):
     exit_code = EXIT_TIMEOUT
+
+
+def combined(errors: list[KopsError]) -> KopsError:
+    """One error for several concurrent failures (the actions of one step): each one's
+    message and details, the highest exit code (a time-out over a failure), the first hint."""
+    if len(errors) == 1:
+        return errors[0]
+    lines = [f"{len(errors)} actions of one step failed:"] + [f"  - {e.message}" for e in errors]
+    details = "\n".join(e.details for e in errors if e.details) or None
+    return KopsError("\n".join(lines), details=details, exit_code=max(e.exit_code for e in errors),
+                     hint=next((e.hint for e in errors if e.hint), None))

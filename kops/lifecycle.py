@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import configdef, gates, health, render, secrets, state, status, topology
-from .errors import InputError, KopsError, NotFoundError, WaitTimeout
-from .plan import Create, Observed, Plan, Reconfigure, Start, Wait, plan_down, plan_restart, plan_up
+from . import configdef, execute, gates, health, render, secrets, state, status, topology
+from .errors import InputError, KopsError, NotFoundError
+from .plan import Observed, Plan, plan_down, plan_restart, plan_up
 from .spec import ClusterSpec, SpecError
 from .status import ClusterStatus
 
@@ -103,7 +103,7 @@ def published_ports(spec: ClusterSpec, provider, *, persist: bool) -> dict[str, 
         return None
     kept = state.ports(spec.name)
     if kept is None:
-        kept = _ports_from_nodes(provider.observe(None)) if provider.name == "docker" else {}
+        kept = _ports_from_nodes(provider.observe(None)) if provider.info.sees_unlisted_nodes else {}
     taken = {p for ports in kept.values() for p in ports.values()}
     picked = {n: dict(v) for n, v in kept.items()}
     for n in topology.build(spec, "AAAAAAAAAAAAAAAAAAAAAA").nodes:
@@ -213,57 +213,6 @@ def active_controller(provider, topo, observed) -> int | None:
     return st.controller
 
 
-def run(plan: Plan, ctx: gates.Context, bundle, deadline: float) -> None:
-    """Apply a plan: each step through the provider, each Wait through its gate. Nodes
-    reconfigured by a step keep their previous container or files until the next gate
-    passes; when the step or that gate fails, they are put back and the error says so."""
-    pending: list[str] = []
-    for step in plan.steps:
-        began = time.monotonic()
-        try:
-            if len(step) == 1 and isinstance(step[0], Wait):
-                gates.wait(ctx, step[0], deadline)
-                if pending:
-                    ctx.provider.settle(pending)
-                    pending = []
-                continue
-            if len(step) == 1 and getattr(step[0], "cluster_level", False):
-                step[0].execute(ctx, bundle, deadline)   # kops acts on Kafka itself (kops.scale)
-                continue
-            if any(isinstance(a, (Create, Start, Reconfigure)) and bundle.nodes[a.node].node.role == "zookeeper"
-                   for a in step if a.node and a.node in bundle.nodes):
-                ctx.zk_started = time.time()
-            pending += [a.node for a in step if isinstance(a, Reconfigure)]
-            ctx.provider.apply(step, bundle)
-        except KopsError as exc:
-            if not pending:
-                raise
-            _roll_back(ctx, bundle, pending, exc, step, deadline)
-        finally:
-            ctx.timeline.append(("; ".join(a.describe() for a in step), began,
-                                 round(time.monotonic() - began, 2)))
-
-
-def _roll_back(ctx: gates.Context, bundle, nodes: list[str], exc: KopsError, step, deadline: float) -> None:
-    back = ctx.provider.rollback(nodes, bundle)
-    what = ", ".join(nodes)
-    cause = f"{exc.message}" + (f"\n{exc.details}" if exc.details else "")
-    if not back:
-        raise exc
-    zk = all(bundle.nodes[n].node.role == "zookeeper" for n in back)
-    try:
-        gates.wait(ctx, Wait(gate="zookeeper-quorum" if zk else "kafka-ready", quiet=True),
-                   max(deadline, time.monotonic() + 120))
-    except KopsError as again:
-        raise KopsError(f"{what}: the new config did not come up, and after putting the previous one back "
-                        f"the cluster is still not ready: {again.message}", details=cause,
-                        hint=f"kops status{ctx.scope}; kops logs NODE{ctx.scope}") from exc
-    raise KopsError(f"{what} did not come up with the new config, so the previous config was put back "
-                    f"(data kept) and the cluster is ready again; nothing else was changed",
-                    details=cause, hint="fix the value named in the log lines above, then run `kops up"
-                                        f"{ctx.scope}` again") from exc
-
-
 # -- operations --------------------------------------------------------------------------------
 
 def check_config(spec: ClusterSpec, log=print) -> None:
@@ -321,8 +270,9 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         plan = plan_up(bundle, observed)
     if not reshape:
         _guard_reshape(spec, plan, observed, source)
-    plan = scale.extend(plan, bundle, observed, _client(spec, topo), rate=throttle or scale.reassign.DEFAULT_RATE)
-    plan = quorum.extend(plan, bundle, observed)   # controllers added or removed (KIP-853)
+    plan = scale.extend(plan, bundle, observed, _client(spec, topo), provider.info,
+                        rate=throttle or scale.reassign.DEFAULT_RATE)
+    plan = quorum.extend(plan, bundle, observed, provider.info)   # controllers added or removed (KIP-853)
     if plan.changes:
         provider.preflight(plan, bundle, observed)
     topics = _topics_before(spec, topo, observed, log)   # a change Kafka cannot make: exit 2 here
@@ -340,7 +290,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     state.note_source(spec.name, source)
     if quorum.pending_of(plan):   # an add interrupted before it finished is resumed by the next `up`
         quorum.note_pending(spec.name, quorum.pending(spec.name) + quorum.pending_of(plan))
-    run(plan, ctx, bundle, deadline)
+    execute.run(plan, ctx, bundle, deadline)
     state.note_started(spec.name)
     if topo.mode == "kraft":
         quorum.note_known(spec.name, [n.name for n in topo.controllers])
@@ -458,8 +408,7 @@ def down(spec: ClusterSpec | None, provider, *, name: str | None = None, purge: 
     if dry_run:
         return Result(plan, None, time.monotonic() - t0, plan.changes, dry_run=True)
     cluster = spec.name if spec else name
-    for step in plan.steps:
-        provider.apply(step, bundle)
+    execute.run(plan, gates.Context(topo, provider, log), bundle, time.monotonic() + 3600)
     if purge:
         state.forget(cluster)
     else:
@@ -484,44 +433,14 @@ def restart(spec: ClusterSpec, provider, *, nodes: list[str] | None = None, time
         raise KopsError(f"cluster {spec.name} is {st.state}: " + "; ".join(st.problems),
                         hint="a rolling restart of an unhealthy cluster risks availability: fix it first "
                              f"(kops up{scope}), or pass --force")
-    plan = plan_restart([(n.name, n.role, n.id) for n in topo.nodes], st.controller, nodes)
+    plan = plan_restart([observed.get(n.name) for n in topo.nodes if observed.get(n.name).exists],
+                        st.controller, nodes)
     if dry_run:
         return Result(plan, st, time.monotonic() - t0, plan.changes, dry_run=True)
     ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
-    done_at = time.monotonic()
-    for step in plan.steps:
-        a = step[0]
-        if isinstance(a, Wait) and a.gate == "safe-to-stop":
-            try:
-                gates.wait(ctx, a, deadline)
-            except WaitTimeout as exc:
-                raise KopsError(f"not restarting {a.nodes[0]}: {exc.message.split(': ', 1)[-1]}",
-                                hint="wait for those partitions' ISR to catch up (kops status), or add "
-                                     "replicas; nothing after this node was restarted") from exc
-        elif isinstance(a, Wait):
-            st = gates.wait(ctx, a, deadline)
-            log(f"{a.nodes[0]}: back, cluster healthy ({time.monotonic() - done_at:.1f} s)")
-            done_at = time.monotonic()
-        else:
-            _warn_single_replicas(ctx.kafka(), topo, a.node, log)
-            log(f"{a.node}: restarting")
-            provider.apply(step, bundle)
+    last = execute.run(plan, ctx, bundle, deadline)
+    st = last if isinstance(last, ClusterStatus) else get_status(spec, provider, scope=scope)
     return Result(plan, st, time.monotonic() - t0, True)
-
-
-def _warn_single_replicas(client: health.Client, topo, node: str, log) -> None:
-    """Partitions with their only replica on ``node`` go offline while it restarts: say so."""
-    n = topo.node(node)
-    if not n.is_broker:
-        return
-    try:
-        parts = health.partitions(client)
-    except health.NotYet:
-        return
-    alone = [f"{t}-{p}" for t, p, replicas, _isr, _leader in parts if replicas == [n.id]]
-    if alone:
-        log(f"warning: {node} holds the only replica of {len(alone)} partition(s), offline while it restarts: "
-            + ", ".join(alone[:8]) + (" ..." if len(alone) > 8 else ""))
 
 
 def logs(spec: ClusterSpec | None, provider, node: str | None, *, name: str | None = None, lines: int = 100,

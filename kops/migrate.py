@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 
 from . import health, paths, render, state, topology
 from .errors import InputError, KopsError, NotFoundError
-from .plan import NodeObs, Observed, Plan, Remove, Stop, Wait, plan_up
+from .plan import ClusterAction, NodeObs, Observed, Plan, Remove, Stop, Wait, plan_up
 from .spec import ClusterSpec
 from .topology import Topology
 
@@ -64,13 +64,9 @@ def _file(name: str):
 
 
 def checkpoint(name: str) -> dict:
-    p = _file(name)
-    try:
-        return json.loads(p.read_text()) if p.is_file() else {}
-    except ValueError as exc:
-        raise KopsError(f"{p}: kops's migration record is not JSON ({exc})",
-                        hint="it says which phase the migration reached; restore it, or remove it only "
-                             "if you know the cluster's state") from exc
+    return paths.read_json(_file(name), "migration record", {},
+                           hint="it says which phase the migration reached; restore it, or remove it only "
+                                "if you know the cluster's state")
 
 
 def _save(name: str, cp: dict) -> None:
@@ -248,6 +244,26 @@ def zk_shell(provider, topo: Topology, *words: str) -> tuple[int, str]:
     return provider.exec(zoo.name, argv)
 
 
+@dataclass(frozen=True)
+class DeleteZnode(ClusterAction):
+    """A znode deleted with ZooKeeper's own shell in the first ZooKeeper node (a rollback's
+    /controller and /migration); one that is gone already is fine."""
+
+    kind = "delete-znode"
+    path: str = ""
+    recursive: bool = False
+
+    def describe(self) -> str:
+        return f"delete znode {self.path}" + (" and its children" if self.recursive else "") + " in ZooKeeper"
+
+    def execute(self, ctx, bundle, deadline: float) -> None:
+        words = ("deleteall" if self.recursive else "delete", self.path)
+        code, text = zk_shell(ctx.provider, ctx.topo, *words)
+        if code != 0 and "does not exist" not in text.lower():
+            raise KopsError(f"ZooKeeper refused `{' '.join(words)}` (exit code {code})", details=text[-2000:],
+                            hint=f"kops migrate{ctx.scope} --rollback again")
+
+
 def migration_znode(provider, topo: Topology) -> dict | None:
     """ZooKeeper's ``/migration`` znode (the KRaft controller's record of the migration)."""
     code, out = zk_shell(provider, topo, "get", "/migration")
@@ -327,6 +343,13 @@ def _context(spec, view: PhaseView, provider, log, scope):
     return gates.Context(view.topo, provider, log, scope, client=lifecycle._client(spec, view.topo))
 
 
+def _run(spec, view: PhaseView, plan: Plan, provider, deadline: float, log, scope: str) -> None:
+    """One phase's own plan (stops, removals, znodes, a gate) through the executor."""
+    from . import execute
+
+    execute.run(plan, _context(spec, view, provider, log, scope), view.bundle, deadline)
+
+
 def _apply_view(spec, view: PhaseView, provider, deadline: float, log, scope: str) -> Plan:
     """Converge the nodes onto one phase's bundle with the planner and its gates."""
     from . import lifecycle
@@ -338,7 +361,7 @@ def _apply_view(spec, view: PhaseView, provider, deadline: float, log, scope: st
         plan = plan_up(view.bundle, observed)
     if plan.changes:
         provider.preflight(plan, view.bundle, observed)
-        lifecycle.run(plan, _context(spec, view, provider, log, scope), view.bundle, deadline)
+        _run(spec, view, plan, provider, deadline, log, scope)
     return plan
 
 
@@ -356,7 +379,7 @@ def _stop_zookeeper(view: PhaseView, observed: Observed, purge: bool) -> Plan:
 def migrate(spec: ClusterSpec, provider, *, controllers: int | None = None, purge_zookeeper: bool = False,
             dry_run: bool = False, timeout: float = 1800, log=print, scope: str = "") -> Outcome:
     """Migrate (or resume migrating) ``spec``'s ZooKeeper-mode cluster to KRaft."""
-    from . import gates, lifecycle, quorum, upgrade
+    from . import lifecycle, quorum, upgrade
 
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -426,13 +449,13 @@ def migrate(spec: ClusterSpec, provider, *, controllers: int | None = None, purg
         view = phase_topology(zk, kr, cid, p, published=published)
         try:
             if p == "metadata-migrated":
-                ctx = _context(zk, view, provider, log, scope)
-                gates.wait(ctx, Wait(gate="zk-migration"), deadline)
+                wait = Plan()
+                wait.add(Wait(gate="zk-migration"))
+                _run(zk, view, wait, provider, deadline, log, scope)
             elif p == "zookeeper-stopped":
                 prev = phase_topology(zk, kr, cid, PHASES[FINAL], published=published)
                 stop = _stop_zookeeper(prev, provider.observe(prev.bundle), purge_zookeeper)
-                for step in stop.steps:
-                    provider.apply(step, prev.bundle)
+                _run(kr, prev, stop, provider, deadline, log, scope)
                 _apply_view(kr, view, provider, deadline, log, scope)
             else:
                 _apply_view(zk if p in PHASES[:3] else kr, view, provider, deadline, log, scope)
@@ -490,8 +513,7 @@ def _after(spec, cp, provider, purge_zookeeper, dry_run, out: Outcome, log, t0) 
         out.phases[-1]["plan"] = plan.lines()
         if not dry_run:
             view = phase_topology(zk, kr, cp["cluster_id"], PHASES[FINAL])
-            for step in plan.steps:
-                provider.apply(step, view.bundle)
+            _run(kr, view, plan, provider, time.monotonic() + 600, log, "")
             cp["zookeeper"] = "removed"
             _save(zk.name, cp)
             log(f"ZooKeeper of cluster {zk.name} removed (its nodes and data)")
@@ -528,7 +550,10 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
 
     published = lifecycle.published_ports(kr, provider, persist=False)
     out = Outcome(zk.name, dry_run=dry_run, rolled_back=not dry_run)
-    reached = max(n, PHASES.index(cp["current"]) + 1 if cp.get("current") else 0)
+    if cp.get("current") == "rollback":   # a rollback that stopped: run again from where the migration was
+        reached = int(cp.get("rollback_from") or n)
+    else:
+        reached = max(n, PHASES.index(cp["current"]) + 1 if cp.get("current") in PHASES else 0)
     brokers_touched = reached > PHASES.index("brokers-migrating")
     steps = []
     if reached > PHASES.index("brokers-kraft"):
@@ -546,11 +571,7 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     for name, words, view in steps:
         if view is None:
             obs = observed or provider.observe(None)
-            plan = Plan()
-            ctl = [o for o in obs.nodes.values() if o.role == "controller"]
-            plan.add(*[Stop(node=o.name, host=o.where or None, grace=o.stop_grace or 30) for o in ctl if o.running])
-            plan.add(*[Remove(node=o.name, host=o.where or None, reason="the migration's controller")
-                       for o in ctl if o.exists])
+            plan = _remove_controllers(obs)
             observed = Observed({k: o for k, o in obs.nodes.items() if o.role != "controller"}, obs.hosts, obs.meta)
         else:
             plan = plan_up(view.bundle, observed or provider.observe(view.bundle))
@@ -559,26 +580,23 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     if dry_run:
         out.seconds = time.monotonic() - t0
         return out
-    cp["current"] = "rollback"
+    cp.update(current="rollback", rollback_from=reached)
     _save(zk.name, cp)
     last = phase_topology(zk, kr, cid, "controllers", published=published)
     for (name, words, view), row in zip(steps, out.phases):
         began = time.monotonic()
         log(f"rollback: {words}")
-        if view is None:
-            obs = provider.observe(last.bundle)
-            ctl = [o for o in obs.nodes.values() if o.role == "controller"]
-            for step in ([Stop(node=o.name, host=o.where or None, grace=o.stop_grace or 30) for o in ctl
-                          if o.running], [Remove(node=o.name, host=o.where or None) for o in ctl if o.exists]):
-                if step:
-                    provider.apply(step, last.bundle)
-            for words_ in (("deleteall", "/controller"), ("delete", "/migration")):
-                code, text = zk_shell(provider, last.topo, *words_)
-                if code != 0 and "does not exist" not in text.lower():
-                    raise KopsError(f"rollback: ZooKeeper refused `{' '.join(words_)}` (exit code {code})",
-                                    details=text[-2000:], hint=f"kops migrate{scope} --rollback again")
-        else:
-            _apply_view(zk, view, provider, deadline, log, scope)
+        try:
+            if view is None:
+                _run(zk, last, _remove_controllers(provider.observe(last.bundle)), provider, deadline, log, scope)
+            else:
+                _apply_view(zk, view, provider, deadline, log, scope)
+        except KopsError as exc:
+            cp["error"] = f"rollback, {name}: {exc.message}"
+            _save(zk.name, cp)
+            raise type(exc)(f"the rollback stopped at {name} ({words}): {exc.message}", details=exc.details,
+                            hint=(exc.hint + "; then " if exc.hint else "") + f"`kops migrate{scope} --rollback` "
+                                 "runs it again from there", exit_code=exc.exit_code) from exc
         row.update(status="done", seconds=round(time.monotonic() - began, 1))
     cp.update(state="rolled-back", current="", rolled_back_at=time.time())
     _save(zk.name, cp)
@@ -588,6 +606,18 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     out.status = lifecycle.get_status(zk, provider, scope=scope)
     out.seconds = time.monotonic() - t0
     return out
+
+
+def _remove_controllers(obs: Observed) -> Plan:
+    """The rollback's middle: the migration's controllers stopped and removed, then
+    ZooKeeper's /controller and /migration znodes deleted (Kafka's own procedure)."""
+    plan = Plan()
+    ctl = sorted((o for o in obs.nodes.values() if o.role == "controller"), key=lambda o: o.name)
+    plan.add(*[Stop(node=o.name, host=o.where or None, grace=o.stop_grace or 30) for o in ctl if o.running])
+    plan.add(*[Remove(node=o.name, host=o.where or None, reason="the migration's controller")
+               for o in ctl if o.exists])
+    plan.add(DeleteZnode(path="/controller", recursive=True), DeleteZnode(path="/migration"))
+    return plan
 
 
 def inventory_text(kr: ClusterSpec) -> str:

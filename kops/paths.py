@@ -40,3 +40,23 @@ def state_dir() -> Path:
     path = Path(root).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_json(path: Path, what: str, default, *, hint: str | None = None):
+    """One of kops's own state files (JSON): ``default`` when it is absent; a file that is
+    not JSON, or not of the default's type, is an error naming it (never read as empty)."""
+    import json
+
+    from .errors import KopsError
+
+    if not path.is_file():
+        return default
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise KopsError(f"{path}: kops's {what} cannot be read ({exc})",
+                        hint=hint or "restore the file, or remove it if you know the cluster's state") from exc
+    if not isinstance(data, type(default)):
+        raise KopsError(f"{path}: kops's {what} is a JSON {type(data).__name__}, not a {type(default).__name__}",
+                        hint=hint or "restore the file, or remove it if you know the cluster's state")
+    return data

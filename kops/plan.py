@@ -56,9 +56,27 @@ class NodeObs:
 
 
 @dataclass(frozen=True)
+class Need:
+    """One thing a host lacks, as data: ``kind`` says what (the provider's own words:
+    network, image, registry-image; java, user, kafka, tools, registry), ``what`` which one
+    (an image reference, a package), ``how`` the means (a package manager) and ``note`` why
+    it is done again (an out-of-date image)."""
+
+    kind: str
+    what: str = ""
+    how: str = ""
+    note: str = ""
+
+    def __str__(self) -> str:
+        words = {"registry-image": "registry image", "tools": "tools:"}.get(self.kind, self.kind)
+        text = f"{words} {self.what}".strip() + (f" with {self.how}" if self.how else "")
+        return text + (f" ({self.note})" if self.note else "")
+
+
+@dataclass(frozen=True)
 class HostObs:
     name: str
-    missing: tuple[str, ...] = ()     # what the host lacks, in words ("Java (apt)", "network kops-x")
+    missing: tuple[Need, ...] = ()    # what the host lacks (a network, an image, Java, ...)
 
 
 @dataclass
@@ -95,7 +113,24 @@ class Action:
 @dataclass(frozen=True)
 class PrepareHost(Action):
     kind = "prepare"
-    needs: tuple[str, ...] = ()
+    needs: tuple[Need, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "needs": [str(n) for n in self.needs]}
+
+    def wants(self, kind: str) -> list[Need]:
+        return [n for n in self.needs if n.kind == kind]
+
+
+class ClusterAction(Action):
+    """An action kops carries out on Kafka itself (the Admin API, a Kafka tool run in a
+    node), not a provider: the executor calls its ``execute``. Every subclass is a frozen
+    dataclass like the node actions."""
+
+    cluster_level = True
+
+    def execute(self, ctx, bundle, deadline: float) -> None:   # pragma: no cover - abstract
+        raise NotImplementedError(type(self).__name__)
 
 
 @dataclass(frozen=True)
@@ -135,6 +170,7 @@ class Start(Action):
 @dataclass(frozen=True)
 class Restart(Action):
     kind = "restart"
+    grace: int = 30
 
 
 @dataclass(frozen=True)
@@ -158,14 +194,13 @@ class RemoveHost(Action):
 
 
 @dataclass(frozen=True)
-class StorageTopics(Action):
+class StorageTopics(ClusterAction):
     """The schema registry's journal and snapshot topics, created by kops before its first
     start (kept forever: they are the registry's only copy); existing topics are left as
     they are. Kops does it through the Admin API (kops.registry), not a provider."""
 
     kind = "topics"
     topics: tuple[str, ...] = ()
-    cluster_level = True
 
     def describe(self) -> str:
         return (f"create the schema registry's topics {', '.join(self.topics)} where missing (1 partition, "
@@ -302,7 +337,8 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
     if not todo:
         return plan
     hosts = sorted({nb.node.host_key for nb in todo})
-    plan.add(*[PrepareHost(host=h, needs=observed.hosts[h].missing, reason="; ".join(observed.hosts[h].missing))
+    plan.add(*[PrepareHost(host=h, needs=observed.hosts[h].missing,
+                           reason="; ".join(map(str, observed.hosts[h].missing)))
                for h in hosts if h in observed.hosts and observed.hosts[h].missing])
 
     zks = [nb for nb in todo if nb.node.role == "zookeeper"]
@@ -440,7 +476,7 @@ def plan_down(observed: Observed, *, purge: bool = False) -> Plan:
     if purge:
         plan.add(*[Remove(node=o.name, host=o.where or None, reason="container/unit, data and logs")
                    for o in sorted(observed.nodes.values(), key=lambda o: o.name) if o.exists])
-        plan.add(*[RemoveHost(host=h, reason="; ".join(ho.missing) or "the cluster's remains")
+        plan.add(*[RemoveHost(host=h, reason="; ".join(map(str, ho.missing)) or "the cluster's remains")
                    for h, ho in sorted(observed.hosts.items())])
         for o in observed.nodes.values():
             plan.summary[o.name] = ("remove", "container/unit, data and logs removed")
@@ -449,24 +485,24 @@ def plan_down(observed: Observed, *, purge: bool = False) -> Plan:
 
 # -- rolling restart --------------------------------------------------------------------------
 
-def plan_restart(nodes: list[tuple[str, str, int]], controller: int | None,
-                 only: list[str] | None = None) -> Plan:
+def plan_restart(nodes: list[NodeObs], controller: int | None, only: list[str] | None = None, *,
+                 settle: float = 3.0) -> Plan:
     """Restart Kafka nodes (or the named ones, ZooKeeper included) one at a time: brokers
     first, then controllers, the active controller last; ZooKeeper first when named. Each
     broker waits until stopping it keeps every partition at min.insync.replicas; after each
-    node, the whole cluster must be healthy again."""
+    node, the whole cluster must be healthy again. ``nodes`` as observed: each action
+    carries the node's host (or container) and stop grace, nothing is looked up later."""
     plan = Plan()
-    picked = [n for n in nodes if (n[0] in only if only else n[1] not in ("zookeeper", "connect", "registry"))]
+    picked = [o for o in nodes if (o.name in only if only else o.role not in ("zookeeper", "connect", "registry"))]
 
-    def rank(n):
-        name, role, nid = n
-        return (role != "zookeeper", role in ("controller", "combined"), nid == controller
-                and role != "zookeeper", name)
+    def rank(o: NodeObs):
+        return (o.role != "zookeeper", o.role in ("controller", "combined"), o.id == controller
+                and o.role != "zookeeper", o.name)
 
-    for name, role, _nid in sorted(picked, key=rank):
-        if role in ("broker", "combined"):
-            plan.add(Wait(gate="safe-to-stop", nodes=(name,)))
-        plan.add(Restart(node=name, reason="rolling restart"))
-        plan.add(Wait(gate="healthy", nodes=(name,), settle=3.0, quiet=True))
-        plan.summary[name] = ("restart", "rolling restart")
+    for o in sorted(picked, key=rank):
+        if o.role in ("broker", "combined"):
+            plan.add(Wait(gate="safe-to-stop", nodes=(o.name,)))
+        plan.add(Restart(node=o.name, host=o.where or None, grace=o.stop_grace or 30, reason="rolling restart"))
+        plan.add(Wait(gate="healthy", nodes=(o.name,), settle=settle, quiet=True))
+        plan.summary[o.name] = ("restart", "rolling restart")
     return plan

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from . import paths
 from .errors import InputError, KopsError
-from .plan import Action, Observed, Plan, Remove, Stop, Wait
+from .plan import ClusterAction, Observed, Plan, Remove, Stop, Wait
 
 TOOL = "org.apache.kafka.tools.MetadataQuorumCommand"
 CAUGHT_UP_LAG = 10   # records: an observer this close to the leader's end can become a voter
@@ -111,8 +111,7 @@ def _known_file(name: str):
 
 def known(name: str) -> list[str]:
     """The controllers of the cluster after its last finished `up` (kops's state)."""
-    p = _known_file(name)
-    return json.loads(p.read_text()) if p.is_file() else []
+    return paths.read_json(_known_file(name), "record of the cluster's controllers", [])
 
 
 def note_known(name: str, nodes: list[str]) -> None:
@@ -122,8 +121,7 @@ def note_known(name: str, nodes: list[str]) -> None:
 
 
 def pending(name: str) -> list[str]:
-    p = _pending_file(name)
-    return json.loads(p.read_text()) if p.is_file() else []
+    return paths.read_json(_pending_file(name), "record of the controllers being added", [])
 
 
 def note_pending(name: str, nodes: list[str]) -> None:
@@ -136,13 +134,12 @@ def note_pending(name: str, nodes: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class AddController(Action):
+class AddController(ClusterAction):
     """A controller that runs as an observer of the quorum: awaited until caught up, then
     added as a voter (in that node, with its own config), awaited until the quorum lists it."""
 
     kind = "add-controller"
     voter: int = 0
-    cluster_level = True
 
     def describe(self) -> str:
         return (f"add-controller {self.node} (id {self.voter}) to the KRaft quorum: awaited until it has caught "
@@ -175,13 +172,12 @@ class AddController(Action):
 
 
 @dataclass(frozen=True)
-class RemoveController(Action):
+class RemoveController(ClusterAction):
     """A leaving controller removed from the voters (by its directory id), awaited until the
     quorum has a leader without it; it is stopped and removed by the next steps."""
 
     kind = "remove-controller"
     voter: int = 0
-    cluster_level = True
 
     def describe(self) -> str:
         return (f"remove-controller {self.node} (id {self.voter}) from the KRaft quorum's voters, awaited until "
@@ -237,8 +233,9 @@ def _until(ctx, runner, boot: str, deadline: float, step, *, replication: bool =
 
 # -- the policy ----------------------------------------------------------------------------------
 
-def extend(plan: Plan, bundle, observed: Observed) -> Plan:
-    """``plan`` with the quorum policy (pure but for the pending voters read from kops's state)."""
+def extend(plan: Plan, bundle, observed: Observed, info) -> Plan:
+    """``plan`` with the quorum policy (pure but for the pending voters read from kops's state).
+    ``info``: what the provider can do (kops.providers.base.ProviderInfo)."""
     topo = bundle.topo
     if topo.mode != "kraft":
         return plan
@@ -249,8 +246,8 @@ def extend(plan: Plan, bundle, observed: Observed) -> Plan:
     created = [a.node for a in plan.of("create") if a.node in controllers]
     leaving = sorted((o for o in observed.nodes.values() if o.role == "controller" and o.name not in bundle.nodes),
                      key=lambda o: (o.id == observed.controller, o.name))
-    if topo.driver == "ssh":
-        # the SSH provider sees the inventory's nodes only: a controller left out is known from kops's state
+    if not info.sees_unlisted_nodes:
+        # a provider that sees the inventory's nodes only (SSH): a controller left out is known from kops's state
         gone = sorted(set(known(topo.name)) - controllers)
         if gone:
             raise InputError(f"controllers {', '.join(gone)} ran in cluster {topo.name} and are not in the inventory: "

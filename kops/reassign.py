@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .errors import InputError, KopsError, WaitTimeout
+from .render import CLIENT_PROPERTIES
 
 TP = tuple[str, int]
 TOOL_MAIN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
@@ -268,6 +269,14 @@ def throttle_left(client, brokers: list[int], topics: list[str]) -> list[str]:
     return sorted(out)
 
 
+def command_config(topo, nb, flag: str) -> list[str]:
+    """A Kafka tool run in a node of a secure cluster reaches it with the node's own client
+    config (kops's admin over TLS, and SCRAM: kops.render.client_properties); plaintext: none."""
+    if not topo.spec.security.tls:
+        return []
+    return [flag, f"{nb.layout.conf_dir}/{CLIENT_PROPERTIES}"]
+
+
 def tool_argv(nb, bootstrap: str, args: list[str]) -> list[str]:
     """A Kafka tool's main class run with the node's own JVM and distribution."""
     return [nb.argv[0], "-Xmx128m", "-cp", f"{nb.layout.home}/libs/*", TOOL_MAIN, "--bootstrap-server", bootstrap, *args]
@@ -281,17 +290,14 @@ def execute(ctx, todo: list[Move], brokers: list[int], *, rate: int, deadline: f
         return {"moved": 0, "seconds": 0.0}
     client = ctx.kafka()
     topo = ctx.topo
-    if topo.spec.security.tls:
-        raise InputError("moving partitions on a secure (TLS/SASL) cluster is not supported yet",
-                         hint="the reassignment plan is above; run kafka-reassign-partitions with a client "
-                              "config (kops client-config) to apply it")
     runner = next(nb for nb in bundle if nb.node.is_broker and nb.node.id in brokers)
     t0 = time.monotonic()
     ctx.log(f"moving {len(todo)} partition(s), replication throttled to {rate // (1024 * 1024)} MiB/s per broker")
     involved = sorted({b for m in todo for b in (*m.old, *m.new)})
     try:
         set_throttle(client, todo, rate)
-        argv = tool_argv(runner, topo.internal_bootstrap, ["--execute", "--reassignment-json-file", JSON_PATH])
+        argv = tool_argv(runner, topo.internal_bootstrap, ["--execute", "--reassignment-json-file", JSON_PATH,
+                                                           *command_config(topo, runner, "--command-config")])
         code, out = ctx.provider.exec(runner.name, argv, files={JSON_PATH: reassignment_json(todo)})
         if code != 0:
             raise KopsError(f"Kafka's reassignment tool failed on {runner.name} (exit code {code})",

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 from . import reassign
 from .errors import InputError
-from .plan import Action, Observed, Plan, Remove, Stop, Wait
+from .plan import ClusterAction, Observed, Plan, Remove, Stop, Wait
 
 
 @dataclass(frozen=True)
-class Reassign(Action):
+class Reassign(ClusterAction):
     """Move partitions (throttled), await the move, remove the throttle. ``brokers``: the
     brokers the partitions end on; ``moves``: the plan as shown (recomputed from the live
     metadata when the step runs)."""
@@ -32,7 +32,6 @@ class Reassign(Action):
     brokers: tuple[int, ...] = ()
     moves: tuple[reassign.Move, ...] = ()
     rate: int = reassign.DEFAULT_RATE
-    cluster_level = True
 
     def describe(self) -> str:
         why = f" to {self.reason}" if self.reason else ""
@@ -53,18 +52,18 @@ class Reassign(Action):
 
 
 @dataclass(frozen=True)
-class Unregister(Action):
+class Unregister(ClusterAction):
     """KRaft: a removed broker's registration dropped from the metadata (ClusterTool)."""
 
     kind = "unregister"
     broker: int = 0
-    cluster_level = True
 
     def execute(self, ctx, bundle, deadline: float) -> None:
         runner = next(nb for nb in bundle if nb.node.is_broker)
         argv = [runner.argv[0], "-Xmx128m", "-cp", f"{runner.layout.home}/libs/*",
                 "org.apache.kafka.tools.ClusterTool", "unregister", "--bootstrap-server",
-                ctx.topo.internal_bootstrap, "--id", str(self.broker)]
+                ctx.topo.internal_bootstrap, "--id", str(self.broker),
+                *reassign.command_config(ctx.topo, runner, "--config")]
         code, out = ctx.provider.exec(runner.name, argv)
         if code != 0:   # the broker is stopped and holds nothing: a fenced registration is harmless
             ctx.log(f"warning: unregistering broker {self.broker} failed (exit code {code}): {out[-300:]}")
@@ -104,11 +103,12 @@ def change(bundle, observed: Observed, plan: Plan) -> Change:
     return ch
 
 
-def extend(plan: Plan, bundle, observed: Observed, client, *, rate: int = reassign.DEFAULT_RATE) -> Plan:
+def extend(plan: Plan, bundle, observed: Observed, client, info, *, rate: int = reassign.DEFAULT_RATE) -> Plan:
     """``plan`` with the scale policy: drain and removal of leaving brokers before it, the
-    move onto added brokers after it. Refusals raise InputError before anything changes."""
+    move onto added brokers after it. Refusals raise InputError before anything changes.
+    ``info``: what the provider can do (kops.providers.base.ProviderInfo)."""
     ch = change(bundle, observed, plan)
-    if bundle.topo.driver == "ssh":
+    if not info.sees_unlisted_nodes:
         ch.problems += _unseen_brokers(bundle, observed, client)
     if not ch.added and not ch.leaving and not ch.problems:
         return _resume(plan, bundle, observed, client, rate)

@@ -46,7 +46,8 @@ def passwords(cluster: str, users: dict[str, str | None], *, persist: bool = Tru
     """name -> password for kops's admin and every inventory user; a given password wins,
     a kept one is reused, a missing one is generated (32 url-safe characters)."""
     path = folder(cluster) / "users.json"
-    kept = json.loads(path.read_text()) if path.is_file() else {}
+    kept = paths.read_json(path, "record of the cluster's passwords", {},
+                           hint="restore it from a backup: the cluster's users were made with these passwords")
     out = {}
     for name, given in {ADMIN: None, **users}.items():
         out[name] = given or kept.get(name) or _random.token_urlsafe(24)

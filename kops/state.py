@@ -87,10 +87,8 @@ def note_source(name: str, source: str | None) -> None:
 
 def ports(name: str) -> dict[str, dict[str, int]] | None:
     """The host ports picked for a ``ports: auto`` cluster (node -> kind -> port)."""
-    import json
-
-    path = paths.state_dir() / "clusters" / name / "ports.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return paths.read_json(paths.state_dir() / "clusters" / name / "ports.json", "record of the cluster's host ports",
+                           {}) or None
 
 
 def note_ports(name: str, picked: dict[str, dict[str, int]]) -> None:

@@ -62,11 +62,8 @@ def _file(name: str):
 
 
 def recorded(name: str) -> dict:
-    p = _file(name)
-    try:
-        return json.loads(p.read_text()) if p.is_file() else {}
-    except ValueError:
-        return {}
+    return paths.read_json(_file(name), "record of the version and mode the cluster runs", {},
+                           hint="kops up rewrites it from the running cluster after you remove it")
 
 
 def note(name: str, **kw) -> None:

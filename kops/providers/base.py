@@ -8,6 +8,7 @@ kops.plan, kops.gates and kops.status, written once for both.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ..plan import Action, Observed, Plan
@@ -16,8 +17,20 @@ from ..render import Bundle
 Log = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What a provider can do; planning asks these, never the driver's name (kind's
+    ProviderInfo)."""
+
+    sees_unlisted_nodes: bool      # observes nodes the inventory no longer lists (Docker: by label)
+    one_shot_jobs: bool            # runs a throwaway job beside the nodes (Docker: a container)
+    keeps_previous: bool           # keeps a reconfigured node's previous config for a rollback
+    handles: frozenset = field(default_factory=frozenset)   # the node action types it carries out
+
+
 class Provider(Protocol):
     name: str                      # "docker" | "ssh"
+    info: ProviderInfo
 
     def observe(self, bundle: Bundle | None) -> Observed:
         """Nodes and hosts as they are now. Docker finds them by label (no bundle needed);
@@ -28,11 +41,12 @@ class Provider(Protocol):
         ports taken, an image that cannot be had."""
 
     def apply(self, step: list[Action], bundle: Bundle | None) -> None:
-        """Carry out one step; raise KopsError naming the node and showing its log on failure."""
+        """Carry out one step's node actions (only kops.execute calls this); raise KopsError
+        naming every failed node and showing its log."""
 
     def rollback(self, nodes: list[str], bundle: Bundle) -> list[str]:
         """Put back what reconfigured ``nodes`` ran before (kept until ``settle``); returns
-        the nodes put back."""
+        the nodes put back; raises KopsError naming each node it could not put back."""
 
     def settle(self, nodes: list[str]) -> None:
         """The reconfigured ``nodes`` are ready: drop what was kept for a rollback."""

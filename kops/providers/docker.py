@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from .. import dist, images, plugins, registry
-from ..errors import EngineError, InputError, KopsError
-from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
-                    Remove, RemoveHost, Restart, Start, Stop)
+from ..errors import EngineError, InputError, KopsError, combined
+from ..plan import (Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost,
+                    Reconfigure, Remove, RemoveHost, Restart, Start, Stop)
+from .base import ProviderInfo
 from ..render import GATEWAY, LABEL, Bundle, NodeBundle, network_name
 
 ENGINE = "docker"     # the one "host" of this provider
@@ -78,6 +79,10 @@ def _epoch(docker_time: str | None) -> float | None:
 
 class DockerProvider:
     name = "docker"
+    # what this provider can do (planning asks this, never the driver's name)
+    info = ProviderInfo(sees_unlisted_nodes=True, one_shot_jobs=True, keeps_previous=True,
+                        handles=frozenset({PrepareHost, Format, Bootstrap, Create, Reconfigure, Start, Restart,
+                                           Stop, Remove, RemoveHost}))
 
     def __init__(self, cluster: str, log):
         self.cluster = cluster
@@ -162,17 +167,17 @@ class DockerProvider:
     def observe(self, bundle: Bundle | None) -> Observed:
         cs = self.containers()
         nodes = {n: self._node(c) for n, c in cs.items()}
-        missing = []
+        missing: list[Need] = []
         if not self.cli.networks.list(filters={"label": f"{LABEL}.cluster={self.cluster}"}):
-            missing.append(f"network {network_name(self.cluster)}")
+            missing.append(Need("network", network_name(self.cluster)))
         if bundle is not None:
             ref = bundle.topo.spec.kafka.image_ref
             if not self._image_present(ref, extras=dist.needs_extras(bundle.topo.spec)):
                 stale = self._image_present(ref)
-                missing.append(f"image {ref}" + (" (built before Connect and the metrics agent were in it: "
-                                                 "built again)" if stale else ""))
+                missing.append(Need("image", ref, note="built before Connect and the metrics agent were in it: "
+                                                       "built again" if stale else ""))
             if bundle.topo.registries and not self._registry_image_current():
-                missing.append(f"registry image {registry.IMAGE}")
+                missing.append(Need("registry-image", registry.IMAGE))
         meta = {}
         # what the cluster runs is what its Kafka nodes run (a ZooKeeper left stopped after a
         # migration to KRaft says "zookeeper"), running ones first
@@ -226,7 +231,7 @@ class DockerProvider:
         starting = [a.node for a in plan.actions if isinstance(a, (Create, Reconfigure, Start))]
         if starting:
             self._check_ports(bundle, starting)
-        if any(isinstance(a, PrepareHost) and any(n.startswith("image ") for n in a.needs) for a in plan.actions):
+        if any(isinstance(a, PrepareHost) and a.wants("image") for a in plan.actions):
             self._image_source(bundle)
         if any(bundle.nodes[n].node.role == "connect" for n in starting if n in bundle.nodes):
             plugins.ensure_all(bundle.topo.spec, log=self.log)   # a plugin Maven lacks: exit 2, nothing changed
@@ -286,15 +291,16 @@ class DockerProvider:
                 except KopsError as exc:
                     errors.append(exc)
         if errors:
-            raise errors[0]
+            raise combined(errors)
 
     def _apply_one(self, a: Action, bundle: Bundle | None) -> None:
         import docker
 
+        handler = getattr(self, "_" + type(a).__name__.lower(), None)
+        if type(a) not in self.info.handles or handler is None:
+            raise KopsError(f"the Docker provider cannot carry out {a.describe()!r}",
+                            hint="this is a kops bug: the executor hands a provider its own actions only")
         try:
-            handler = {PrepareHost: self._prepare, Format: self._format, Bootstrap: self._bootstrap, Create: self._create,
-                       Reconfigure: self._reconfigure, Start: self._start, Restart: self._restart,
-                       Stop: self._stop, Remove: self._remove, RemoveHost: self._remove_host}[type(a)]
             handler(a, bundle)
         except docker.errors.APIError as exc:
             # e.g. a host port taken between the port check and the start (another cluster)
@@ -304,21 +310,21 @@ class DockerProvider:
                                  "it (docker ps, ss -ltnp) and run `kops up` again; it starts what is "
                                  "missing") from exc
 
-    def _prepare(self, a: PrepareHost, bundle: Bundle) -> None:
+    def _preparehost(self, a: PrepareHost, bundle: Bundle) -> None:
         for need in a.needs:
-            if need.startswith("network "):
+            if need.kind == "network":
                 # No subnet given: the engine picks a free one, so clusters never overlap.
                 self.cli.networks.create(network_name(self.cluster), driver="bridge",
                                          labels={f"{LABEL}.cluster": self.cluster}, check_duplicate=True)
                 self.log(f"network {network_name(self.cluster)} created")
-            elif need.startswith("image "):
+            elif need.kind == "image":
                 d = self._image_source(bundle, fetch=True)
                 base = images.default_base()
                 ref = bundle.topo.spec.kafka.image_ref
-                self.log(f"image {ref} {'out of date' if '(' in need else 'missing'}: building it from the "
+                self.log(f"image {ref} {'out of date' if need.note else 'missing'}: building it from the "
                          f"cached distribution on {base}")
                 images.ensure(d, base=base, tag=ref, log=self.log)
-            elif need.startswith("registry image "):
+            elif need.kind == "registry-image":
                 images.ensure_registry(log=self.log)
 
     def _volume(self, nb: NodeBundle):
@@ -436,19 +442,28 @@ class DockerProvider:
     def rollback(self, nodes: list[str], bundle: Bundle) -> list[str]:
         """Put back the previous container of ``nodes`` (removing the new one); returns the
         nodes that had one."""
-        back = []
+        import docker
+
+        back, failed = [], []
         previous = self.containers(previous=True)
         current = self.containers()
         for n in nodes:
             old = previous.get(n)
             if old is None:
                 continue
-            if n in current:
-                current[n].remove(force=True, v=True)
-            old.rename(old.name[: -len(PREVIOUS)])
-            old.start()
+            try:
+                if n in current:
+                    current[n].remove(force=True, v=True)
+                old.rename(old.name[: -len(PREVIOUS)])
+                old.start()
+            except docker.errors.APIError as exc:
+                failed.append(f"{n}: {exc.explanation or exc}")
+                continue
             back.append(n)
             self.log(f"{n}: the new container was removed and the previous one started again (data kept)")
+        if failed:
+            raise KopsError("could not put back the previous container of " + ", ".join(f.split(":")[0] for f in failed),
+                            details="\n".join(failed))
         return back
 
     def settle(self, nodes: list[str]) -> None:
@@ -463,8 +478,10 @@ class DockerProvider:
         self.log(f"{a.node}: started")
 
     def _restart(self, a: Restart, bundle) -> None:
-        c = self.containers()[a.node]
-        c.restart(timeout=int(c.labels.get(f"{LABEL}.stop-grace", "30")))
+        c = self.containers().get(a.node)
+        if c is None:
+            raise KopsError(f"{a.node}: no container to restart", hint="kops up brings it back")
+        c.restart(timeout=a.grace)
         self.log(f"{a.node}: restarted")
 
     def _stop(self, a: Stop, bundle) -> None:
@@ -504,7 +521,7 @@ class DockerProvider:
             except docker.errors.NotFound:
                 pass
 
-    def _remove_host(self, a: RemoveHost, bundle) -> None:
+    def _removehost(self, a: RemoveHost, bundle) -> None:
         flt = {"label": f"{LABEL}.cluster={self.cluster}"}
         for c in self.cli.containers.list(all=True, filters=flt, ignore_removed=True):   # one-shot leftovers
             _gone(c.remove, force=True, v=True)

@@ -25,10 +25,12 @@ from pathlib import Path
 from .. import dist, health, metrics, paths, plugins, registry, tools
 from ..errors import EngineError, KopsError
 from ..launch import shell_line
-from ..plan import (Action, Bootstrap, Create, Format, HostObs, NodeObs, Observed, Plan, PrepareHost, Reconfigure,
-                    Remove, RemoveHost, Restart, Start, Stop)
+from ..plan import (Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost,
+                    Reconfigure, Remove, RemoveHost, Restart, Start, Stop)
+from .base import ProviderInfo
 from ..render import KAFKA_USER, Bundle, NodeBundle, kafka_home, profile_path
 
+NOTHING_KEPT = "kops: no previous files kept"
 JAVA_PACKAGES = {"apt": "openjdk-17-jre-headless", "dnf": "java-17-openjdk-headless",
                  "yum": "java-17-openjdk-headless"}
 UNIT_PROPS = ("LoadState", "ActiveState", "SubState", "Result", "UnitFileState", "ExecMainStatus",
@@ -42,7 +44,7 @@ def _fact_class():
     class KopsHost(FactBase):
         """Everything kops needs to know about one host, in one round trip."""
 
-        def command(self, files, units, metas, home, registry_jar=None, quorums=None):
+        def command(self, files, units, metas, home, registry_jar=None, quorums=None, runs=None):
             q = shlex.quote
             parts = [f"[ -f {q(p)} ] && sha256sum {q(p)} | sed 's/^/SUM /'" for p in files]
             parts += [
@@ -69,6 +71,12 @@ def _fact_class():
                 # the quorum the node runs with: its server.properties names the bootstrap servers or the voters
                 parts.append(f"if grep -qs '^controller.quorum.bootstrap.servers=' {q(props)}; then echo QUORUM "
                              f"{q(node)} dynamic; elif [ -f {q(props)} ]; then echo QUORUM {q(node)} static; fi")
+            for node, unit, props in runs or ():
+                # what a Kafka node runs: the distribution its unit starts (its version), the mode
+                # its server.properties says (process.roles: KRaft)
+                parts.append(f"echo RUNS {q(node)} $(grep -so 'kafka_2.13-[0-9][0-9A-Za-z.-]*' {q(unit)} | head -n1 "
+                             f"| cut -d- -f2-) $(grep -qs '^process.roles=' {q(props)} && echo kraft || "
+                             f"{{ [ -f {q(props)} ] && echo zookeeper; }})")
             return "; ".join(parts + ["true"])
 
         def process(self, output):
@@ -103,6 +111,10 @@ def _fact_class():
                 elif tag == "META":
                     node, _, cid = rest.partition(" ")
                     out["metas"][node] = cid.strip()
+                elif tag == "RUNS":
+                    words = rest.split()
+                    if len(words) == 3:   # node version mode (a node not installed yet says less)
+                        out.setdefault("runs", {})[words[0]] = (words[1], words[2])
                 elif tag == "QUORUM":
                     node, _, kind = rest.partition(" ")
                     out.setdefault("quorums", {})[node] = kind.strip()
@@ -129,6 +141,10 @@ def _reset_ops(state) -> None:
 
 
 class SSHProvider:
+    # what this provider can do (planning asks this, never the driver's name)
+    info = ProviderInfo(sees_unlisted_nodes=False, one_shot_jobs=False, keeps_previous=True,
+                        handles=frozenset({PrepareHost, Format, Bootstrap, Create, Reconfigure, Start, Restart,
+                                           Stop, Remove, RemoveHost}))
     name = "ssh"
 
     def __init__(self, spec, log, *, accept_new_host_keys: bool = False):
@@ -254,6 +270,8 @@ class SSHProvider:
                                   units=[nb.unit for nb in nbs],
                                   metas=[(nb.name, posixpath.join(nb.layout.data_dir, "meta.properties"))
                                          for nb in nbs if nb.format_argv is not None],
+                                  runs=[(nb.name, f"/etc/systemd/system/{nb.unit}",
+                                         f"{nb.layout.conf_dir}/server.properties") for nb in nbs if nb.node.is_kafka],
                                   home=home)
             if host in st.failed_hosts or facts is None:
                 raise EngineError(f"{hname}: could not read the host's facts (file checksums, units, Java); "
@@ -267,24 +285,29 @@ class SSHProvider:
         for hname, f in facts.items():
             if not by_host.get(hname):
                 continue
-            missing = []
+            missing: list[Need] = []
             if not f["java"]:
                 pkg = JAVA_PACKAGES.get(f["pkg"])
-                missing.append(f"java {pkg} with {f['pkg']}" if pkg else "java (no apt, dnf or yum)")
+                missing.append(Need("java", pkg, how=f["pkg"]) if pkg else Need("java", note="no apt, dnf or yum"))
             if not f["user"]:
-                missing.append(f"user {KAFKA_USER}")
+                missing.append(Need("user", KAFKA_USER))
             home = kafka_home(bundle.topo)
             if not f["dist"] or (dist.needs_extras(bundle.topo.spec) and not f.get("extras")):
                 # (a distribution without the extras a metrics or Connect cluster needs: installed again)
-                missing.append(f"kafka {bundle.topo.version} in {home}")
+                missing.append(Need("kafka", f"{bundle.topo.version} in {home}"))
             if f.get("tools") != tools.fingerprint(bundle.topo.version):
-                missing.append(f"tools: Kafka's tools in {home}/bin")
+                missing.append(Need("tools", f"Kafka's tools in {home}/bin"))
             if any(nb.node.role == "registry" for nb in by_host[hname]) and not f.get("registry"):
-                missing.append(f"registry Apicurio Registry {registry.VERSION} in /opt/kops/{registry.HOME_NAME}")
+                missing.append(Need("registry", f"Apicurio Registry {registry.VERSION} in /opt/kops/"
+                                                f"{registry.HOME_NAME}"))
             observed.hosts[hname] = HostObs(hname, tuple(missing))
             for nb in by_host[hname]:
                 observed.nodes[nb.name] = self._node(nb, f)
         observed.nodes = {k: v for k, v in observed.nodes.items() if v.exists}
+        # what the cluster runs is what its Kafka nodes run, running ones first (as Docker's labels say)
+        runs = {n: r for f in facts.values() for n, r in f.get("runs", {}).items() if n in observed.nodes}
+        for n in sorted(runs, key=lambda n: observed.nodes[n].running):
+            observed.meta = {"version": runs[n][0], "mode": runs[n][1]}
         return observed
 
     @staticmethod
@@ -330,12 +353,12 @@ class SSHProvider:
 
     def preflight(self, plan: Plan, bundle: Bundle, observed: Observed) -> None:
         version = bundle.topo.version
-        pushing = any(isinstance(a, PrepareHost) and any(n.startswith("kafka ") for n in a.needs)
+        pushing = any(isinstance(a, PrepareHost) and a.wants("kafka")
                       for a in plan.actions) and not bundle.topo.spec.kafka.download
         if pushing and dist.cached(version) is None and version not in dist.maven_versions():
             dist.require(version)   # raises the input error with the versions there are
         for a in plan.actions:
-            if isinstance(a, PrepareHost) and any(n.startswith("java (no ") for n in a.needs):
+            if isinstance(a, PrepareHost) and any(not n.what for n in a.wants("java")):
                 raise KopsError(f"{a.host}: no Java and no apt, dnf or yum to install it",
                                 hint="install a Java 17+ runtime on the host, then re-run")
         if any(isinstance(a, (Create, Reconfigure)) and bundle.nodes[a.node].node.role == "connect"
@@ -363,14 +386,8 @@ class SSHProvider:
         self._run(st, sorted({h for h, _, _ in metas}))
         failed = [(h, label, m) for h, label, m in metas if not (m.is_complete() and m.did_succeed())]
         if failed:
-            h, label, m = failed[0]
-            out = (m.stderr or m.stdout) if m.is_complete() else "(not run: an earlier step failed)"
-            node = next((a.node for a in step if a.node and a.host == h), None)
-            tail = ""
-            if node and isinstance(next(a for a in step if a.node == node), (Create, Reconfigure, Start, Restart)):
-                tail = f"\n--- {node}, last log lines:\n{self.tail(node, 30)}"
-            raise KopsError(f"{h}: {label} failed" + (f" ({len(failed)} step(s) in all)" if len(failed) > 1 else ""),
-                            details=(out or "(no output)")[-3000:] + tail,
+            raise KopsError(self._failures(failed, step),
+                            details="\n".join(self._failure_details(failed, step))[-6000:],
                             hint="run the same command again once the cause is fixed: it continues from "
                                  "what is in place")
         for _, line in notes:
@@ -378,6 +395,35 @@ class SSHProvider:
         for a in step:
             if isinstance(a, Stop):
                 self._after_stop(a, bundle)
+
+    @staticmethod
+    def _failures(failed, step) -> str:
+        """The first failed operation of each host, in one line each."""
+        firsts: dict[str, str] = {}
+        for h, label, _m in failed:
+            firsts.setdefault(h, label)
+        if len(firsts) == 1:
+            (h, label), = firsts.items()
+            n = sum(1 for f in failed if f[0] == h)
+            return f"{h}: {label} failed" + (f" ({n} step(s) in all)" if n > 1 else "")
+        return f"{len(firsts)} hosts failed: " + "; ".join(f"{h}: {label}" for h, label in firsts.items())
+
+    def _failure_details(self, failed, step) -> list[str]:
+        out, seen = [], set()
+        errors = getattr(self, "_op_errors", {})
+        for h, label, m in failed:
+            if h in seen:
+                continue
+            seen.add(h)
+            if m.is_complete():
+                text = m.stderr or m.stdout
+            else:
+                text = next((e for (eh, _), e in errors.items() if eh == h), "") or "(not run: an earlier step failed)"
+            out.append(f"--- {h}: {label}\n{(text or '(no output)')[-2000:]}")
+            node = next((a.node for a in step if a.node and a.host == h), None)
+            if node and isinstance(next(a for a in step if a.node == node), (Create, Reconfigure, Start, Restart)):
+                out.append(f"--- {node}, last log lines:\n{self.tail(node, 30)}")
+        return out
 
     def _run(self, st, hosts: list[str]) -> None:
         """Run each host's operations in its own thread (pyinfra's greenlets only overlap
@@ -388,6 +434,8 @@ class SSHProvider:
 
         st.is_executing = True
 
+        self._op_errors = errors = {}
+
         def one(hname):
             host = st.inventory.get_host(hname)
             with ctx_host.use(host):
@@ -395,7 +443,8 @@ class SSHProvider:
                     try:
                         if run_host_op(st, host, op_hash) is False:
                             return
-                    except PyinfraError:
+                    except PyinfraError as exc:   # kept: the report names it, not "not run"
+                        errors[(hname, op_hash)] = f"{type(exc).__name__}: {exc}"
                         return
 
         with ctx_state.use(st):
@@ -480,15 +529,23 @@ class SSHProvider:
 
     def rollback(self, nodes: list[str], bundle: Bundle) -> list[str]:
         """Put back the files kept before a reconfigure, and restart onto them."""
-        back = []
+        back, failed = [], []
         for n in nodes:
             nb = bundle.nodes[n]
             tar = _previous(nb)
-            ok, text = self.run(nb.node.host_key, f"test -f {shlex.quote(tar)} && tar -C / -xf {shlex.quote(tar)} && "
-                                                  f"systemctl daemon-reload && systemctl restart {shlex.quote(nb.unit)}")
+            ok, text = self.run(nb.node.host_key, f"test -f {shlex.quote(tar)} || {{ echo {NOTHING_KEPT}; exit 0; }}; "
+                                                  f"tar -C / -xf {shlex.quote(tar)} && systemctl daemon-reload && "
+                                                  f"systemctl restart {shlex.quote(nb.unit)}")
+            if ok and NOTHING_KEPT in text:
+                continue   # nothing was kept for this node: nothing to put back
             if ok:
                 back.append(n)
                 self.log(f"{n}: the previous files were put back on {nb.node.host_key} and the service restarted")
+            else:
+                failed.append(f"{n} on {nb.node.host_key}: {text.strip()[-500:] or '(no output)'}")
+        if failed:
+            raise KopsError("could not put back the previous files of " + ", ".join(f.split(" on ")[0] for f in failed),
+                            details="\n".join(failed))
         return back
 
     def settle(self, nodes: list[str]) -> None:
@@ -512,9 +569,9 @@ class SSHProvider:
         h = a.host
         topo = bundle.topo
         for need in a.needs:
-            word = need.split(" ", 1)[0]
+            word = need.kind
             if word == "java":
-                pkg, _, mgr = need.split(" ", 1)[1].partition(" with ")
+                pkg, mgr = need.what, need.how
                 if mgr == "apt":
                     # minimal Debian images drop /usr/share/man/*; the JRE's postinst
                     # (update-alternatives of java.1.gz) then fails without man1
@@ -549,7 +606,7 @@ class SSHProvider:
                     ">&2; exit 1; }; }"])
                 self.log(f"{h}: installing Kafka {topo.version} in {home} ("
                          + ("downloaded by the host" if dl else "pushed from this machine") + ")")
-            elif word == "tools:":
+            elif word == "tools":
                 # the launchers of Kafka's tools (kops.tools), over whatever bin/ the distribution has
                 home = kafka_home(topo)
                 remote_tar = f"/opt/kops/.kops-tools-{topo.version}.tar"

@@ -10,7 +10,7 @@ import pytest
 
 from kops import connect, inventory as speclib, render, topology
 from kops.health import KafkaHealth
-from kops.plan import plan_down, plan_restart, plan_up
+from kops.plan import NodeObs, plan_down, plan_restart, plan_up
 from kops.status import Probes, build as build_status
 from test_plan import observe, shape
 
@@ -156,7 +156,9 @@ def test_workers_stop_before_the_brokers_and_are_not_in_a_default_restart():
     obs = observe("full-stack", {"*": "ok"})
     order = [[a.node for a in step] for step in plan_down(obs).steps]
     assert order == [["connect1", "registry1"], ["kafka1"], ["zoo1"]]
-    nodes = [("zoo1", "zookeeper", 1), ("kafka1", "broker", 1), ("connect1", "connect", 1)]
+    nodes = [NodeObs("zoo1", "zookeeper", 1, exists=True, running=True),
+             NodeObs("kafka1", "broker", 1, exists=True, running=True),
+             NodeObs("connect1", "connect", 1, exists=True, running=True)]
     assert [a.node for a in plan_restart(nodes, 1).actions if a.kind == "restart"] == ["kafka1"]
 
 

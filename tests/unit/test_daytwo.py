@@ -7,6 +7,11 @@ from collections import Counter
 
 import pytest
 
+from kops.providers.docker import DockerProvider
+from kops.providers.ssh import SSHProvider
+
+DOCKER_INFO, SSH_INFO = DockerProvider.info, SSHProvider.info
+
 from kops import inventory, reassign, render, scale, topology, upgrade
 from kops.plan import NodeObs, Observed, Plan, plan_up
 from kops.reassign import Move
@@ -175,7 +180,7 @@ def test_scale_down_plan_drains_then_stops_then_removes(monkeypatch):
     obs = observed_of(b, extra=[("kafka3", "broker", 3)])
     cur = cluster({"orders": (6, 2)}, [1, 2, 3])
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cur)
-    p = scale.extend(plan_up(b, obs), b, obs, client="x")
+    p = scale.extend(plan_up(b, obs), b, obs, client="x", info=DOCKER_INFO)
     kinds = [[a.kind for a in step] for step in p.steps]
     assert kinds[:3] == [["reassign"], ["stop"], ["remove"]]
     drain = p.steps[0][0]
@@ -191,7 +196,7 @@ def test_scale_down_refuses_rf_above_brokers_left(monkeypatch):
     obs = observed_of(b, extra=[("kafka3", "broker", 3)])
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"rf3": (2, 3)}, [1, 2, 3]))
     with pytest.raises(InputError) as exc:
-        scale.extend(plan_up(b, obs), b, obs, client="x")
+        scale.extend(plan_up(b, obs), b, obs, client="x", info=DOCKER_INFO)
     assert exc.value.exit_code == 2 and "topic rf3 has replication factor 3" in exc.value.message
 
 
@@ -199,7 +204,7 @@ def test_scale_up_plan_moves_after_the_new_broker_is_ready(monkeypatch):
     b3 = bundle(3)
     obs = observed_of(bundle(2))
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2]))
-    p = scale.extend(plan_up(b3, obs), b3, obs, client="x")
+    p = scale.extend(plan_up(b3, obs), b3, obs, client="x", info=DOCKER_INFO)
     kinds = [step[0].kind for step in p.steps]
     assert kinds.index("create") < kinds.index("reassign") and kinds[-1] == "reassign"
     assert all(m.new for m in p.steps[-1][0].moves) and p.as_dict()["steps"][-1][0]["moves"]
@@ -281,11 +286,11 @@ def test_a_broker_left_empty_by_an_unfinished_move_is_filled_on_the_next_up(monk
     b3 = bundle(3)
     obs = observed_of(b3)
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2]))
-    p = scale.extend(plan_up(b3, obs), b3, obs, client="x")
+    p = scale.extend(plan_up(b3, obs), b3, obs, client="x", info=DOCKER_INFO)
     assert [s[0].kind for s in p.steps] == ["reassign"] and "hold no replica yet" in p.steps[0][0].reason
     assert "to fill broker(s) 3" in p.lines()[0]
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 2)}, [1, 2, 3]))
-    assert scale.extend(plan_up(b3, obs), b3, obs, client="x").steps == []
+    assert scale.extend(plan_up(b3, obs), b3, obs, client="x", info=DOCKER_INFO).steps == []
 
 
 # -- hostile values ----------------------------------------------------------------------------------
@@ -342,9 +347,9 @@ def test_ssh_brokers_left_out_of_the_inventory_are_refused(monkeypatch):
     monkeypatch.setattr(health, "kafka_health", lambda client, timeout=5: health.KafkaHealth(
         brokers={1: "a:1", 2: "b:1", 3: "c:1", 4: "d:1"}))
     with pytest.raises(InputError) as exc:
-        scale.extend(plan_up(b, obs), b, obs, client="x")
+        scale.extend(plan_up(b, obs), b, obs, client="x", info=SSH_INFO)
     assert "broker id(s) 4 are registered" in exc.value.message and exc.value.exit_code == 2
     monkeypatch.setattr(health, "kafka_health", lambda client, timeout=5: health.KafkaHealth(
         brokers={1: "a:1", 2: "b:1", 3: "c:1"}))
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 3)}, [1, 2, 3]))
-    assert scale.extend(plan_up(b, obs), b, obs, client="x").steps == []
+    assert scale.extend(plan_up(b, obs), b, obs, client="x", info=SSH_INFO).steps == []

@@ -192,6 +192,6 @@ def test_a_broken_checkpoint_is_an_error_not_a_fresh_start(state_dir):
     path.write_text("{half")
     with pytest.raises(Exception) as ei:
         migrate.guard(spec())
-    assert "not JSON" in str(ei.value)
+    assert "migration record cannot be read" in str(ei.value)
     assert paths.state_dir() == state_dir
     assert Observed().nodes == {}

@@ -31,7 +31,7 @@ import json
 import pytest
 
 from kops import inventory, plan, render, topology
-from kops.plan import (Format, HostObs, NodeObs, Observed, PrepareHost, Reconfigure, Stop, Wait,
+from kops.plan import (Format, HostObs, Need, NodeObs, Observed, PrepareHost, Reconfigure, Stop, Wait,
                        plan_down, plan_restart, plan_up)
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
@@ -95,6 +95,12 @@ def node_obs(nb: render.NodeBundle, driver: str, state: str) -> NodeObs:
     return NodeObs(**kw)
 
 
+def need_of(words: str) -> Need:
+    """A need as the providers make it, from its words ("network kops-x", "user kafka")."""
+    kind, _, what = words.partition(" ")
+    return Need(kind, what)
+
+
 def observe(preset: str, states: dict[str, str], *, controller: int | None = None,
             missing: dict[str, tuple[str, ...]] | None = None, orphans: tuple[str, ...] = ()) -> Observed:
     """Observed state of a preset's cluster. ``states``: node -> state word (see node_obs);
@@ -108,7 +114,8 @@ def observe(preset: str, states: dict[str, str], *, controller: int | None = Non
             nodes[nb.name] = node_obs(nb, b.driver, st)
     for name in orphans:
         nodes[name] = NodeObs(name, "broker", 99, exists=True, running=True, state="running")
-    hosts = {h: HostObs(h, tuple((missing or {}).get(h, ()))) for h in sorted({nb.node.host_key for nb in b})}
+    hosts = {h: HostObs(h, tuple(need_of(w) for w in (missing or {}).get(h, ())))
+             for h in sorted({nb.node.host_key for nb in b})}
     return Observed(nodes=nodes, hosts=hosts, controller=controller)
 
 
@@ -367,7 +374,7 @@ def test_ssh_nodes_are_placed_on_their_hosts():
         "zoo1": "vm1", "zoo2": "vm2", "zoo3": "vm3", "kafka1": "vm1", "kafka2": "vm2", "kafka3": "vm3"}
     prepares = p.steps[0]
     assert all(isinstance(a, PrepareHost) for a in prepares)
-    assert [(a.host, a.needs, a.reason) for a in prepares] == [
+    assert [(a.host, tuple(map(str, a.needs)), a.reason) for a in prepares] == [
         ("vm1", JAVA, "; ".join(JAVA)), ("vm3", ("user kafka",), "user kafka")]
 
 
@@ -530,8 +537,10 @@ def test_plan_down_of_nothing_is_empty():
 
 # -- plan_restart -----------------------------------------------------------------------------
 
-def nodes_of(preset: str) -> list[tuple[str, str, int]]:
-    return [(n.name, n.role, n.id) for n in bundle_of(preset).topo.nodes]
+def nodes_of(preset: str) -> list[NodeObs]:
+    """Every node of a preset, running, as a provider observes it."""
+    b = bundle_of(preset)
+    return [node_obs(nb, b.driver, "ok") for nb in b]
 
 
 def roll(*nodes_and_roles: str) -> list[list[tuple]]:

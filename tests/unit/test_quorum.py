@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from kops.providers.docker import DockerProvider
+from kops.providers.ssh import SSHProvider
+
 from kops import inventory as speclib, lifecycle, quorum, render, topology
 from kops.errors import InputError
 from kops.plan import NodeObs, Observed, plan_up
@@ -73,7 +76,7 @@ def test_added_controllers_join_after_they_started_then_the_rest_rolls(tmp_path,
     monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path))
     b3 = bundle(3)
     obs = running(bundle(1), quorum_kind="dynamic")
-    p = quorum.extend(plan_up(b3, obs), b3, obs)
+    p = quorum.extend(plan_up(b3, obs), b3, obs, DockerProvider.info)
     steps = shape(p)
     fmt = [a for a in p.actions if a.kind == "format"]
     assert {a.node for a in fmt} == {"controller2", "controller3"} and all(a.join for a in fmt)
@@ -91,7 +94,7 @@ def test_leaving_controllers_are_removed_from_the_voters_one_at_a_time_leader_la
     b1 = bundle(1)
     obs = running(b1, extra=[("controller2", "controller", 102), ("controller3", "controller", 103)])
     obs.controller = 102
-    p = quorum.extend(plan_up(b1, obs), b1, obs)
+    p = quorum.extend(plan_up(b1, obs), b1, obs, DockerProvider.info)
     head = shape(p)[:6]
     assert head == [[("remove-controller", "controller3")], [("stop", "controller3")], [("remove", "controller3")],
                     [("remove-controller", "controller2")], [("stop", "controller2")], [("remove", "controller2")]]
@@ -103,7 +106,7 @@ def test_a_static_quorum_refuses_controller_changes(tmp_path, monkeypatch):
     b3 = bundle(3, "static")
     obs = running(bundle(1, "static"), quorum_kind="static")
     with pytest.raises(InputError) as ei:
-        quorum.extend(plan_up(b3, obs), b3, obs)
+        quorum.extend(plan_up(b3, obs), b3, obs, DockerProvider.info)
     assert "static KRaft quorum" in ei.value.message and "adding controller2, controller3" in ei.value.message
 
 
@@ -114,7 +117,7 @@ def test_removing_from_a_stopped_quorum_is_refused(tmp_path, monkeypatch):
     obs.nodes = {n: NodeObs(o.name, o.role, o.id, exists=True, running=False, state="exited", formatted=True,
                             quorum="dynamic") for n, o in obs.nodes.items()}
     with pytest.raises(InputError, match="not running"):
-        quorum.extend(plan_up(b1, obs), b1, obs)
+        quorum.extend(plan_up(b1, obs), b1, obs, DockerProvider.info)
 
 
 def test_an_unfinished_add_is_resumed(tmp_path, monkeypatch):
@@ -122,10 +125,10 @@ def test_an_unfinished_add_is_resumed(tmp_path, monkeypatch):
     b3 = bundle(3)
     obs = running(b3)
     quorum.note_pending("q", ["controller3"])
-    p = quorum.extend(plan_up(b3, obs), b3, obs)
+    p = quorum.extend(plan_up(b3, obs), b3, obs, DockerProvider.info)
     assert shape(p) == [[("add-controller", "controller3")]]
     quorum.note_pending("q", [])
-    assert quorum.extend(plan_up(b3, obs), b3, obs).steps == []
+    assert quorum.extend(plan_up(b3, obs), b3, obs, DockerProvider.info).steps == []
 
 
 def test_ssh_refuses_controllers_left_out(tmp_path, monkeypatch):
@@ -136,7 +139,7 @@ def test_ssh_refuses_controllers_left_out(tmp_path, monkeypatch):
     quorum.note_known("q", ["controller1", "controller2", "controller3"])
     obs = running(b1)
     with pytest.raises(InputError, match="over SSH is not supported yet"):
-        quorum.extend(plan_up(b1, obs), b1, obs)
+        quorum.extend(plan_up(b1, obs), b1, obs, SSHProvider.info)
 
 
 def test_the_quorum_tools_output_is_read():
