@@ -68,3 +68,15 @@ def combined(errors: list[KopsError]) -> KopsError:
     details = "\n".join(e.details for e in errors if e.details) or None
     return KopsError("\n".join(lines), details=details, exit_code=max(e.exit_code for e in errors),
                      hint=next((e.hint for e in errors if e.hint), None))
+
+
+def seconds(value, what: str = "timeout", low: float = 0, high: float = 86400) -> float:
+    """A duration a library caller passed: a finite number from ``low`` to ``high`` seconds
+    (the CLI's own check, kops.cli.common.Seconds, for callers that skip the CLI)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise InputError(f"{what}: {value!r} is not a number of seconds from {low:g} to {high:g}",
+                         hint=f"e.g. {what}=300")
+    return float(value)

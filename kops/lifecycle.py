@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from . import configdef, execute, gates, health, render, secrets, state, status, topology
-from .errors import InputError, KopsError, NotFoundError
+from .errors import InputError, KopsError, NotFoundError, seconds
 from .plan import Observed, Plan, plan_down, plan_restart, plan_up
 from .spec import ClusterSpec, SpecError
 from .status import ClusterStatus
@@ -257,7 +257,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     from . import migrate, quorum, scale, upgrade
 
     t0 = time.monotonic()
-    deadline = t0 + timeout
+    deadline = t0 + seconds(timeout, low=1)
     migrate.guard(spec, scope)   # a ZooKeeper-to-KRaft migration under way: only `kops migrate` changes it
     check_config(spec, log)
     topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
@@ -419,7 +419,7 @@ def down(spec: ClusterSpec | None, provider, *, name: str | None = None, purge: 
 def restart(spec: ClusterSpec, provider, *, nodes: list[str] | None = None, timeout: float = 600,
             force: bool = False, dry_run: bool = False, log=print, scope: str = "") -> Result:
     t0 = time.monotonic()
-    deadline = t0 + timeout
+    deadline = t0 + seconds(timeout, low=1)
     topo, bundle, observed = resolve(spec, provider, persist=False)
     st = _probe_status(provider, topo, observed, topo.mode, topo.version, spec.name, scope)
     if st.state == "not-found":

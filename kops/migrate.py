@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from . import health, paths, render, state, topology
-from .errors import InputError, KopsError, NotFoundError
+from .errors import InputError, KopsError, NotFoundError, seconds
 from .plan import ClusterAction, NodeObs, Observed, Plan, Remove, Stop, Wait, plan_up
 from .spec import ClusterSpec
 from .topology import Topology
@@ -382,7 +382,7 @@ def migrate(spec: ClusterSpec, provider, *, controllers: int | None = None, purg
     from . import lifecycle, quorum, upgrade
 
     t0 = time.monotonic()
-    deadline = t0 + timeout
+    deadline = t0 + seconds(timeout, low=1)
     cp = checkpoint(spec.name)
     out = Outcome(spec.name, dry_run=dry_run)
     if cp.get("state") == "migrated":
@@ -532,7 +532,7 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     removed, the ZooKeeper controller and migration znodes deleted, then the brokers roll
     into plain ZooKeeper mode with their metadata log removed (Kafka's own procedure)."""
     t0 = time.monotonic()
-    deadline = t0 + timeout
+    deadline = t0 + seconds(timeout, low=1)
     cp = checkpoint(spec.name)
     if cp.get("state") != "migrating":
         raise InputError(f"cluster {spec.name} has no migration under way to roll back"

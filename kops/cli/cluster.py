@@ -15,7 +15,7 @@ from rich.table import Table
 from .. import lifecycle
 from ..errors import InputError, KopsError
 from ..spec import DEFAULT_PRESET, _short
-from .common import err_console, handle_errors, out_console, print_json, progress
+from .common import Seconds, err_console, handle_errors, out_console, print_json, progress
 from .config import inventory_options, load_spec
 
 
@@ -164,7 +164,7 @@ def print_plan(res, what: str) -> None:
 
 @click.command("up")
 @inventory_options
-@click.option("--timeout", default=300, show_default=True, type=click.FloatRange(min=1),
+@click.option("--timeout", default=300, show_default=True, type=Seconds(1),
               help="Seconds to wait for the cluster to be ready.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (ordered actions and gates); change nothing.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
@@ -221,7 +221,7 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, profile
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--wide", is_flag=True, help="Also the cluster-network and other-container addresses "
                                            "(and, with metrics on, figures from each node's endpoint).")
-@click.option("--wait", "wait_s", type=click.FloatRange(min=0, max=lifecycle.MAX_WAIT), default=0, metavar="SECONDS",
+@click.option("--wait", "wait_s", type=Seconds(0, lifecycle.MAX_WAIT), default=0, metavar="SECONDS",
               help="While the cluster is degraded, look again for up to SECONDS (a CI job right after "
                    "an operation: a KRaft election, a follower catching up); the exit code is the last look's.")
 @handle_errors
@@ -345,7 +345,7 @@ def _duration(text: str) -> float:
 @inventory_options
 @click.option("--name", help="Cluster name (Docker driver, instead of an inventory).")
 @click.option("--messages", default=100, show_default=True, type=click.IntRange(min=1, max=1_000_000))
-@click.option("--timeout", default=60, show_default=True, type=click.FloatRange(min=1))
+@click.option("--timeout", default=60, show_default=True, type=Seconds(1))
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
 def check(spec_source, name, messages, timeout, output):
@@ -376,7 +376,7 @@ def check(spec_source, name, messages, timeout, output):
 @click.command("restart")
 @inventory_options
 @click.option("--node", "nodes", multiple=True, help="Only these nodes (repeatable; ZooKeeper nodes too).")
-@click.option("--timeout", default=600, show_default=True, type=click.FloatRange(min=1))
+@click.option("--timeout", default=600, show_default=True, type=Seconds(1))
 @click.option("--force", is_flag=True, help="Roll even if the cluster is not healthy now.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @handle_errors

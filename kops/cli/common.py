@@ -29,6 +29,27 @@ def redact(text: str) -> str:
     return _SECRET.sub(lambda m: m.group(1) + "****", text)
 
 
+class Seconds(click.ParamType):
+    """A duration in seconds: a finite number from ``low`` to ``high`` (nan and inf are
+    refused, as click's FloatRange lets them through)."""
+
+    name = "seconds"
+
+    def __init__(self, low: float = 1, high: float = 86400):
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(v) or not self.low <= v <= self.high:
+            self.fail(f"{value!r} is not a number of seconds from {self.low:g} to {self.high:g}", param, ctx)
+        return v
+
+
 def progress(msg: str) -> None:
     err_console.print(f"[dim]·[/dim] {escape(redact(msg))}", markup=True, emoji=False)
 

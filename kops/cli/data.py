@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .. import data, messages
 from ..errors import InputError
-from .common import err_console, handle_errors, out_console, print_json, progress
+from .common import Seconds, err_console, handle_errors, out_console, print_json, progress
 from .config import inventory_options
 
 
@@ -30,7 +30,7 @@ def target_options(fn):
                   help="Client settings: a Java client.properties or a librdkafka.conf.")
     @click.option("-X", "client_set", multiple=True, metavar="KEY=VALUE",
                   help="A librdkafka setting (repeatable), e.g. -X security.protocol=SSL.")
-    @click.option("--request-timeout", default=30, show_default=True, type=click.FloatRange(min=1, max=3600),
+    @click.option("--request-timeout", default=30, show_default=True, type=Seconds(1, 3600),
                   help="Seconds to wait for the cluster's answers.")
     @functools.wraps(fn)
     def wrapper(*args, spec_source, name, bootstrap, command_config, client_set, request_timeout, **kwargs):
@@ -276,7 +276,7 @@ def produce(topic, file_, key_separator, headers, partition, acks, compression, 
                    "[default: '%v\\n']")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text",
               help="json: one JSON object per message and line.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), metavar="SECONDS",
+@click.option("--timeout", type=Seconds(0.1), metavar="SECONDS",
               help="Exit after SECONDS without a message: exit 0, or 4 when -n was given and not reached.")
 @click.option("-e", "--exit-at-end", is_flag=True, help="Exit at the end of every partition (exit 0).")
 @target_options

@@ -9,7 +9,7 @@ import click
 
 from .. import upgrade as upg
 from .cluster import Target
-from .common import handle_errors, print_json, progress
+from .common import Seconds, handle_errors, print_json, progress
 from .config import inventory_options
 
 
@@ -20,7 +20,7 @@ from .config import inventory_options
               help="Raise the feature level (KRaft metadata.version) once every node runs VERSION. It cannot "
                    "be undone. Without either flag, kops asks when run in a terminal.")
 @click.option("--dry-run", is_flag=True, help="Print the preflight and the plan; change nothing.")
-@click.option("--timeout", default=900, show_default=True, type=click.FloatRange(min=1),
+@click.option("--timeout", default=900, show_default=True, type=Seconds(1),
               help="Seconds for the whole roll.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--name", "rename", help="The cluster's name, when `kops up --name` gave it one.")
@@ -91,7 +91,7 @@ def upgrade(spec_source, to, finalize, dry_run, timeout, output, rename, any_por
 @click.option("--write/--no-write", "write", default=True, show_default=True,
               help="Rewrite the inventory file as the KRaft cluster at the end (the old one kept as FILE.zookeeper).")
 @click.option("--dry-run", is_flag=True, help="Print every phase's plan; change nothing.")
-@click.option("--timeout", default=1800, show_default=True, type=click.FloatRange(min=1),
+@click.option("--timeout", default=1800, show_default=True, type=Seconds(1),
               help="Seconds for the whole migration.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @handle_errors
