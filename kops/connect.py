@@ -203,24 +203,7 @@ def worker_status(address: str, timeout: float = 3.0) -> dict:
 
 # -- the library behind `kops connect` -------------------------------------------------------------
 
-def worker_addresses(spec, provider, name: str | None = None) -> list[str]:
-    """The REST addresses of the cluster's running workers: from the topology with an
-    inventory (both providers), else as the Docker labels record them. NotFoundError
-    (exit 3) when no worker runs."""
-    from . import lifecycle
 
-    if spec is not None:
-        topo, _bundle, observed = lifecycle.resolve(spec, provider, persist=False)
-        where = {n.name: topo.rest_address(n) for n in topo.connects}
-    else:
-        observed = provider.observe(None)
-        where = {o.name: o.addresses.get("host", "") for o in observed.nodes.values() if o.role == "connect"}
-    running = sorted(n for n, o in observed.nodes.items() if n in where and o.running and where[n])
-    if not running:
-        raise NotFoundError(f"cluster {spec.name if spec is not None else name} has no running Kafka Connect worker",
-                            hint="add connect: {nodes: 1} to the inventory and run kops up (kops status shows "
-                                 "the workers)")
-    return [where[n] for n in running]
 
 
 def _path(name: str) -> str:

@@ -259,10 +259,10 @@ def registry_ready(ctx: Context, action: Wait):
 
 def zk_migration(ctx: Context, action: Wait):
     """ZooKeeper to KRaft: the active controller has copied the metadata (kops.migrate)."""
-    from . import migrate
+    from . import zookeeper
 
     def probe():
-        offset = migrate.metadata_migrated(ctx.provider, ctx.topo)
+        offset = zookeeper.metadata_migrated(ctx.provider, ctx.topo)
         if offset is None:
             raise NotYet("the controller has not finished copying the metadata from ZooKeeper "
                          "(/migration holds no KRaft offset yet)")

@@ -218,7 +218,7 @@ def active_controller(provider, topo, observed) -> int | None:
 def check_config(spec: ClusterSpec, log=print) -> None:
     """Every Kafka config key and value of the inventory against that version's own
     definitions (SpecError, exit 2, before anything changes)."""
-    image = spec.kafka.image_ref if spec.driver == "docker" else None
+    image = None if spec.hosts else spec.kafka.image_ref   # hosts (SSH) run no image
     defs = configdef.catalogue(spec.kafka.version, image=image, log=log)
     if defs is None:
         log(f"warning: Kafka {spec.kafka.version}'s config definitions are not at hand (no local JVM with the "
@@ -254,11 +254,11 @@ def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: st
 def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
        scope: str = "", source: str | None = None, reshape: bool = False, upgrade_checked: bool = False,
        throttle: int | None = None) -> Result:
-    from . import migrate, quorum, scale, upgrade
+    from . import migration_record, preflight as upgrade, quorum, scale
 
     t0 = time.monotonic()
     deadline = t0 + seconds(timeout, low=1)
-    migrate.guard(spec, scope)   # a ZooKeeper-to-KRaft migration under way: only `kops migrate` changes it
+    migration_record.guard(spec, scope)   # a ZooKeeper-to-KRaft migration under way: only `kops migrate` changes it
     check_config(spec, log)
     topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
     if not upgrade_checked:   # a version change in the inventory: the upgrade preflight (kops.upgrade)
@@ -479,3 +479,21 @@ def check(st: ClusterStatus, *, messages: int = 100, timeout: float = 60,
     except FutureTimeout:
         result["error"] = f"the check topic was not created within {timeout:.0f} s"
     return result
+
+
+def worker_addresses(spec, provider, name: str | None = None) -> list[str]:
+    """The REST addresses of the cluster's running workers: from the topology with an
+    inventory (both providers), else as the Docker labels record them. NotFoundError
+    (exit 3) when no worker runs."""
+    if spec is not None:
+        topo, _bundle, observed = resolve(spec, provider, persist=False)
+        where = {n.name: topo.rest_address(n) for n in topo.connects}
+    else:
+        observed = provider.observe(None)
+        where = {o.name: o.addresses.get("host", "") for o in observed.nodes.values() if o.role == "connect"}
+    running = sorted(n for n, o in observed.nodes.items() if n in where and o.running and where[n])
+    if not running:
+        raise NotFoundError(f"cluster {spec.name if spec is not None else name} has no running Kafka Connect worker",
+                            hint="add connect: {nodes: 1} to the inventory and run kops up (kops status shows "
+                                 "the workers)")
+    return [where[n] for n in running]

@@ -32,76 +32,17 @@ way): a failure stops at a named phase, and running the command again resumes th
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from dataclasses import dataclass, field, replace
 
-from . import health, paths, render, state, topology
+from . import health, render, state, topology
 from .errors import InputError, KopsError, NotFoundError, seconds
+from .migration_record import (FINAL, PHASES, WORDS, _file, _save, checkpoint, done_count,  # noqa: F401
+                               guard, in_progress)
+from .zookeeper import metadata_migrated, migration_znode, zk_shell  # noqa: F401 - kops.migrate's API
 from .plan import ClusterAction, NodeObs, Observed, Plan, Remove, Stop, Wait, plan_up
 from .spec import ClusterSpec
 from .topology import Topology
-
-PHASES = ("controllers", "brokers-migrating", "metadata-migrated", "brokers-kraft", "controllers-kraft",
-          "zookeeper-stopped")
-FINAL = PHASES.index("controllers-kraft")   # from this phase on there is no way back
-WORDS = {
-    "controllers": "deploy the KRaft controllers with migration enabled",
-    "brokers-migrating": "roll the brokers into migration mode",
-    "metadata-migrated": "wait for the controller to copy the metadata from ZooKeeper",
-    "brokers-kraft": "roll the brokers to KRaft",
-    "controllers-kraft": "roll the controllers out of migration mode (finalizes: no rollback afterwards)",
-    "zookeeper-stopped": "stop ZooKeeper and converge onto the KRaft inventory",
-}
-ZK_SHELL = "org.apache.zookeeper.ZooKeeperMainWithTlsSupportForKafka"
-
-
-# -- the checkpoint ----------------------------------------------------------------------------------
-
-def _file(name: str):
-    return paths.state_dir() / "clusters" / name / "migration.json"
-
-
-def checkpoint(name: str) -> dict:
-    return paths.read_json(_file(name), "migration record", {},
-                           hint="it says which phase the migration reached; restore it, or remove it only "
-                                "if you know the cluster's state")
-
-
-def _save(name: str, cp: dict) -> None:
-    p = _file(name)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cp, indent=1, sort_keys=True))
-    tmp.replace(p)
-
-
-def done_count(cp: dict) -> int:
-    """How many phases are done (0..len(PHASES))."""
-    return PHASES.index(cp["done"]) + 1 if cp.get("done") else 0
-
-
-def in_progress(name: str) -> dict | None:
-    """The checkpoint of a migration started and neither finished nor rolled back."""
-    cp = checkpoint(name)
-    return cp if cp and cp.get("state") == "migrating" else None
-
-
-def guard(spec: ClusterSpec, scope: str = "") -> None:
-    """`kops up` (or another change) while a migration is under way: refused, exit 2."""
-    cp = in_progress(spec.name)
-    if cp is None:
-        return
-    where = cp.get("current") or cp.get("done") or "not started"
-    raise InputError(f"cluster {spec.name} is being migrated from ZooKeeper to KRaft (phase: {where}); "
-                     "kops changes it only through `kops migrate` until the migration ends",
-                     hint=f"kops migrate{scope} --to-kraft resumes it; kops migrate{scope} --status says where it "
-                          "stands" + ("; --rollback goes back to ZooKeeper" if done_count(cp) <= FINAL
-                                      and cp.get("current") != PHASES[FINAL] else ""))
-
-
-# -- specs and topologies ----------------------------------------------------------------------------
 
 def kraft_spec(zk: ClusterSpec, controllers: int | None = None) -> ClusterSpec:
     """The inventory of the cluster after the migration: KRaft, dedicated controllers (on
@@ -120,7 +61,7 @@ def kraft_spec(zk: ClusterSpec, controllers: int | None = None) -> ClusterSpec:
     if not data["nodes"]:
         del data["nodes"]
     ctl: dict = {}
-    if zk.driver == "ssh":
+    if zk.hosts:   # hosts of their own (SSH): the controllers go where ZooKeeper was
         hosts = data.get("hosts") or {}
         for h in hosts.values():
             roles = h.get("roles") or []
@@ -235,15 +176,6 @@ def assumed(bundle: render.Bundle, observed: Observed | None = None) -> Observed
 
 # -- observations --------------------------------------------------------------------------------------
 
-def zk_shell(provider, topo: Topology, *words: str) -> tuple[int, str]:
-    """ZooKeeper's shell (Kafka's own), run in the first ZooKeeper node of ``topo``."""
-    zoo = topo.zookeepers[0]
-    launch, lay = render.launch_for(topo, zoo), render.layout(topo, zoo)
-    argv = [launch.java, "-Xmx64m", "-cp", f"{lay.home}/libs/*", ZK_SHELL, "-server",
-            f"{zoo.hostname}:{zoo.ports['client']}", *words]
-    return provider.exec(zoo.name, argv)
-
-
 @dataclass(frozen=True)
 class DeleteZnode(ClusterAction):
     """A znode deleted with ZooKeeper's own shell in the first ZooKeeper node (a rollback's
@@ -262,27 +194,6 @@ class DeleteZnode(ClusterAction):
         if code != 0 and "does not exist" not in text.lower():
             raise KopsError(f"ZooKeeper refused `{' '.join(words)}` (exit code {code})", details=text[-2000:],
                             hint=f"kops migrate{ctx.scope} --rollback again")
-
-
-def migration_znode(provider, topo: Topology) -> dict | None:
-    """ZooKeeper's ``/migration`` znode (the KRaft controller's record of the migration)."""
-    code, out = zk_shell(provider, topo, "get", "/migration")
-    m = re.search(r'\{"version".*?\}', out or "")
-    if code != 0 or not m:
-        return None
-    try:
-        return json.loads(m.group(0))
-    except ValueError:
-        return None
-
-
-def metadata_migrated(provider, topo: Topology) -> int | None:
-    """The KRaft metadata offset of the finished migration, or None while it goes on
-    (``kraft_metadata_offset`` stays -1 until the controller has copied everything)."""
-    z = migration_znode(provider, topo)
-    if z and int(z.get("kraft_metadata_offset", -1)) > 0:
-        return int(z["kraft_metadata_offset"])
-    return None
 
 
 def cluster_id_of(client: health.Client) -> str:
@@ -379,7 +290,7 @@ def _stop_zookeeper(view: PhaseView, observed: Observed, purge: bool) -> Plan:
 def migrate(spec: ClusterSpec, provider, *, controllers: int | None = None, purge_zookeeper: bool = False,
             dry_run: bool = False, timeout: float = 1800, log=print, scope: str = "") -> Outcome:
     """Migrate (or resume migrating) ``spec``'s ZooKeeper-mode cluster to KRaft."""
-    from . import lifecycle, quorum, upgrade
+    from . import lifecycle, preflight as upgrade, quorum
 
     t0 = time.monotonic()
     deadline = t0 + seconds(timeout, low=1)
@@ -600,7 +511,7 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
         row.update(status="done", seconds=round(time.monotonic() - began, 1))
     cp.update(state="rolled-back", current="", rolled_back_at=time.time())
     _save(zk.name, cp)
-    from . import upgrade
+    from . import preflight as upgrade
 
     upgrade.note(zk.name, version=zk.kafka.version, mode="zookeeper")
     out.status = lifecycle.get_status(zk, provider, scope=scope)

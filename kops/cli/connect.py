@@ -21,11 +21,11 @@ def connect_group():
 
 
 def _workers(spec_source, name):
-    from .. import connect
+    from .. import lifecycle
 
     t = Target(spec_source, name)
     with t.provider() as prov:
-        return t, connect.worker_addresses(t.spec, prov, t.name)
+        return t, lifecycle.worker_addresses(t.spec, prov, t.name)
 
 
 _name = click.option("--name", help="Cluster name (instead of an inventory).")

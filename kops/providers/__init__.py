@@ -1,5 +1,16 @@
 """Providers: one per kind of target (docker, ssh), each behind kops.providers.base.Provider."""
 
-from .base import Provider, for_spec
+from .base import Log, Provider, ProviderInfo
 
-__all__ = ["Provider", "for_spec"]
+__all__ = ["Provider", "ProviderInfo", "for_spec"]
+
+
+def for_spec(spec, log: Log, *, name: str | None = None, accept_new_host_keys: bool = False) -> Provider:
+    """The provider of a spec's driver (Docker when only a cluster name is known)."""
+    if spec is not None and spec.driver == "ssh":
+        from .ssh import SSHProvider
+
+        return SSHProvider(spec, log, accept_new_host_keys=accept_new_host_keys)
+    from .docker import DockerProvider
+
+    return DockerProvider(spec.name if spec is not None else name, log)

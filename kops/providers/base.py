@@ -75,14 +75,3 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Drop connections."""
-
-
-def for_spec(spec, log: Log, *, name: str | None = None, accept_new_host_keys: bool = False) -> Provider:
-    """The provider of a spec's driver (Docker when only a cluster name is known)."""
-    if spec is not None and spec.driver == "ssh":
-        from .ssh import SSHProvider
-
-        return SSHProvider(spec, log, accept_new_host_keys=accept_new_host_keys)
-    from .docker import DockerProvider
-
-    return DockerProvider(spec.name if spec is not None else name, log)

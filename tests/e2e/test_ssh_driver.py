@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 import testhosts
 
+sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
+from load import Load  # noqa: E402
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 SETUP_HINT = "run `make test` (or scripts/setup.sh): it starts a Docker engine and builds the base image"
@@ -41,7 +44,7 @@ TIMINGS: dict[str, float] = {}
 @pytest.fixture(autouse=True)
 def _purge_after_failure(request, lab):
     """A failed test must not leave its cluster on the hosts for the next ones to trip over.
-    The ZooKeeper-mode cluster is shared by the first five tests on purpose: left alone."""
+    The ZooKeeper-mode cluster is shared by the test_zk_* tests on purpose: left alone."""
     yield
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
@@ -359,6 +362,109 @@ def test_zk_down_up_keeps_messages(lab):
     assert set(unit_states(lab, ZK).values()) == {"active"}
     got = consume(bs, topic, len(values), timeout=90)
     assert sorted(got) == values, f"{len(got)} of {len(values)} messages back"
+
+
+def unit_starts(lab: Lab, cluster: str, since: dict[str, int]) -> dict[str, int]:
+    """unit@host -> how many times systemd started the unit since ``since[host]`` (the host's
+    epoch seconds), from the journal's "Started UNIT" lines."""
+    out = {}
+    for h in lab.hosts:
+        code, text = sh(h, f"for f in /etc/systemd/system/kops-{cluster}-*.service; do [ -f $f ] || continue; "
+                           f'u=$(basename $f); echo "$u $(journalctl -q -o cat -u $u --since @{since[h.name]} '
+                           '| grep -c "^Started ")"; done')
+        assert code == 0, text
+        for line in text.splitlines():
+            unit, count = line.split()
+            out[f"{unit}@{h.name}"] = int(count)
+    return out
+
+
+def host_clocks(lab: Lab) -> dict[str, int]:
+    return {h.name: int(sh(h, "date +%s")[1].strip()) for h in lab.hosts}
+
+
+@pytest.mark.regression(reason="kops restart -i INV of a healthy 3-host SSH cluster ended in "
+                               "`unexpected NoHostError: 'No such host: None'`: restart actions had no host")
+def test_zk_whole_cluster_restart_under_load(lab):
+    """A rolling restart of the whole cluster (no --node) over SSH, under a continuous acks=all
+    idempotent producer: every broker's unit is restarted exactly once, ZooKeeper's not at
+    all (a default restart leaves it alone), the cluster is healthy after, and every message
+    Kafka acknowledged meanwhile is read back."""
+    inv = lab.inventories[ZK]
+    bs = bootstrap(lab.hosts)
+    assert_healthy(lab, inv)
+    topic = "e2e-restart-load"
+    create_topic(bs, topic, rf=3, partitions=3)
+    stamps = unit_stamps(lab, ZK)
+    since = host_clocks(lab)
+    time.sleep(1.1)                      # the journal's --since has whole seconds: nothing older counts
+    with Load(bs, topic) as load:
+        load.flowing()
+        t0 = time.monotonic()
+        proc = kops(lab, "restart", "-i", inv, "--timeout", UP_TIMEOUT)
+        seconds = time.monotonic() - t0
+        TIMINGS["3-host ZK rolling restart under load"] = seconds
+        load.flowing(len(load.acked) + 50)   # still flowing after the last broker came back
+    ok(proc)
+    assert "NoHostError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(proc.stdout.split()) == sorted(["kafka1", "kafka2", "kafka3"] + ["restarted"] * 3), proc.stdout
+
+    after = unit_stamps(lab, ZK)
+    kafka_units = {k for k in stamps if "-kafka" in k}
+    zoo_units = {k for k in stamps if "-zoo" in k}
+    assert len(kafka_units) == 3 and len(zoo_units) == 3, stamps
+    assert {k for k in after if after[k] != stamps[k]} == kafka_units, (stamps, after)
+    starts = unit_starts(lab, ZK, since)
+    assert starts == {**{k: 1 for k in kafka_units}, **{k: 0 for k in zoo_units}}, starts
+
+    assert_healthy(lab, inv)
+    assert isrs(bs, "e2e-rf3") == [1, 2, 3]
+    figures = load.verify(bs, "kops restart (3-host ZooKeeper-mode cluster over SSH)", seconds)
+    print(f"whole-cluster restart under load: {figures['seconds']} s, produced {figures['produced']}, "
+          f"acked {figures['acknowledged']}, lost {figures['lost']}, duplicates {figures['duplicates']}, "
+          f"delivery errors {figures['errors']}")
+
+
+def test_zk_upgrade_preflight_runs_over_ssh(lab):
+    """The SSH observation carries the version and mode the Kafka nodes run (read on the hosts),
+    so `kops up` of an inventory with another kafka.version runs the upgrade preflight over
+    SSH too: a ZooKeeper-mode cluster cannot go to Kafka 4 (exit 2, "migrate first"), and
+    nothing is restarted or rewritten."""
+    inv = lab.inventories[ZK]
+    st = assert_healthy(lab, inv)
+    assert (st["mode"], st["kafka_version"]) == ("zookeeper", "3.9.2"), {k: st[k] for k in ("mode", "kafka_version")}
+    stamps, sums = unit_stamps(lab, ZK), conf_sums(lab, ZK)
+    state_dir = lab.state / "clusters" / ZK
+    state_before = {p.name: p.read_bytes() for p in state_dir.iterdir() if p.is_file()} if state_dir.exists() else {}
+
+    # 1. the version alone changed: a ZooKeeper-mode inventory at 4.4.0 is refused by its own checks
+    v4 = lab.tmp / f"{ZK}-4.4.0.yaml"       # not lab.inventory(): the lab's inventory stays as it is
+    v4.write_text(inv.read_text().replace("  version: 3.9.2", "  version: 4.4.0"))
+    assert "version: 4.4.0" in v4.read_text() and "mode: zookeeper" in v4.read_text()
+    proc = kops(lab, "up", "-i", v4, "--timeout", UP_TIMEOUT)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "zookeeper needs Kafka below 4.0" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+    # 2. the inventory made KRaft-shaped, as that message suggests: only the cluster knows it runs
+    # in ZooKeeper mode, and the preflight (with the mode read on the hosts) refuses
+    kr4 = lab.tmp / f"{ZK}-4.4.0-kraft.yaml"
+    kr4.write_text(testhosts.inventory(ZK, lab.hosts, lab.key, mode="kraft", version="4.4.0", roles=["broker"]))
+    for args in (["--dry-run"], ["--timeout", UP_TIMEOUT]):
+        proc = kops(lab, "up", "-i", kr4, *args)
+        assert proc.returncode == 2, (args, proc.returncode, proc.stdout, proc.stderr)
+        err = re.sub(r"\s+", " ", proc.stderr)
+        assert f"cluster {ZK} runs Kafka 3.9.2; the inventory says 4.4.0: upgrade preflight" in err, proc.stderr
+        assert "preflight 3.9.2 -> 4.4.0 (zookeeper mode)" in err, proc.stderr
+        assert "Kafka 4.4.0 has no ZooKeeper mode" in err and "migrate it to KRaft first" in err, proc.stderr
+        assert "kops migrate --to-kraft" in err and "nothing was changed" in err, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+    assert unit_stamps(lab, ZK) == stamps, "a refused upgrade must not restart anything"
+    assert conf_sums(lab, ZK) == sums
+    state_after = {p.name: p.read_bytes() for p in state_dir.iterdir() if p.is_file()} if state_dir.exists() else {}
+    assert state_after == state_before, (sorted(state_before), sorted(state_after))
+    assert "version: 3.9.2" in inv.read_text()
+    assert_healthy(lab, inv)
 
 
 def _no_trace(lab: Lab, cluster: str) -> dict[str, str]:
