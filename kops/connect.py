@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import dist, plugins as extra_plugins
 from .errors import InputError, KopsError, NotFoundError
+from . import wait as waiting
 from .health import NotYet
 
 # Plugins the workers must list before Connect counts as ready (Kafka's own, always there)
@@ -255,3 +256,13 @@ def list_all(addresses: list[str]) -> dict[str, dict]:
         except KopsError as exc:
             last = exc
     raise last or KopsError("no Kafka Connect worker to ask")
+
+
+@waiting.gate("connect-ready", "Kafka Connect to be ready (every worker's REST API answering with the plugins "
+                               "listed, every worker in the group)")
+def _connect_ready(ctx, action):
+    workers = [n for n in ctx.topo.connects if not action.nodes or n.name in action.nodes]
+    probe = ready_probe(ctx.topo, {n.name: ctx.topo.rest_address(n) for n in workers})
+    group = group_id(ctx.topo.spec)
+    return probe, lambda n, secs: (f"kafka connect ready in {secs:.1f} s: {len(ctx.topo.connects)} worker(s) in "
+                                   f"group {group}, REST on {', '.join(ctx.topo.rest_address(w) for w in workers)}")

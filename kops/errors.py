@@ -59,6 +59,10 @@ class WaitTimeout(KopsError):
     exit_code = EXIT_TIMEOUT
 
 
+class NotYet(Exception):
+    """A probe's way of saying why it is not ready yet (the only exception a wait retries)."""
+
+
 def combined(errors: list[KopsError]) -> KopsError:
     """One error for several concurrent failures (the actions of one step): each one's
     message and details, the highest exit code (a time-out over a failure), the first hint."""

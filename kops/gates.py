@@ -1,11 +1,14 @@
 """Gates: observed conditions awaited with a deadline, the same for every provider.
 
-A gate is a probe that returns a result when its condition holds and raises
-``health.NotYet(reason)`` while it does not. :func:`wait` polls it until the deadline,
-optionally until it has held for ``settle`` seconds, checks each round that the nodes it
-depends on are still running (fail fast, naming the node and showing its log), and on a
-time-out raises WaitTimeout (exit 4) with the last reason and the nodes' last log lines.
-Only NotYet is retried: any other exception in a probe is a bug and surfaces as one.
+A gate is a probe factory registered by name (kops.wait.gate): given the context and the
+plan's ``Wait``, it returns a probe that returns a result when its condition holds and
+raises ``NotYet(reason)`` while it does not. :func:`wait` runs it through the one poll
+loop (kops.wait.until), optionally until it has held for ``settle`` seconds, checks each
+round that the nodes it depends on are still running (fail fast, naming the node and
+showing its log), and on a time-out raises WaitTimeout (exit 4) with the last reason and
+the nodes' last log lines. Only NotYet is retried: any other exception in a probe is a bug
+and surfaces as one. The Kafka and ZooKeeper gates are here; kops.connect, kops.registry
+and kops.zookeeper register their own.
 """
 
 from __future__ import annotations
@@ -13,14 +16,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from . import health
-from .errors import KopsError, WaitTimeout
+from . import health, status, wait as waiting
+from .errors import KopsError
 from .health import NotYet
 from .plan import Wait
 from .topology import Topology
-
-POLL = 0.5
-NOTE_EVERY = 5.0   # a progress line this often while a wait goes on
 
 
 @dataclass
@@ -50,46 +50,23 @@ def _nodes_for(gate: str, topo: Topology, named: tuple[str, ...]) -> list[str]:
     return [n.name for n in topo.nodes if n.is_kafka]
 
 
-def wait(ctx: Context, action: Wait, deadline: float) -> object:
+def wait(ctx: Context, action: Wait, deadline: float, *, clock: waiting.Clock | None = None) -> object:
     """Wait for ``action.gate``; returns the gate's result."""
     t0 = time.monotonic()
-    probe, describe_ok = GATES[action.gate](ctx, action)
-    watched = _nodes_for(action.gate, ctx.topo, action.nodes)
-    if action.gate in ("zookeeper-sessions",):
-        watched = []
-    last: str | None = None
-    first_ok: float | None = None
-    last_note = time.monotonic()
-    while True:
-        _fail_fast(ctx, watched)
-        try:
-            result = probe()
-            now = time.monotonic()
-            first_ok = first_ok if first_ok is not None else now
-            if now - first_ok >= action.settle:
-                if not action.quiet and describe_ok:
-                    ctx.log(describe_ok(result, time.monotonic() - t0))
-                return result
-            last = f"steady for {now - first_ok:.0f} of {action.settle:.0f} s"
-        except NotYet as exc:
-            last, first_ok = str(exc), None
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(
-                f"timed out after {time.monotonic() - t0:.0f} s waiting for {_what(action)}"
-                + (f": {last}" if last else ""),
-                details=_tails(ctx, watched or [n.name for n in ctx.topo.nodes]),
-                hint=f"raise --timeout on a slow machine, or look at the nodes' logs "
-                     f"(kops logs NODE{ctx.scope})")
-        if time.monotonic() - last_note >= NOTE_EVERY and last and first_ok is None:
-            ctx.log(f"waiting {time.monotonic() - t0:.0f} s for {_what(action)}: {last}")
-            last_note = time.monotonic()
-        time.sleep(POLL)
+    probe, describe_ok = waiting.factory(action.gate)(ctx, action)
+    watched = [] if action.gate == "zookeeper-sessions" else _nodes_for(action.gate, ctx.topo, action.nodes)
+    strategy = waiting.Strategy(
+        probe, _what(action), settle=action.settle, watch=lambda: _fail_fast(ctx, watched),
+        details=lambda: _tails(ctx, watched or [n.name for n in ctx.topo.nodes]),
+        hint=f"raise --timeout on a slow machine, or look at the nodes' logs (kops logs NODE{ctx.scope})")
+    result = waiting.until(strategy, deadline, log=ctx.log, clock=clock)
+    if not action.quiet and describe_ok:
+        ctx.log(describe_ok(result, time.monotonic() - t0))
+    return result
 
 
 def _what(action: Wait) -> str:
-    from .plan import GATE_WORDS
-
-    return GATE_WORDS.get(action.gate, action.gate).split(" (")[0]
+    return waiting.words(action.gate).split(" (")[0]
 
 
 def _fail_fast(ctx: Context, names: list[str]) -> None:
@@ -115,6 +92,7 @@ def _tails(ctx: Context, names: list[str]) -> str:
 RECONNECT_GRACE = 30.0   # seconds the ZooKeeper gate waits for running brokers to reconnect
 
 
+@waiting.gate("zookeeper-quorum", "the ZooKeeper ensemble to answer with one leader")
 def zookeeper_quorum(ctx: Context, action: Wait):
     """One leader (or standalone) answering, and, in a ZooKeeper-mode cluster whose brokers
     run, their sessions connected again (up to RECONNECT_GRACE): a broker stopped before its
@@ -145,6 +123,7 @@ def zookeeper_quorum(ctx: Context, action: Wait):
                                        + ", ".join(f"{k} {v}" for k, v in modes.items()))
 
 
+@waiting.gate("zookeeper-sessions", "the ZooKeeper sessions of uncleanly stopped brokers to expire")
 def zookeeper_sessions(ctx: Context, action: Wait):
     """A ZooKeeper-mode broker that died without closing its session (kill, OOM) leaves
     /brokers/ids/<id> behind until ZooKeeper expires the session; started before that,
@@ -169,6 +148,8 @@ def zookeeper_sessions(ctx: Context, action: Wait):
     return probe, None
 
 
+@waiting.gate("kafka-ready", "Kafka to be ready (brokers registered on their addresses, a controller, "
+         "partitions whole, a produce/consume round trip)")
 def kafka_ready(ctx: Context, action: Wait):
     topo = ctx.topo
     want = {b.id for b in topo.brokers}
@@ -207,6 +188,7 @@ def kafka_ready(ctx: Context, action: Wait):
     return probe, ok
 
 
+@waiting.gate("safe-to-stop", "no partition to depend on this node for min.insync.replicas")
 def safe_to_stop(ctx: Context, action: Wait):
     node = ctx.topo.node(action.nodes[0])
 
@@ -221,9 +203,8 @@ def safe_to_stop(ctx: Context, action: Wait):
     return probe, None
 
 
+@waiting.gate("healthy", "the whole cluster to be healthy")
 def healthy(ctx: Context, action: Wait):
-    from . import status
-
     def probe():
         observed = ctx.provider.observe(None)
         probes = status.collect(ctx.provider, ctx.topo, observed, ctx.topo.mode, timeout=3, client=ctx.client)
@@ -236,48 +217,3 @@ def healthy(ctx: Context, action: Wait):
         return st
 
     return probe, None
-
-
-def connect_ready(ctx: Context, action: Wait):
-    from . import connect
-
-    workers = [n for n in ctx.topo.connects if not action.nodes or n.name in action.nodes]
-    probe = connect.ready_probe(ctx.topo, {n.name: ctx.topo.rest_address(n) for n in workers})
-    group = connect.group_id(ctx.topo.spec)
-    return probe, lambda n, secs: (f"kafka connect ready in {secs:.1f} s: {len(ctx.topo.connects)} worker(s) in "
-                                   f"group {group}, REST on {', '.join(ctx.topo.rest_address(w) for w in workers)}")
-
-
-def registry_ready(ctx: Context, action: Wait):
-    from . import registry
-
-    nodes = [n for n in ctx.topo.registries if not action.nodes or n.name in action.nodes]
-    probe = registry.ready_probe({n.name: ctx.topo.rest_address(n) for n in nodes})
-    return probe, lambda n, secs: (f"schema registry ready in {secs:.1f} s: {registry.url(ctx.topo)} "
-                                   f"({len(nodes)} node(s), Apicurio Registry {registry.VERSION})")
-
-
-def zk_migration(ctx: Context, action: Wait):
-    """ZooKeeper to KRaft: the active controller has copied the metadata (kops.migrate)."""
-    from . import zookeeper
-
-    def probe():
-        offset = zookeeper.metadata_migrated(ctx.provider, ctx.topo)
-        if offset is None:
-            raise NotYet("the controller has not finished copying the metadata from ZooKeeper "
-                         "(/migration holds no KRaft offset yet)")
-        return offset
-
-    return probe, lambda offset, secs: f"metadata migrated in {secs:.1f} s (KRaft metadata offset {offset})"
-
-
-GATES = {
-    "zk-migration": zk_migration,
-    "connect-ready": connect_ready,
-    "registry-ready": registry_ready,
-    "zookeeper-quorum": zookeeper_quorum,
-    "zookeeper-sessions": zookeeper_sessions,
-    "kafka-ready": kafka_ready,
-    "safe-to-stop": safe_to_stop,
-    "healthy": healthy,
-}

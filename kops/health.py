@@ -22,8 +22,7 @@ from .errors import KopsError
 CHECK_TOPIC = "__kops_check"
 
 
-class NotYet(Exception):
-    """A probe's way of saying why it is not ready yet (the only exception a wait retries)."""
+from .errors import NotYet  # noqa: E402,F401 - the probes' word, kept here for their callers
 
 
 def four_letter(host: str, port: int, word: str = "srvr", timeout: float = 3.0) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import configdef, execute, gates, health, render, secrets, state, status, topology
-from .errors import InputError, KopsError, NotFoundError, seconds
+from . import configdef, execute, gates, health, render, secrets, state, status, topology, wait as waiting
+from .errors import InputError, KopsError, NotFoundError, NotYet, WaitTimeout, seconds
 from .plan import Observed, Plan, plan_down, plan_restart, plan_up
 from .spec import ClusterSpec, SpecError
 from .status import ClusterStatus
@@ -383,21 +383,28 @@ def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, s
     if not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT:   # nan and inf fail too
         raise InputError(f"wait: {wait!r} is not a number of seconds from 0 to {MAX_WAIT}",
                          hint="e.g. --wait 60")
-    until = time.monotonic() + wait
-    said = False
-    while True:
+    cluster = spec.name if spec else name
+    seen: list[ClusterStatus] = []
+
+    def settled() -> ClusterStatus:
         topo, _bundle, observed = _observe(spec, provider)
-        cluster = spec.name if spec else name
         mode = spec.mode if spec else observed.meta.get("mode", "?")
         version = spec.kafka.version if spec else observed.meta.get("version", "?")
         st = _probe_status(provider, topo, observed, mode, version, cluster, scope)
         down = topo is not None and not all(observed.get(n.name).running for n in topo.nodes)
-        if st.state != "degraded" or down or time.monotonic() >= until:
+        if st.state != "degraded" or down or not wait:
             return st
-        if log and not said:
+        if log and not seen:
             log(f"cluster {cluster} is degraded ({'; '.join(st.problems[:2])}); looking again for up to {wait:.0f} s")
-            said = True
-        time.sleep(min(2.0, max(0.0, until - time.monotonic())))
+        seen.append(st)
+        raise NotYet("; ".join(st.problems[:2]))
+
+    clock = waiting.Clock()
+    try:
+        return waiting.until(waiting.Strategy(settled, f"cluster {cluster} to be healthy", interval=2.0),
+                             clock.now() + wait, clock=clock)
+    except WaitTimeout:
+        return seen[-1]   # still degraded: the status says why
 
 
 def down(spec: ClusterSpec | None, provider, *, name: str | None = None, purge: bool = False,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from . import wait as waiting
 from .render import Bundle, NodeBundle
 
 SETTLE = 10.0   # seconds a live cluster must stay ready after one of its nodes came back
@@ -225,24 +226,11 @@ class Wait(Action):
     sessions: tuple[tuple[str, int, float, float], ...] = ()
 
     def describe(self) -> str:
-        what = GATE_WORDS.get(self.gate, self.gate)
+        what = waiting.words(self.gate)
         on = f" ({', '.join(self.nodes)})" if self.nodes else ""
         settle = f", steady for {self.settle:.0f} s" if self.settle else ""
         return f"wait for {what}{on}{settle}"
 
-
-GATE_WORDS = {
-    "zookeeper-quorum": "the ZooKeeper ensemble to answer with one leader",
-    "zookeeper-sessions": "the ZooKeeper sessions of uncleanly stopped brokers to expire",
-    "kafka-ready": "Kafka to be ready (brokers registered on their addresses, a controller, "
-                   "partitions whole, a produce/consume round trip)",
-    "safe-to-stop": "no partition to depend on this node for min.insync.replicas",
-    "healthy": "the whole cluster to be healthy",
-    "connect-ready": "Kafka Connect to be ready (every worker's REST API answering with the plugins listed, "
-                     "every worker in the group)",
-    "zk-migration": "the KRaft controller to copy the metadata from ZooKeeper (its /migration znode)",
-    "registry-ready": "the schema registry to be ready (its journal read, the Confluent API answering)",
-}
 
 NODE_CHANGES = ("create", "reconfigure", "start")
 

@@ -25,11 +25,11 @@ resumed by the next ``up`` (the pending voters are kept in kops's state).
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 from . import paths
-from .errors import InputError, KopsError
+from . import wait as waiting
+from .errors import InputError, KopsError, NotYet, WaitTimeout
 from .plan import ClusterAction, Observed, Plan, Remove, Stop, Wait
 
 TOOL = "org.apache.kafka.tools.MetadataQuorumCommand"
@@ -56,23 +56,6 @@ def describe(ctx, runner, bootstrap: str, *, replication: bool = False) -> dict:
                             details=text[-1500:])
         out += text + "\n"
     return parse(out)
-
-
-class _Patience:
-    """Transient failures of the tool are retried until the deadline; the same failure for
-    60 s in a row is not transient."""
-
-    def __init__(self, deadline: float):
-        self.deadline, self.since = deadline, None
-
-    def failed(self, exc: KopsError) -> None:
-        now = time.monotonic()
-        self.since = self.since or now
-        if now - self.since > 60 or now > self.deadline:
-            raise exc
-
-    def ok(self) -> None:
-        self.since = None
 
 
 def parse(out: str) -> dict:
@@ -213,22 +196,19 @@ def _last_line(out: str, code: int) -> str:
 def _until(ctx, runner, boot: str, deadline: float, step, *, replication: bool = False, failed: str,
            hint: str) -> None:
     """``step(quorum)`` each second until it says done; the quorum described through
-    ``runner`` each time (a failure of the tool retried, see _Patience)."""
-    last, patience = "", _Patience(deadline)
-    while True:
-        try:
-            q = describe(ctx, runner, boot, replication=replication)
-            patience.ok()
-        except KopsError as exc:
-            patience.failed(exc)
-            q, last = None, exc.message
-        if q is not None:
-            done, last = step(q)
-            if done:
-                return
-        if time.monotonic() > deadline:
-            raise KopsError(f"{failed}: {last}", hint=hint)
-        time.sleep(1.0)
+    ``runner`` each time (a failure of the tool is retried for up to a minute: the same
+    failure for longer is not transient)."""
+    def probe():
+        done, why = step(describe(ctx, runner, boot, replication=replication))
+        if not done:
+            raise NotYet(why)
+        return True
+
+    try:
+        waiting.until(waiting.Strategy(probe, failed, interval=1.0, patience=60.0, hint=hint), deadline,
+                      log=ctx.log)
+    except WaitTimeout as exc:
+        raise KopsError(f"{failed}: {exc.message.split(': ', 1)[-1]}", hint=hint) from exc
 
 
 # -- the policy ----------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from .errors import InputError, KopsError, WaitTimeout
+from . import wait as waiting
+from .errors import InputError, KopsError, NotYet
 from .render import CLIENT_PROPERTIES
 
 TP = tuple[str, int]
@@ -302,24 +303,17 @@ def execute(ctx, todo: list[Move], brokers: list[int], *, rate: int, deadline: f
         if code != 0:
             raise KopsError(f"Kafka's reassignment tool failed on {runner.name} (exit code {code})",
                             details=out[-3000:], hint="the lines above are Kafka's own")
-        last_note = time.monotonic()
-        while True:
-            try:
-                parts = {(t, p): (r, i) for t, p, r, i, _l in health.partitions(client, timeout=10)}
-                left = still_moving(todo, parts)
-            except health.NotYet as exc:
-                left = [str(exc)]
-            if not left:
-                break
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"timed out waiting for the reassignment: {len(left)} partition(s) still "
-                                  f"moving: " + "; ".join(left[:10]),
-                                  hint="the reassignment goes on inside Kafka; raise --timeout, or watch it with "
-                                       "kafka-reassign-partitions --verify (kops up again resumes)")
-            if time.monotonic() - last_note >= 5:
-                ctx.log(f"reassignment: {len(todo) - len(left)}/{len(todo)} partition(s) moved")
-                last_note = time.monotonic()
-            time.sleep(0.5)
+        def moved():
+            parts = {(t, p): (r, i) for t, p, r, i, _l in health.partitions(client, timeout=10)}
+            left = still_moving(todo, parts)
+            if left:
+                raise NotYet(f"{len(todo) - len(left)}/{len(todo)} partition(s) moved; still moving: "
+                             + "; ".join(left[:10]))
+            return True
+
+        waiting.until(waiting.Strategy(moved, "the reassignment", hint=(
+            "the reassignment goes on inside Kafka; raise --timeout, or watch it with kafka-reassign-partitions "
+            "--verify (kops up again resumes)")), deadline, log=ctx.log)
         moved_at = time.monotonic() - t0
         _elect_preferred(client, todo)
     finally:

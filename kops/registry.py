@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from . import paths
 from .errors import KopsError
+from . import wait as waiting
 from .health import NotYet
 
 GROUP = "io.apicurio"
@@ -263,3 +264,11 @@ def tarball(home, out_dir):
     digest = sha512(path)
     sha_file.write_text(f"{digest}  {path.name}\n")
     return path, digest
+
+
+@waiting.gate("registry-ready", "the schema registry to be ready (its journal read, the Confluent API answering)")
+def _registry_ready(ctx, action):
+    nodes = [n for n in ctx.topo.registries if not action.nodes or n.name in action.nodes]
+    probe = ready_probe({n.name: ctx.topo.rest_address(n) for n in nodes})
+    return probe, lambda n, secs: (f"schema registry ready in {secs:.1f} s: {url(ctx.topo)} "
+                                   f"({len(nodes)} node(s), Apicurio Registry {VERSION})")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from . import render
+from . import render, wait as waiting
+from .errors import NotYet
 from .topology import Topology
 
 ZK_SHELL = "org.apache.zookeeper.ZooKeeperMainWithTlsSupportForKafka"
@@ -40,3 +41,16 @@ def metadata_migrated(provider, topo: Topology) -> int | None:
     if z and int(z.get("kraft_metadata_offset", -1)) > 0:
         return int(z["kraft_metadata_offset"])
     return None
+
+
+@waiting.gate("zk-migration", "the KRaft controller to copy the metadata from ZooKeeper (its /migration znode)")
+def _zk_migration(ctx, action):
+    """ZooKeeper to KRaft: the active controller has copied the metadata (kops.migrate)."""
+    def probe():
+        offset = metadata_migrated(ctx.provider, ctx.topo)
+        if offset is None:
+            raise NotYet("the controller has not finished copying the metadata from ZooKeeper "
+                         "(/migration holds no KRaft offset yet)")
+        return offset
+
+    return probe, lambda offset, secs: f"metadata migrated in {secs:.1f} s (KRaft metadata offset {offset})"

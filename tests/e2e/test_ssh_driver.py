@@ -461,8 +461,13 @@ def test_zk_upgrade_preflight_runs_over_ssh(lab):
 
     assert unit_stamps(lab, ZK) == stamps, "a refused upgrade must not restart anything"
     assert conf_sums(lab, ZK) == sums
+    # kops's record of the cluster (version.json: 3.9.2, zookeeper) is as it was. The refused
+    # KRaft-shaped `up` does keep a cluster.id (its observation runs before the preflight): the
+    # id the brokers' meta.properties hold, which a migration to KRaft keeps anyway.
     state_after = {p.name: p.read_bytes() for p in state_dir.iterdir() if p.is_file()} if state_dir.exists() else {}
+    cid = state_after.pop("cluster.id", None) if "cluster.id" not in state_before else None
     assert state_after == state_before, (sorted(state_before), sorted(state_after))
+    assert cid is None or {cid.decode().strip()} == set(_meta_ids(lab, ZK).values()), cid
     assert "version: 3.9.2" in inv.read_text()
     assert_healthy(lab, inv)
 

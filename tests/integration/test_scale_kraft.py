@@ -52,6 +52,10 @@ def environ(tmp) -> dict:
         "KOPS_BASE_IMAGE", "kops-base:bookworm-jre17"))
 
 
+def figures(operation: str, **values) -> None:
+    print(f"\nFIGURES {json.dumps({'operation': operation, **values})}")
+
+
 def status(inv, env) -> dict:
     return json.loads(ok(kops("status", "-i", str(inv), "--output", "json", "--wait", "60", env=env)).stdout)
 
@@ -106,7 +110,7 @@ def kraft(tmp_path, docker_client):
     remove_labelled(docker_client, KRAFT)
     try:
         up = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
-        print(f"\nFIGURES {json.dumps({'operation': 'up: 1 controller + 5 brokers (KRaft)', 'seconds': round(up.seconds, 1)})}")
+        figures("up: 1 controller + 5 brokers (KRaft)", seconds=round(up.seconds, 1))
         yield inv, env
     finally:
         kops("down", "--purge", "-i", str(inv), env=env)
@@ -137,7 +141,7 @@ def test_kraft_five_to_three_brokers_in_one_up(kraft, docker_client):
     assert "KeyError" not in p.stderr, p.stderr[-3000:]
     ok(p)
     left = ",".join(boot.split(",")[:3])
-    figures = load.verify(left, "KRaft scale 5 -> 3 brokers in one up", p.seconds)
+    done = load.verify(left, "KRaft scale 5 -> 3 brokers in one up", p.seconds)
 
     assert "broker 4 unregistered" in p.stderr and "broker 5 unregistered" in p.stderr, p.stderr[-3000:]
     names, vols = nodes_and_volumes(docker_client, KRAFT)
@@ -152,7 +156,7 @@ def test_kraft_five_to_three_brokers_in_one_up(kraft, docker_client):
     assert sorted(map(int, st["kafka"]["brokers"])) == [1, 2, 3], st["kafka"]
     listed = registered(docker_client, KRAFT)
     assert listed == [1, 2, 3], f"registrations left in the KRaft metadata: {listed}"
-    print(f"FIGURES {json.dumps({**figures, 'replicas before (broker: n)': before, 'registered after': listed})}")
+    figures(done["operation"], **{"replicas before (broker: n)": before, "registered after": listed})
 
 
 # -- 2. TLS + SASL/SCRAM, 2 -> 3 -> 2 brokers -----------------------------------------------------
@@ -169,7 +173,7 @@ def secure(tmp_path, docker_client):
     remove_labelled(docker_client, SECURE)
     try:
         up = ok(kops("up", "-i", str(inv), "--timeout", "600", env=env))
-        print(f"\nFIGURES {json.dumps({'operation': 'up: TLS+SCRAM, 1 controller + 2 brokers', 'seconds': round(up.seconds, 1)})}")
+        figures("up: TLS+SCRAM, 1 controller + 2 brokers", seconds=round(up.seconds, 1))
         out = tmp_path / "client"
         ok(kops("client-config", "app", "-i", str(inv), "-o", str(out), env=env))
         conf = dict(line.strip().split("=", 1) for line in (out / "librdkafka.conf").read_text().splitlines()
@@ -258,5 +262,8 @@ def test_secure_cluster_grows_and_shrinks(secure, docker_client):
     assert listed == [1, 2], f"registrations left in the KRaft metadata: {listed}"
     st = status(inv, env)
     assert st["state"] == "healthy" and st["security"] == "tls,scram-sha-512", st
-    print(f"\nFIGURES {json.dumps({'operation': 'TLS+SCRAM 2 -> 3 -> 2 brokers', 'grow seconds': round(grow.seconds, 1), 'shrink seconds': round(shrink.seconds, 1), 'written': MESSAGES, 'lost after grow': lost_grow, 'lost after shrink': lost_shrink, 'replicas after grow (broker: n)': grown, 'restarted by the growth': restarted, 'registered after': listed})}")
+    figures("TLS+SCRAM 2 -> 3 -> 2 brokers", **{
+        "grow seconds": round(grow.seconds, 1), "shrink seconds": round(shrink.seconds, 1), "written": MESSAGES,
+        "lost after grow": lost_grow, "lost after shrink": lost_shrink, "replicas after grow (broker: n)": grown,
+        "restarted by the growth": restarted, "registered after": listed})
     assert not restarted, f"adding a broker restarted {restarted}"

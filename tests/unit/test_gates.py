@@ -1,6 +1,7 @@
 """Gates with a fake provider: waiting, timing out, failing fast, and not hiding bugs.
 
-What is proven here (no Docker, no network, no JVM; POLL is 0.05 s, deadlines 1.5 s):
+What is proven here (no Docker, no network, no JVM, no sleeping: the poll loop runs on an
+injected clock whose sleep only moves it on; POLL is 0.05 s, deadlines 1.5 s of that clock):
 
 * a zookeeper-quorum wait polls until every member answers ``srvr`` and exactly one is the
   leader (a single member may be standalone), and says so unless quiet;
@@ -19,7 +20,7 @@ import time
 
 import pytest
 
-from kops import gates, health, inventory, topology
+from kops import gates, health, inventory, topology, wait as waiting
 from kops.errors import EXIT_FAILURE, EXIT_TIMEOUT, KopsError, WaitTimeout
 from kops.health import KafkaHealth
 from kops.plan import NodeObs, Observed, Wait
@@ -32,13 +33,35 @@ LEADER, FOLLOWER = "Zookeeper version: 3.8.4\nMode: leader\n", "Zookeeper versio
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
 
 
+class FakeClock:
+    """kops.wait's clock, injected: ``sleep`` moves it on without waiting."""
+
+    def __init__(self):
+        self.t = 1000.0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
+
+
+CLOCK = FakeClock()
+
+
 @pytest.fixture(autouse=True)
-def fast_poll(monkeypatch):
-    monkeypatch.setattr(gates, "POLL", 0.05)
+def fake_clock(monkeypatch):
+    global CLOCK
+    CLOCK = FakeClock()
+    monkeypatch.setattr(waiting, "POLL", 0.05)
+    monkeypatch.setattr(waiting, "Clock", lambda: CLOCK)
+    return CLOCK
 
 
 def soon(seconds: float = 1.5) -> float:
-    return time.monotonic() + seconds
+    return CLOCK.now() + seconds
 
 
 class FakeProvider:
@@ -113,10 +136,10 @@ def test_single_member_standalone_is_a_quorum():
 def test_quorum_times_out_naming_the_gate_the_reason_and_showing_tails():
     fake = FakeProvider(srvr={"zoo1": LEADER, "zoo2": FOLLOWER, "zoo3": NOT_SERVING})
     ctx, _ = ctx_for(fake)
-    t0 = time.monotonic()
+    t0 = CLOCK.now()
     with pytest.raises(WaitTimeout) as err:
         gates.wait(ctx, QUORUM, soon())
-    assert 1.5 <= time.monotonic() - t0 < 3
+    assert 1.5 <= CLOCK.now() - t0 < 1.5 + 2 * waiting.POLL
     e = err.value
     assert e.exit_code == EXIT_TIMEOUT == 4
     assert "waiting for the ZooKeeper ensemble to answer with one leader" in e.message
@@ -138,10 +161,10 @@ def test_watched_node_that_stops_fails_fast_with_its_log():
     fake = FakeProvider(srvr={"zoo1": LEADER, "zoo2": NOT_SERVING, "zoo3": FOLLOWER},
                         states={"zoo2": [(True, "running"), (False, "exited (137)")]})
     ctx, _ = ctx_for(fake)
-    t0 = time.monotonic()
+    t0 = CLOCK.now()
     with pytest.raises(KopsError) as err:
         gates.wait(ctx, QUORUM, soon())
-    assert time.monotonic() - t0 < 1.0            # well before the deadline
+    assert CLOCK.now() - t0 == pytest.approx(waiting.POLL)   # the second round, well before the deadline
     e = err.value
     assert not isinstance(e, WaitTimeout)
     assert e.exit_code == EXIT_FAILURE == 1
@@ -157,19 +180,19 @@ def test_a_bug_in_a_probe_propagates_instead_of_timing_out(monkeypatch):
 
     monkeypatch.setattr(health, "zk_mode", broken)
     ctx, _ = ctx_for(FakeProvider(srvr={"zoo1": LEADER, "zoo2": FOLLOWER, "zoo3": FOLLOWER}))
-    t0 = time.monotonic()
+    t0 = CLOCK.now()
     with pytest.raises(TypeError, match="got garbage"):
         gates.wait(ctx, QUORUM, soon())
-    assert time.monotonic() - t0 < 1.0
+    assert CLOCK.now() == t0   # the first round: not retried
 
 
 # -- settle ----------------------------------------------------------------------------------------
 
 def test_settle_needs_the_condition_to_hold_that_long():
     ctx, _ = ctx_for(FakeProvider(srvr={"zoo1": LEADER, "zoo2": FOLLOWER, "zoo3": FOLLOWER}))
-    t0 = time.monotonic()
+    t0 = CLOCK.now()
     gates.wait(ctx, Wait(gate="zookeeper-quorum", settle=0.3), soon())
-    assert time.monotonic() - t0 >= 0.3
+    assert 0.3 <= CLOCK.now() - t0 < 0.3 + 2 * waiting.POLL
 
 
 def test_a_relapse_restarts_the_settle_clock():
@@ -177,9 +200,9 @@ def test_a_relapse_restarts_the_settle_clock():
     fake = FakeProvider(srvr={"zoo1": LEADER, "zoo2": FOLLOWER,
                               "zoo3": [FOLLOWER] * 3 + [NOT_SERVING] * 2 + [FOLLOWER]})
     ctx, _ = ctx_for(fake)
-    t0 = time.monotonic()
+    t0 = CLOCK.now()
     gates.wait(ctx, Wait(gate="zookeeper-quorum", settle=0.25), soon())
-    assert time.monotonic() - t0 >= 0.25 + 5 * gates.POLL
+    assert CLOCK.now() - t0 >= 0.25 + 5 * waiting.POLL
 
 
 def test_settle_longer_than_the_deadline_times_out_saying_how_steady():

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from kops import lifecycle
+from kops import lifecycle, wait as waiting
 from kops.errors import InputError
 from kops.status import ClusterStatus
+
+REAL_CLOCK = waiting.Clock
 
 
 def _status(state: str, problems=()) -> ClusterStatus:
@@ -24,7 +26,7 @@ def _fake(monkeypatch, states: list[str]) -> list[str]:
         return _status(state, ["kraft: the controller quorum has no leader"] if state == "degraded" else [])
 
     monkeypatch.setattr(lifecycle, "_probe_status", probe)
-    monkeypatch.setattr(lifecycle.time, "sleep", lambda s: None)
+    monkeypatch.setattr(waiting, "Clock", lambda: REAL_CLOCK(sleep=lambda s: None))
     return looks
 
 
@@ -48,8 +50,8 @@ def test_stopped_is_not_waited_for(monkeypatch):
 
 def test_still_degraded_when_the_time_is_up(monkeypatch):
     looks = _fake(monkeypatch, ["degraded"])
-    clock = iter(range(0, 1000, 10))
-    monkeypatch.setattr(lifecycle.time, "monotonic", lambda: next(clock))
+    ticks = iter(range(0, 1000, 10))   # each look at the clock: 10 s later
+    monkeypatch.setattr(waiting, "Clock", lambda: REAL_CLOCK(now=lambda: next(ticks), sleep=lambda s: None))
     st = lifecycle.get_status(None, None, name="c", wait=25)
     assert st.state == "degraded" and st.exit_code == 1 and 2 <= len(looks) <= 4
 
