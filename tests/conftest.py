@@ -1,8 +1,18 @@
-"""Shared pytest wiring: the --update-golden option and a Docker client for integration tests."""
+"""Shared pytest wiring: tests/ on sys.path (tests/kopsrun.py), the --update-golden option and
+a Docker client for integration tests."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# tests/ itself is importable from every tier (unit, integration, e2e), whatever pytest's
+# import mode: the suite's one kops runner and poll helper, `from kopsrun import kops, ok, poll`.
+TESTS = str(Path(__file__).resolve().parent)
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
 
 SETUP_HINT = "run `make test` (or scripts/setup.sh) to install and start a Docker engine"
 
@@ -119,9 +129,9 @@ def pytest_xdist_node_collection_finished(node, ids):
 def _watch_bystander(config):
     import os
     import subprocess
-    import sys
     import tempfile
-    from pathlib import Path
+
+    from kopsrun import KOPS
 
     if config.getoption("--collect-only"):
         return
@@ -132,12 +142,11 @@ def _watch_bystander(config):
     running = before and all(v[2] == "running" for v in before.values())
     if not running and os.environ.get("CI") == "true" and not before:
         state = tempfile.mkdtemp(prefix="kops-bystander-")
-        kops = Path(sys.executable).parent / "kops"
         env = {**os.environ, "KOPS_STATE_DIR": state}
-        proc = subprocess.run([str(kops), "up"], env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run([KOPS, "up"], env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise RuntimeError(f"the bystander cluster did not come up:\n{proc.stdout}\n{proc.stderr}")
-        _BYSTANDER.update(started_here=True, env=env, kops=str(kops))
+        _BYSTANDER.update(started_here=True, env=env, kops=KOPS)
         before = _default_cluster_containers()
     elif not running:
         return

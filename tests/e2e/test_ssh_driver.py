@@ -24,13 +24,15 @@ from pathlib import Path
 import pytest
 import testhosts
 
+import kopsrun
+from kopsrun import ok, poll
+
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 from load import Load  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 SETUP_HINT = "run `make test` (or scripts/setup.sh): it starts a Docker engine and builds the base image"
-KOPS = Path(sys.executable).parent / "kops"
 GROUP = "e2e"                       # unique per module: its containers and network carry it
 NAMES = ["vm1", "vm2", "vm3"]
 ZK, KR, BAD, DOWN, JAVA = "e2ezk", "e2ekr", "e2ebad", "e2edown", "e2ejava"
@@ -109,14 +111,7 @@ def _report_timings(config) -> None:
 # -- helpers ------------------------------------------------------------------------------------
 
 def kops(lab: Lab, *args, timeout: float = 420) -> subprocess.CompletedProcess:
-    return subprocess.run([str(KOPS), *map(str, args)], env=lab.env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, (f"{' '.join(proc.args)} exited {proc.returncode}\n"
-                                  f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-    return proc
+    return kopsrun.kops(*args, env=lab.env, timeout=timeout)
 
 
 def sh(host, cmd: str) -> tuple[int, str]:
@@ -197,14 +192,12 @@ def create_topic(bs: str, topic: str, rf: int = 3, partitions: int = 1) -> None:
     admin = AdminClient(_conf(bs))
     fut = admin.create_topics([NewTopic(topic, partitions, rf)], operation_timeout=30)
     fut[topic].result(timeout=40)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:   # metadata reaches every broker a moment later
+
+    def led():   # metadata reaches every broker a moment later
         md = admin.list_topics(topic, timeout=10).topics[topic]
-        if md.error is None and len(md.partitions) == partitions and all(
-                p.leader >= 0 for p in md.partitions.values()):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"topic {topic} has no leader 30 s after its creation")
+        return md.error is None and len(md.partitions) == partitions and all(
+            p.leader >= 0 for p in md.partitions.values())
+    poll(led, timeout=30, what=f"a leader for every partition of topic {topic} after its creation")
 
 
 def produce(bs: str, topic: str, values: list[bytes]) -> None:
@@ -602,15 +595,12 @@ def test_stopped_host_changes_nothing(lab):
     finally:
         vm3.container.start()
     # the host is back (same address, sshd up): kops now reaches all three
-    deadline = time.monotonic() + 90
-    while True:
+    def sshd_back():
         vm3.container.reload()
-        addr = vm3.container.attrs["NetworkSettings"]["Networks"][f"kops-test-{GROUP}"]["IPAddress"]
         code, _ = sh(vm3, "systemctl is-active ssh") if vm3.container.status == "running" else (1, "")
-        if code == 0:
-            break
-        assert time.monotonic() < deadline, "vm3 did not come back with sshd"
-        time.sleep(1)
+        return code == 0
+    poll(sshd_back, timeout=90, interval=1, what="vm3 to come back with sshd")
+    addr = vm3.container.attrs["NetworkSettings"]["Networks"][f"kops-test-{GROUP}"]["IPAddress"]
     assert addr == vm3.address
     proc = ok(kops(lab, "up", "-i", inv, "--dry-run", timeout=120))
     assert "kafka3" in proc.stdout and "create" in proc.stdout
@@ -663,10 +653,8 @@ def test_hosts_download_the_tarball_with_checksum(lab):
     vm1.container.exec_run(["sh", "-c", "cd /srv/www && nohup python3 -m http.server 8000 "
                                         ">/dev/null 2>&1 &"], detach=True)
     url = f"http://{vm1.address}:8000/{tgz.name}"
-    deadline = time.monotonic() + 20
-    while sh(vm2, f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\").close()'")[0] != 0:
-        assert time.monotonic() < deadline, "the test web server on vm1 did not come up"
-        time.sleep(0.5)
+    poll(lambda: sh(vm2, f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\").close()'")[0] == 0,
+         timeout=20, what="the test web server on vm1 to come up")
 
     def inventory(sha: str) -> Path:
         return lab.inventory(DL, "\n".join([

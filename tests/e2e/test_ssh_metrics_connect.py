@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
+import kopsrun
 import testhosts
+from kopsrun import poll
 from kops import metrics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-KOPS = Path(sys.executable).parent / "kops"
 GROUP = "t12e2e"
 NAME = "t12-ssh-full"
 
@@ -54,7 +52,7 @@ def test_metrics_and_connect_over_ssh(host, hello_plugin_jar):
     env = {**os.environ, "KOPS_STATE_DIR": str(tmp / "state"), "NO_COLOR": "1"}
 
     def kops(*args, timeout=600):
-        return subprocess.run([str(KOPS), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+        return kopsrun.kops(*args, env=env, timeout=timeout)
 
     t0 = time.monotonic()
     up = kops("up", "-i", inv, "--timeout", "420")
@@ -98,13 +96,10 @@ def test_metrics_and_connect_over_ssh(host, hello_plugin_jar):
         sid = sr.register_schema("t12-ssh-value", Schema(schema, "AVRO"))
         res = vm.container.exec_run(["systemctl", "restart", f"kops-{NAME}-registry1.service"])
         assert res.exit_code == 0, res.output.decode()
-        deadline, got = time.monotonic() + 120, None
-        while time.monotonic() < deadline and got is None:
-            try:
-                got = SchemaRegistryClient({"url": url}).get_latest_version("t12-ssh-value").schema_id
-            except Exception:   # noqa: BLE001 - not answering yet while it reads its journal
-                time.sleep(1)
-        assert got == sid
+        latest = poll(lambda: SchemaRegistryClient({"url": url}).get_latest_version("t12-ssh-value"), timeout=120,
+                      interval=1, what="the registry to answer again after its restart",
+                      retry_on=(Exception,))   # not answering yet while it reads its journal
+        assert latest.schema_id == sid
         print(f"ssh: ZooKeeper + broker + connect + registry + metrics ready in {ready:.1f} s")
     finally:
         kops("down", "-i", inv, "--purge")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import kopsrun
 import testhosts
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
@@ -25,7 +25,6 @@ from load import Load  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
-KOPS = Path(sys.executable).parent / "kops"
 GROUP = "t13mig"
 NAME = "t13-ssh-mig"
 
@@ -49,7 +48,7 @@ def test_zookeeper_cluster_on_three_hosts_migrates_to_kraft_under_load(hosts):
     env = {**os.environ, "KOPS_STATE_DIR": str(tmp / "state"), "NO_COLOR": "1"}
 
     def kops(*args, timeout=1200):
-        return subprocess.run([str(KOPS), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+        return kopsrun.kops(*args, env=env, timeout=timeout)
 
     up = kops("up", "-i", inv, "--timeout", "600")
     assert up.returncode == 0, up.stderr[-3000:]

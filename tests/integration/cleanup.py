@@ -1,9 +1,7 @@
-"""What the integration tests share: removing a test cluster's leftovers by label, and
-polling for a condition with a deadline (never a fixed sleep)."""
+"""What the integration tests share: removing a test cluster's leftovers by label, and free
+host ports. (Running kops and polling for a condition: tests/kopsrun.py.)"""
 
 from __future__ import annotations
-
-import time
 
 LABEL = "io.kops.cluster"
 
@@ -18,22 +16,6 @@ def remove_labelled(client, name: str) -> None:
         v.remove(force=True)
     for n in client.networks.list(filters=flt):
         n.remove()
-
-
-def poll(what: str, fn, timeout: float = 120, every: float = 1.0, errors: tuple = (Exception,)):
-    """``fn()`` until it returns something true (returned), or fail after ``timeout`` seconds
-    naming ``what`` and the last result or error."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except errors as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 def free_base(offsets, lo: int = 20000, hi: int = 32000, step: int = 10) -> int:

@@ -4,14 +4,12 @@ message Kafka acknowledged during an operation can be read back (lost must be 0)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
-KOPS = str(Path(sys.executable).parent / "kops")
+import kopsrun
+from kopsrun import poll
 
 
 class Load:
@@ -61,10 +59,10 @@ class Load:
 
     def flowing(self, acked: int = 50, timeout: float = 60) -> None:
         """Until the load is really flowing (messages acknowledged), never a fixed sleep."""
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < acked:
-            assert time.monotonic() < deadline, f"the load did not start: {len(self.acked)} acked, {self.errors[:3]}"
-            time.sleep(0.05)
+        def started():
+            assert len(self.acked) >= acked, f"{len(self.acked)} acked, {self.errors[:3]}"
+            return True
+        poll(started, timeout=timeout, interval=0.05, what="the load to start")
 
     def __exit__(self, *exc):
         self.stop_.set()
@@ -100,13 +98,5 @@ class Load:
 
 
 def kops(*args, env, timeout=1200):
-    """The kops CLI of this environment, timed (``.seconds``)."""
-    t0 = time.monotonic()
-    p = subprocess.run([KOPS, *args], capture_output=True, text=True, env=env, timeout=timeout)
-    p.seconds = time.monotonic() - t0
-    return p
-
-
-def ok(p):
-    assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout}\n{p.stderr[-6000:]}"
-    return p
+    """kopsrun.kops for the day-two operations: up to 20 minutes each unless told otherwise."""
+    return kopsrun.kops(*args, env=env, timeout=timeout)

@@ -13,7 +13,8 @@ import time
 import uuid
 
 import pytest
-from load import KOPS, kops, ok
+from kopsrun import KOPS, ok
+from load import kops
 
 TOPIC = "orders"
 

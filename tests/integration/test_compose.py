@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kopsrun import kops, ok, poll
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 SETUP_HINT = "run `make test` (or scripts/setup.sh) first"
-KOPS = Path(sys.executable).parent / "kops"
 REPO = Path(__file__).resolve().parents[2]
 READY_DEADLINE = 120.0   # seconds from `up -d` until a message round-trips
 LABEL_CLUSTER = "io.kops.cluster"
@@ -222,7 +223,7 @@ def compose_cluster(request, docker_client, tmp_path):
         data["zookeeper"]["client_port"] = zkp
     inv = tmp_path / "inventory.yaml"
     inv.write_text(yaml.safe_dump(data, sort_keys=False))
-    _run([KOPS, "render", "-i", inv, "-o", out], env=env, timeout=60)
+    ok(kops("render", "-i", inv, "-o", out, env=env, timeout=60))
     spec = yaml.safe_load((out / "docker-compose.yml").read_text())
     cluster = next(iter(spec["services"].values()))["labels"][LABEL_CLUSTER]
 
@@ -321,12 +322,12 @@ def test_compose_bundle_serves_kafka(compose_cluster, docker_client):
 
         # every service ends healthy (the compose healthchecks work on this image)
         for x in conts:
-            x.reload()
-            deadline = time.monotonic() + 30
-            while x.attrs["State"].get("Health", {}).get("Status") != "healthy" and time.monotonic() < deadline:
-                time.sleep(0.5)
+            def healthy(x=x):
                 x.reload()
-            assert x.attrs["State"]["Health"]["Status"] == "healthy", (x.name, x.attrs["State"]["Health"])
+                health = x.attrs["State"].get("Health", {})
+                assert health.get("Status") == "healthy", (x.name, health)
+                return True
+            poll(healthy, timeout=30, what=f"{x.name} healthy")
             assert x.attrs["State"]["Running"], x.name
     except BaseException:
         print(f"---- docker-compose logs --tail 50 ({c['project']})\n{_compose_logs(c)}")

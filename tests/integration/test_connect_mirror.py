@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from cleanup import poll, remove_labelled
+from cleanup import remove_labelled
+
+from kopsrun import kops, poll
 
 from kops import inventory
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 SOURCE, TARGET = "t12-mm2-a", "t12-mm2-b"
 COMMON = "profile: fast\nkafka: {version: 3.9.2, heap: 256m}\nzookeeper: {heap: 128m}\nbrokers: {nodes: 1}\nports: auto\n"
 
@@ -107,23 +105,21 @@ def test_mirror_source_copies_a_topic_between_two_clusters(clusters, tmp_path):
         "refresh.topics.interval.seconds": "5",
         "key.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
         "value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter"}}))
-    made = subprocess.run([KOPS, "connect", "create", str(conn), "-i", str(b.inventory)], capture_output=True,
-                          text=True, env=dict(os.environ), timeout=120)
+    made = kops("connect", "create", conn, "-i", b.inventory, timeout=120)
     assert made.returncode == 0, made.stderr
 
     def running():
-        r = subprocess.run([KOPS, "connect", "status", "mm2-a-to-b", "-i", str(b.inventory), "--output", "json"],
-                           capture_output=True, text=True, env=dict(os.environ), timeout=60)
+        r = kops("connect", "status", "mm2-a-to-b", "-i", b.inventory, "--output", "json", timeout=60)
         return r.returncode == 0 and json.loads(r.stdout)
-    poll("the MirrorMaker 2 connector to run", running, timeout=120, errors=(ValueError,))
+    poll(running, timeout=120, interval=1, what="the MirrorMaker 2 connector to run", retry_on=(ValueError,))
 
-    poll("topic a.orders on cluster B", lambda: "a.orders" in b.admin().list_topics(timeout=10).topics, timeout=120)
+    poll(lambda: "a.orders" in b.admin().list_topics(timeout=10).topics, timeout=120, interval=1,
+         what="topic a.orders on cluster B", retry_on=(Exception,))
     assert _read_all(b, "a.orders", len(records)) == records
     # a record produced now follows
     _produce(a, "orders", [("late", "after the connector started")])
-    copied = poll("the late record on cluster B",
-                  lambda: (got := _read_all(b, "a.orders", len(records) + 1, timeout=20))[len(records):] and got,
-                  timeout=90)
+    copied = poll(lambda: (got := _read_all(b, "a.orders", len(records) + 1, timeout=20))[len(records):] and got,
+                  timeout=90, interval=1, what="the late record on cluster B", retry_on=(Exception,))
     assert copied[-1] == ("late", "after the connector started") and copied[:len(records)] == records
     # nothing went the other way: cluster A has no b.* topic
     assert not [t for t in a.admin().list_topics(timeout=10).topics if t.startswith("b.")]

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from cleanup import poll, remove_labelled
+from cleanup import remove_labelled
+
+import kopsrun
+from kopsrun import poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 NAME = "t12-plugins"
 DEBEZIUM = "io.debezium:debezium-connector-postgres:3.6.1.Final"
 PG = "io.debezium.connector.postgresql.PostgresConnector"
@@ -46,12 +46,12 @@ def env(tmp_path_factory, docker_client, hello_plugin_jar):
     try:
         yield tmp, inv, jar, e
     finally:
-        subprocess.run([KOPS, "down", "-i", str(inv), "--purge"], env=e, capture_output=True, timeout=300)
+        kops(e, "down", "-i", inv, "--purge", timeout=300)
         remove_labelled(docker_client, NAME)
 
 
-def kops(e, *args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([KOPS, *map(str, args)], env=e, capture_output=True, text=True, timeout=timeout)
+def kops(e, *args, timeout=600):
+    return kopsrun.kops(*args, env=e, timeout=timeout)
 
 
 def _rest(e, inv) -> str:
@@ -116,9 +116,9 @@ def test_dropping_a_plugin_reconfigures_the_worker(env):
     rest = _rest(e, inv)
     listed = _plugins(rest)
     assert HELLO in listed and PG not in listed
-    poll("the hello connector to run again on the new worker",
-         lambda: requests.get(f"http://{rest}/connectors/hello/status", timeout=10).json()["connector"]["state"]
-         == "RUNNING", timeout=90, errors=(requests.RequestException, KeyError, ValueError))
+    poll(lambda: requests.get(f"http://{rest}/connectors/hello/status", timeout=10).json()["connector"]["state"]
+         == "RUNNING", timeout=90, interval=1, what="the hello connector to run again on the new worker",
+         retry_on=(requests.RequestException, KeyError, ValueError))
 
 
 def test_a_plugin_maven_does_not_serve_is_refused_and_nothing_changes(env, docker_client):

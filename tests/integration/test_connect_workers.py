@@ -11,28 +11,26 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
-from cleanup import poll
 import requests
+
+import kopsrun
+from kopsrun import poll
 
 from kops import inventory, metrics
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 NAME = "t12-connect-zk"
 LINES = [f"line {i}: ünïcode, \"quotes\", $HOME and `ticks`" for i in range(25)]
 STRING = "org.apache.kafka.connect.storage.StringConverter"
 
 
-def _poll(what: str, fn, timeout: float = 120, every: float = 1.0):
-    return poll(what, fn, timeout, every, errors=(requests.RequestException, subprocess.SubprocessError))
+RETRY = (requests.RequestException, subprocess.SubprocessError)   # what a poll here retries
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +64,8 @@ def cluster(tmp_path_factory, docker_client):
 
 
 def kops(c: KafkaCluster, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([KOPS, *args[:2], "-i", str(c.inventory), *args[2:]], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=timeout)
+    """``kops A B -i INVENTORY REST...`` (``connect create``, ``connect list``...)."""
+    return kopsrun.kops(*args[:2], "-i", c.inventory, *args[2:], timeout=timeout)
 
 
 def _worker(c: KafkaCluster, docker_client):
@@ -109,8 +107,7 @@ def test_up_returns_with_the_worker_ready(cluster):
     for suffix in ("configs", "offsets", "status"):
         t = md[f"{NAME}-connect-{suffix}"]
         assert all(len(p.replicas) == 1 for p in t.partitions.values())
-    env = subprocess.run([KOPS, "env", "-i", str(cluster.inventory), "--output", "json"], capture_output=True,
-                         text=True, env=dict(os.environ), timeout=120)
+    env = kopsrun.kops("env", "-i", cluster.inventory, "--output", "json", timeout=120)
     assert env.returncode == 0 and json.loads(env.stdout)["KOPS_CONNECT_URLS"] == f"http://{rest}", env.stdout
     # the worker's Prometheus endpoint
     scraped = metrics.scrape(node["addresses"]["metrics"], timeout=10)
@@ -136,7 +133,7 @@ def test_file_source_to_topic_to_file_sink(cluster, docker_client):
     def out_file():
         res = worker.exec_run(["cat", "/tmp/t12-out.txt"])
         return res.exit_code == 0 and res.output.decode().splitlines() == LINES
-    _poll("the sink's file holds every line of the source's", out_file)
+    poll(out_file, timeout=120, interval=1, what="the sink's file holds every line of the source's", retry_on=RETRY)
 
     from confluent_kafka import Consumer
 
@@ -159,10 +156,9 @@ def test_file_source_to_topic_to_file_sink(cluster, docker_client):
     assert kops(cluster, "connect", "status", "t12-src").returncode == 0
     assert kops(cluster, "connect", "status", "no-such-connector").returncode == 3
     assert kops(cluster, "connect", "restart", "t12-src").returncode == 0
-    _poll("t12-src running again after its restart",
-          lambda: kops(cluster, "connect", "status", "t12-src").returncode == 0)
-    st = subprocess.run([KOPS, "status", "-i", str(cluster.inventory)], capture_output=True, text=True,
-                        env=dict(os.environ), timeout=120)
+    poll(lambda: kops(cluster, "connect", "status", "t12-src").returncode == 0, timeout=120, interval=1,
+         what="t12-src running again after its restart", retry_on=RETRY)
+    st = kopsrun.kops("status", "-i", cluster.inventory, timeout=120)
     assert st.returncode == 0 and "REST ok, 2 connectors" in st.stdout, st.stdout
 
 
@@ -190,9 +186,9 @@ def test_a_killed_worker_is_named_and_up_heals_it(cluster, docker_client):
     st = cluster.status(wait=60)
     assert st["state"] == "healthy", st["problems"]
     # the connectors live in Kafka: back on the restarted worker, running
-    _poll("both connectors running after the heal", lambda: all(
-        c["state"] == "RUNNING" and c["tasks"] == ["RUNNING"]
-        for c in json.loads(kops(cluster, "connect", "list", "--output", "json").stdout).values()))
+    poll(lambda: all(c["state"] == "RUNNING" and c["tasks"] == ["RUNNING"]
+                     for c in json.loads(kops(cluster, "connect", "list", "--output", "json").stdout).values()),
+         timeout=120, interval=1, what="both connectors running after the heal", retry_on=RETRY)
     assert kops(cluster, "connect", "delete", "t12-sink", "--dry-run").returncode == 0
     assert kops(cluster, "connect", "delete", "t12-sink").returncode == 0
     left = json.loads(kops(cluster, "connect", "list", "--output", "json").stdout)

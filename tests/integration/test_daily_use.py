@@ -21,19 +21,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+import kopsrun
 from cleanup import free_base
+from kopsrun import ok
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KOPS = Path(sys.executable).parent / "kops"
 LABEL = "io.kops.cluster"
 
 
@@ -42,14 +41,8 @@ def env(tmp_path):
     return {**os.environ, "KOPS_STATE_DIR": str(tmp_path / "state"), "NO_COLOR": "1", "COLUMNS": "100"}
 
 
-def kops(env, *args, timeout=420, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(KOPS), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
-
-
-def ok(p: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert p.returncode == 0, f"{' '.join(p.args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return p
+def kops(env, *args, timeout=420, cwd=None):
+    return kopsrun.kops(*args, env=env, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture

@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+import kopsrun
 from cleanup import remove_labelled
+from kopsrun import KOPS, ok, poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KOPS = Path(sys.executable).parent / "kops"
 LABEL = "io.kops.cluster"
 
 
@@ -54,8 +55,7 @@ class Cluster:
         in-process through click's runner (the same CLI, without a Python start each time)."""
         argv = [str(a) for a in args]
         if argv[0] in ("up", "down"):
-            return subprocess.run([str(KOPS), *argv], env=self.env, capture_output=True, text=True, input=input,
-                                  timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
+            return kopsrun.kops(*argv, env=self.env, input=input, timeout=timeout)
         from click.testing import CliRunner
 
         from kops.cli.main import cli
@@ -65,9 +65,7 @@ class Cluster:
         return subprocess.CompletedProcess(["kops", *argv], r.exit_code, r.stdout, r.stderr)
 
     def ok(self, *args, **kw) -> subprocess.CompletedProcess:
-        p = self.kops(*args, **kw)
-        assert p.returncode == 0, f"kops {' '.join(map(str, args))} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
-        return p
+        return ok(self.kops(*args, **kw))
 
     def on(self, *args, **kw):
         """A data command on this cluster, by name."""
@@ -277,16 +275,14 @@ def test_group_lag_reset_and_refusal_while_active(cluster):
     again = c.ok("consume", "t-grp", "-g", "g-it", "--timeout", "3", "--name", c.name).stdout.splitlines()
     assert sorted(again) == sorted(f"m{i}" for i in range(100))
     # an active member: reset refused (exit 2), then Ctrl-C stops it cleanly (exit 130, offsets kept)
-    proc = subprocess.Popen([str(KOPS), "consume", "t-grp", "-g", "g-it", "--from", "end", "--name", c.name],
+    proc = subprocess.Popen([KOPS, "consume", "t-grp", "-g", "g-it", "--from", "end", "--name", c.name],
                             env=c.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def joined():
             d = json.loads(c.ok("group", "describe", "g-it", "--output", "json", "--name", c.name).stdout)
-            if d["members"]:
-                break
-            time.sleep(0.5)
-        assert d["members"] and d["state"] == "STABLE"
+            return d if d["members"] else None
+        d = poll(joined, timeout=60, what="the consumer to join group g-it")
+        assert d["state"] == "STABLE"
         refused = c.on("group", "reset-offsets", "g-it", "--to-earliest", "--execute")
         assert refused.returncode == 2 and "active member" in refused.stderr
         proc.send_signal(signal.SIGINT)

@@ -16,12 +16,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
 from pathlib import Path
 
 import pytest
+
+import kopsrun
 
 import kops.dist
 
@@ -29,7 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 VERSION = "3.9.2"
 NAME = f"kafka_2.13-{VERSION}"
-KOPS = Path(sys.executable).with_name("kops")
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -58,8 +58,7 @@ def run_kops(args: list[str], cache: Path, timeout: float = 60) -> subprocess.Co
            if k not in ("KOPS_APACHE_URL", "KOPS_MAVEN_REPO", "KOPS_CACHE_DIR")}
     env.update(KOPS_CACHE_DIR=str(cache), NO_PROXY="127.0.0.1,localhost",
                no_proxy="127.0.0.1,localhost", COLUMNS="300")
-    return subprocess.run([str(KOPS), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd="/tmp")
+    return kopsrun.kops(*args, env=env, timeout=timeout, cwd="/tmp")
 
 
 def leftovers(cache: Path) -> list[str]:

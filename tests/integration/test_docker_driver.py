@@ -30,10 +30,12 @@ import pytest
 import yaml
 from cleanup import remove_labelled
 
+import kopsrun
+from kopsrun import KOPS, json_of, ok, poll
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 SETUP_HINT = "run `make test` (or scripts/setup.sh): it installs and starts Docker and builds the kops/kafka images"
-KOPS = Path(sys.executable).parent / "kops"
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "io.kops.cluster"
 IMAGES = ("kops/kafka:3.9.2", "kops/kafka:4.4.0")
@@ -67,7 +69,7 @@ def engine(docker_client):
             missing.append(ref)
     if missing:
         pytest.fail(f"image(s) {', '.join(missing)} not on the Docker engine; {SETUP_HINT}", pytrace=False)
-    if not KOPS.is_file():
+    if not Path(KOPS).is_file():
         pytest.fail(f"{KOPS} not found: kops is not installed in this venv; {SETUP_HINT}", pytrace=False)
     yield docker_client
 
@@ -83,15 +85,7 @@ def kops(state_dir):
     env = {**os.environ, "KOPS_STATE_DIR": str(state_dir), "NO_COLOR": "1"}
 
     def run(*args, timeout: float = 420) -> subprocess.CompletedProcess:
-        cmd = [str(KOPS), *map(str, args)]
-        t0 = time.monotonic()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"`kops {' '.join(map(str, args))}` still running after {timeout:.0f} s\n"
-                        f"--- stdout\n{exc.stdout}\n--- stderr\n{exc.stderr}", pytrace=False)
-        print(f"$ kops {' '.join(map(str, args))}  -> exit {proc.returncode} in {time.monotonic() - t0:.1f} s")
-        return proc
+        return kopsrun.kops(*args, env=env, timeout=timeout)
 
     run.env = env
     return run
@@ -133,12 +127,6 @@ def cluster(engine, kops):
 
 # -- helpers --------------------------------------------------------------------------------
 
-def _ok(proc, what: str = "") -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, (f"{what or 'kops'} exited {proc.returncode}\n--- stdout\n{proc.stdout}"
-                                  f"\n--- stderr\n{proc.stderr}")
-    return proc
-
-
 def _summary(stdout: str) -> dict[str, str]:
     """node -> action, from the node table that `--dry-run` prints before its numbered plan."""
     out = {}
@@ -153,13 +141,6 @@ def _summary(stdout: str) -> dict[str, str]:
 def _steps(stdout: str) -> list[str]:
     """The numbered plan lines of `--dry-run`."""
     return [ln.strip() for ln in stdout.splitlines() if re.match(r"\s+\d+\. ", ln)]
-
-
-def _json(proc) -> dict | list:
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"not JSON on stdout (exit {proc.returncode}):\n{proc.stdout}\n--- stderr\n{proc.stderr}")
 
 
 def _write_inventory(tmp_path: Path, data: dict, name: str = "inventory.yaml") -> Path:
@@ -184,7 +165,7 @@ class Run:
         self._status: dict | None = None
 
     def status(self) -> dict:
-        self._status = _json(self.kops("status", *self.src, "--output", "json"))
+        self._status = json_of(self.kops("status", *self.src, "--output", "json"))
         return self._status
 
     @property
@@ -226,20 +207,16 @@ def _wait_isr(bootstrap: str, topic: str, want: int, timeout: float = 60) -> lis
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(_client_conf(bootstrap))
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            part = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(0)
-            if part is not None:
-                last = (part.leader, list(part.replicas), list(part.isrs))
-                if part.leader >= 0 and len(part.isrs) == want:
-                    return list(part.isrs)
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"{topic}-0: expected {want} in-sync replicas within {timeout:.0f} s; "
-                         f"last (leader, replicas, isrs): {last}")
+
+    def in_sync():
+        part = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(0)
+        assert part is not None, "no partition 0 yet"
+        assert part.leader >= 0 and len(part.isrs) == want, \
+            f"last (leader, replicas, isrs): {(part.leader, list(part.replicas), list(part.isrs))}"
+        return list(part.isrs)
+
+    return poll(in_sync, timeout=timeout, what=f"{topic}-0: {want} in-sync replicas",
+                retry_on=(Exception,))   # a metadata error too: retried until the deadline
 
 
 def _produce(bootstrap: str, topic: str, values: list[bytes], timeout: float = 60) -> None:
@@ -310,7 +287,7 @@ def _broker_config(bootstrap: str, broker_id: int, key: str) -> str:
 
 def _status(kops, *source) -> tuple[int, dict]:
     proc = kops("status", *source, "--output", "json")
-    return proc.returncode, _json(proc)
+    return proc.returncode, json_of(proc)
 
 
 def _assert_healthy(kops, source: tuple, nbrokers: int, nnodes: int) -> dict:
@@ -373,7 +350,7 @@ def check_down_up_keeps_messages(client, kops, run: Run) -> None:
     values = [f"{topic} {i:04d}".encode() for i in range(1000)]
     _produce(bs, topic, values)
 
-    _ok(kops("down", *src), "kops down")
+    ok(kops("down", *src), "kops down")
     cs = _containers(client, name)
     assert {n: c.status for n, c in cs.items()} == {n: "exited" for n in cs}, "containers not stopped"
     vols = {v.name for v in client.volumes.list(filters={"label": f"{LABEL}={name}"})}
@@ -381,17 +358,17 @@ def check_down_up_keeps_messages(client, kops, run: Run) -> None:
     code, st = _status(kops, *src)
     assert code == 3 and st["state"] == "stopped", (code, st["state"])
 
-    _ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), "kops up after down")
+    ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), "kops up after down")
     assert run.status()["bootstrap_servers"] == bs, "the cluster's ports changed across down/up"
     assert _consume_all(bs, topic, 1000) == values
 
     mounted = {m["Name"] for c in _containers(client, name).values()
                for m in c.attrs.get("Mounts", []) if m.get("Type") == "volume"}
-    _ok(kops("down", *src, "--purge"), "kops down --purge")
+    ok(kops("down", *src, "--purge"), "kops down --purge")
     assert _labelled(client, name) == {"containers": [], "volumes": [], "networks": []}
     still = sorted(v for v in mounted if _volume_exists(client, v))
     assert not still, f"down --purge left volumes the cluster's containers used: {still}"
-    _ok(kops("down", *src, "--purge"), "a second kops down --purge")
+    ok(kops("down", *src, "--purge"), "a second kops down --purge")
     code, st = _status(kops, *src)
     assert code == 3 and st["state"] == "not-found", (code, st["state"])
 
@@ -414,7 +391,7 @@ def check_killed_broker_recovers(client, kops, run: Run, topic: str) -> None:
     assert proc.returncode == 1, f"status exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert any("kafka2" in p for p in problems), f"no problem names kafka2:\n{proc.stdout}"
 
-    _ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), "kops up after a kill")
+    ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), "kops up after a kill")
     after = _started(client, name)
     assert after["kafka2"][0] == before["kafka2"][0], "kafka2 was recreated, not started"
     assert after["kafka2"][1] != before["kafka2"][1], "kafka2 was not started again"
@@ -440,7 +417,7 @@ def check_config_change_recreates_one_node(client, kops, run: Run, tmp_path: Pat
         ["sh", "-c", f"echo {marker} > /var/lib/kafka/data/kops-test-marker"])
     assert res.exit_code == 0, res.output
 
-    plan = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run (config change)").stdout
+    plan = ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run (config change)").stdout
     assert _summary(plan) == {**{n: "unchanged" for n in before}, "kafka2": "reconfigure"}, plan
     steps = _steps(plan)
     # the min.insync guard, the one broker, the gate (kops.plan's live roll)
@@ -450,7 +427,7 @@ def check_config_change_recreates_one_node(client, kops, run: Run, tmp_path: Pat
     assert len(steps) == 3, plan
     assert _started(client, name) == before, "--dry-run changed containers"
 
-    _ok(kops("up", "-i", inv, "--timeout", UP_TIMEOUT), "kops up (config change)")
+    ok(kops("up", "-i", inv, "--timeout", UP_TIMEOUT), "kops up (config change)")
     after = _started(client, name)
     assert set(after) == set(before)
     assert after["kafka2"][0] != before["kafka2"][0], "kafka2 was not recreated"
@@ -479,7 +456,7 @@ def test_preset_comes_up_ready_and_serves_clients(preset, cluster, engine, kops,
     run = Run(preset, kops)
     name, src = cluster(run.name), run.src
 
-    up = _ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), f"kops up {' '.join(run.up)}")
+    up = ok(kops("up", *run.up, "--timeout", UP_TIMEOUT), f"kops up {' '.join(run.up)}")
     st = _assert_healthy(kops, src, nb, nnodes)
     bs = st["bootstrap_servers"]
     assert bs in up.stdout and f"kops status --name {name}" in up.stdout, up.stdout
@@ -495,15 +472,15 @@ def test_preset_comes_up_ready_and_serves_clients(preset, cluster, engine, kops,
 
     # 4. a second `up` changes nothing; a dry run says so and changes nothing either
     before = _started(engine, name)
-    again = _ok(kops("up", *run.up, "--output", "json", "--timeout", UP_TIMEOUT), "second kops up")
-    res = _json(again)
+    again = ok(kops("up", *run.up, "--output", "json", "--timeout", UP_TIMEOUT), "second kops up")
+    res = json_of(again)
     assert res["changed"] is False, res
     assert {a["action"] for a in res["actions"]} == {"unchanged"}, res["actions"]
     assert "nothing to change" in again.stderr, again.stderr
     assert res["status"]["state"] == "healthy", res["status"]
     assert res["status"]["bootstrap_servers"] == bs, "the ports picked at the first up must be kept"
     assert _started(engine, name) == before, "a second `kops up` restarted or recreated containers"
-    dry = _ok(kops("up", *run.up, "--dry-run"), "kops up --dry-run")
+    dry = ok(kops("up", *run.up, "--dry-run"), "kops up --dry-run")
     summary = _summary(dry.stdout)
     assert sorted(summary) == sorted(before) and set(summary.values()) == {"unchanged"}, dry.stdout
     assert _steps(dry.stdout) == [], dry.stdout
@@ -525,11 +502,11 @@ def test_dry_run_on_a_new_cluster_creates_nothing(cluster, engine, kops, tmp_pat
     inv = _write_inventory(tmp_path, {
         "name": name, "profile": "fast", "kafka": {"version": "4.4.0", "mode": "kraft", "heap": "256m"},
         "brokers": {"nodes": 3, "external_port": 24092, "docker_port": 24192}})
-    proc = _ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run")
+    proc = ok(kops("up", "-i", inv, "--dry-run"), "kops up --dry-run")
     assert _summary(proc.stdout) == {"kafka1": "create", "kafka2": "create", "kafka3": "create"}, proc.stdout
     assert "nothing was changed" in proc.stderr
-    proc = _ok(kops("up", "-i", inv, "--dry-run", "--output", "json"), "kops up --dry-run --output json")
-    res = _json(proc)
+    proc = ok(kops("up", "-i", inv, "--dry-run", "--output", "json"), "kops up --dry-run --output json")
+    res = json_of(proc)
     assert res["dry_run"] is True and res["changed"] is True and res["status"] is None, res
     # the plan as data: the network first, storage formatted before the nodes start, the gate last
     kinds = [[a["kind"] for a in step] for step in res["plan"]]
@@ -566,9 +543,9 @@ def test_two_clusters_side_by_side(cluster, engine, kops, tmp_path):
     user's cluster)."""
     runs = []
     for _ in range(2):
-        up = _ok(kops("up", "--preset", "kraft-single", "--name", "auto", "--any-port", "--output", "json",
+        up = ok(kops("up", "--preset", "kraft-single", "--name", "auto", "--any-port", "--output", "json",
                       "--timeout", UP_TIMEOUT), "kops up --name auto --any-port")
-        st = _json(up)["status"]
+        st = json_of(up)["status"]
         runs.append(st)
     names = [st["cluster"] for st in runs]
     try:
@@ -577,7 +554,7 @@ def test_two_clusters_side_by_side(cluster, engine, kops, tmp_path):
         for st in runs:
             assert st["state"] == "healthy"
             _round_trip(st["bootstrap_servers"], 1)
-        rows = {r["cluster"]: r for r in _json(_ok(kops("ls", "--output", "json"), "kops ls"))}
+        rows = {r["cluster"]: r for r in json_of(ok(kops("ls", "--output", "json"), "kops ls"))}
         for st in runs:
             row = rows[st["cluster"]]
             assert row["nodes"] == row["running"] == 1 and row["bootstrap_servers"] == st["bootstrap_servers"], rows

@@ -13,7 +13,8 @@ import time
 
 import pytest
 from cleanup import remove_labelled
-from load import Load, kops, ok
+from kopsrun import ok
+from load import Load, kops
 
 from kops import quorum
 

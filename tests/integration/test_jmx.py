@@ -9,14 +9,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from kopsrun import kops
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 NAME = "kops-jmx"
 
 
@@ -28,7 +27,7 @@ def test_jmx_port_serves_broker_mbeans(tmp_path, docker_client):
                    "zookeeper: {heap: 128m, client_port: 31981}\n"
                    "brokers: {nodes: 2, external_port: 31792, docker_port: 31892, jmx_port: 31999}\n")
     env = dict(os.environ, KOPS_STATE_DIR=str(tmp_path / "state"))
-    run = lambda *a: subprocess.run([KOPS, *a], capture_output=True, text=True, env=env, timeout=300)  # noqa: E731
+    run = lambda *a: kops(*a, env=env, timeout=300)  # noqa: E731
     run("down", "--purge", "--name", NAME)
     try:
         up = run("up", "-i", str(inv))

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from cleanup import poll
 import requests
+
+from kopsrun import kops, poll
 
 from kops import inventory, metrics
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
-KOPS = str(Path(sys.executable).parent / "kops")
 
 CLUSTERS = {
     "3.9": ("t12-metrics-zk", "kafka: {version: 3.9.2, heap: 256m}\nzookeeper: {nodes: 1, heap: 256m}\n"
@@ -34,8 +30,7 @@ CLUSTERS = {
 }
 
 
-def _poll(what: str, fn, timeout: float = 90, every: float = 1.0):
-    return poll(what, fn, timeout, every, errors=(requests.RequestException,))
+RETRY = (requests.RequestException,)   # what a poll here retries
 
 
 @pytest.fixture(scope="module", params=sorted(CLUSTERS))
@@ -77,7 +72,8 @@ def test_every_endpoint_answers_with_its_role_metrics(cluster):
     eps = _endpoints(cluster)
     assert len(eps) == 3 and all(addr.startswith("127.0.0.1:") for _, addr in eps.values()), eps
     for node, (role, addr) in eps.items():
-        resp = _poll(f"{node}'s /metrics", lambda: requests.get(f"http://{addr}/metrics", timeout=15))
+        resp = poll(lambda: requests.get(f"http://{addr}/metrics", timeout=15), timeout=90, interval=1,
+                    what=f"{node}'s /metrics", retry_on=RETRY)
         assert resp.status_code == 200, (node, resp.status_code)
         values = metrics.parse(resp.text)
         assert values.get("jvm_memory_used_bytes", 0) > 0, node       # the agent's own JVM metrics
@@ -97,8 +93,8 @@ def test_every_endpoint_answers_with_its_role_metrics(cluster):
     brokers = [a for r, a in eps.values() if r == "broker"]
     # the cluster's one active controller: a broker in ZooKeeper mode, the controller in KRaft
     # (a loaded machine's JMX exporter can take seconds to answer: a scrape that times out is retried)
-    assert _poll("one active controller", lambda: sum(metrics.scrape(a, timeout=15).get(metrics.ACTIVE_CONTROLLER, 0)
-                                                      for _, a in eps.values())) == 1
+    assert poll(lambda: sum(metrics.scrape(a, timeout=15).get(metrics.ACTIVE_CONTROLLER, 0) for _, a in eps.values()),
+                timeout=90, interval=1, what="one active controller", retry_on=RETRY) == 1
     assert len(brokers) == 2
 
 
@@ -106,7 +102,8 @@ def test_under_replicated_partitions_follow_a_stopped_broker(cluster):
     topic = cluster.topic("t12-metrics-rf2", partitions=3, replication=2)
     eps = _endpoints(cluster)
     brokers = {n: a for n, (r, a) in eps.items() if r == "broker"}
-    _poll("URP 0 on every broker", lambda: all(_urp(a) == 0 for a in brokers.values()))
+    poll(lambda: all(_urp(a) == 0 for a in brokers.values()), timeout=90, interval=1, what="URP 0 on every broker",
+         retry_on=RETRY)
     from confluent_kafka import Producer
 
     p = Producer(cluster.client_config)
@@ -115,8 +112,8 @@ def test_under_replicated_partitions_follow_a_stopped_broker(cluster):
     assert p.flush(30) == 0
 
     cluster.stop("kafka2")
-    urp = _poll("URP above 0 on kafka1 while kafka2 is stopped", lambda: (_urp(brokers["kafka1"]) or 0) > 0 and
-                _urp(brokers["kafka1"]), timeout=120)
+    urp = poll(lambda: (_urp(brokers["kafka1"]) or 0) > 0 and _urp(brokers["kafka1"]), timeout=120, interval=1,
+               what="URP above 0 on kafka1 while kafka2 is stopped", retry_on=RETRY)
     assert urp >= 1
     # the status shows the same figure (a stopped node is not scraped: its state says it)
     st = cluster.status()
@@ -125,25 +122,23 @@ def test_under_replicated_partitions_follow_a_stopped_broker(cluster):
     assert figures["kafka2"] is None and st["state"] == "degraded", figures
 
     cluster.start("kafka2", timeout=300)   # kops up: starts the stopped node, gates on ISRs whole
-    _poll("URP back to 0 on both brokers", lambda: all(_urp(a) == 0 for a in brokers.values()))
+    poll(lambda: all(_urp(a) == 0 for a in brokers.values()), timeout=90, interval=1,
+         what="URP back to 0 on both brokers", retry_on=RETRY)
 
 
 def test_env_and_render_name_every_endpoint(cluster, tmp_path):
     eps = _endpoints(cluster)
     env = dict(os.environ)
-    out = subprocess.run([KOPS, "env", "-i", str(cluster.inventory), "--output", "json"], capture_output=True,
-                         text=True, env=env, timeout=120)
+    out = kops("env", "-i", cluster.inventory, "--output", "json", env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     urls = json.loads(out.stdout)["KOPS_METRICS_URLS"].split(",")
     assert sorted(urls) == sorted(f"http://{a}/metrics" for _, a in eps.values())
-    r = subprocess.run([KOPS, "render", "-i", str(cluster.inventory), "-o", str(tmp_path / "out")],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = kops("render", "-i", cluster.inventory, "-o", tmp_path / "out", env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     import yaml
 
     prom = yaml.safe_load((tmp_path / "out" / "prometheus.yml").read_text())
     targets = {t["labels"]["node"]: t["targets"][0] for t in prom["scrape_configs"][0]["static_configs"]}
     assert targets == {n: a for n, (_, a) in eps.items()}
-    st = subprocess.run([KOPS, "status", "-i", str(cluster.inventory), "--wide"], capture_output=True, text=True,
-                        env=env, timeout=120)
+    st = kops("status", "-i", cluster.inventory, "--wide", env=env, timeout=120)
     assert st.returncode == 0 and "METRICS" in st.stdout and "urp 0" in st.stdout, st.stdout

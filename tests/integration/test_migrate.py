@@ -20,7 +20,8 @@ import json
 import time
 
 import pytest
-from load import Load, kops, ok
+from kopsrun import ok
+from load import Load, kops
 from migration import bootstrap, cluster, committed_now, run_until, seed, seed_count  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]

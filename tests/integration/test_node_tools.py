@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,9 +21,11 @@ import pytest
 import yaml
 from cleanup import remove_labelled
 
+import kopsrun
+from kopsrun import ok
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-KOPS = Path(sys.executable).parent / "kops"
 TOOLS = ["kafka-topics.sh", "kafka-topics", "kafka-console-producer.sh", "kafka-console-consumer.sh",
          "kafka-consumer-groups.sh", "kafka-configs.sh", "kafka-acls.sh", "kafka-get-offsets.sh",
          "kafka-reassign-partitions.sh", "kafka-leader-election.sh", "kafka-producer-perf-test.sh",
@@ -39,17 +40,11 @@ class Cluster:
         self.name, self.version, self.inv, self.env = name, version, inv, env
 
     def kops(self, *args, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-        return subprocess.run([str(KOPS), *map(str, args)], env=self.env, input=input, capture_output=True,
-                              text=True, timeout=timeout)
+        return kopsrun.kops(*args, env=self.env, input=input, timeout=timeout)
 
     def exec(self, node: str, script: str, *, input: str | None = None) -> subprocess.CompletedProcess:
         """`kops exec -i INV NODE -- sh -c SCRIPT`, as a user types it."""
         return self.kops("exec", "-i", self.inv, node, "--", "sh", "-c", script, input=input)
-
-
-def ok(p: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert p.returncode == 0, f"{' '.join(map(str, p.args))} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return p
 
 
 @pytest.fixture(scope="module", params=[("3.9.2", "zookeeper"), ("4.4.0", "kraft")], ids=["3.9-zookeeper", "4.4-kraft"])

@@ -7,17 +7,13 @@ without restarting anything."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from kopsrun import kops
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 pytest_plugins = ["pytester"]
-
-KOPS = Path(sys.executable).parent / "kops"
 
 INNER = '''
 import time
@@ -86,7 +82,7 @@ def test_kafka_cluster_fixture(pytester, docker_client, tmp_path, monkeypatch):
 def test_reuse_keeps_the_cluster_and_restarts_nothing(pytester, docker_client, tmp_path, monkeypatch):
     monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path / "state"))
     name = "pytest-kraft-single"
-    subprocess.run([str(KOPS), "down", "--purge", "--name", name], env=os.environ, capture_output=True)
+    kops("down", "--purge", "--name", name, timeout=None)
     pytester.makepyfile(test_inner="def test_it(kafka_cluster):\n    assert kafka_cluster.topic()\n")
     try:
         first = pytester.runpytest_subprocess("--kops-reuse", "-p", "no:cacheprovider")
@@ -97,4 +93,4 @@ def test_reuse_keeps_the_cluster_and_restarts_nothing(pytester, docker_client, t
         second.assert_outcomes(passed=1)
         assert _started(docker_client, name) == before, "--kops-reuse restarted the cluster"
     finally:
-        subprocess.run([str(KOPS), "down", "--purge", "--name", name], env=os.environ, capture_output=True)
+        kops("down", "--purge", "--name", name, timeout=None)

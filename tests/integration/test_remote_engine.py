@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
+import kopsrun
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-KOPS = Path(sys.executable).parent / "kops"
 ENGINE_SOCKET = "/var/run/docker.sock"
 
 
@@ -79,13 +77,12 @@ def remote(tmp_path, own_clusters):
                NO_COLOR="1")
     name = own_clusters(f"t10-remote-{os.getpid() % 10000}")
     yield proxy, env, name
-    subprocess.run([str(KOPS), "down", "--purge", "--name", name], env=env, capture_output=True, timeout=300)
+    kops(env, "down", "--purge", "--name", name, timeout=300)
     proxy.close()
 
 
-def kops(env, *args, timeout=420) -> subprocess.CompletedProcess:
-    p = subprocess.run([str(KOPS), *args], env=env, capture_output=True, text=True, timeout=timeout)
-    return p
+def kops(env, *args, timeout=420):
+    return kopsrun.kops(*args, env=env, timeout=timeout)
 
 
 def test_dev_cluster_on_an_engine_reached_over_tcp(remote, docker_client):

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
+import kopsrun
+from kopsrun import ok
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 NAME = "kops-roll"
 INVENTORY = f"""
 name: {NAME}
@@ -35,11 +34,8 @@ brokers: {{nodes: 3, external_port: 31392, docker_port: 31492}}
 BOOTSTRAP = "127.0.0.1:31392,127.0.0.1:31393,127.0.0.1:31394"
 
 
-def kops(*args, env, check=False, timeout=900):
-    p = subprocess.run([KOPS, *args], capture_output=True, text=True, env=env, timeout=timeout)
-    if check and p.returncode != 0:
-        pytest.fail(f"kops {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}", pytrace=False)
-    return p
+def kops(*args, env, timeout=900):
+    return kopsrun.kops(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +46,7 @@ def cluster(tmp_path_factory, docker_client):
     env = dict(os.environ, KOPS_STATE_DIR=str(tmp / "state"))
     kops("down", "--purge", "--name", NAME, env=env)
     try:
-        kops("up", "-i", str(inv), env=env, check=True)
+        ok(kops("up", "-i", str(inv), env=env))
         yield inv, env
     finally:
         kops("down", "--purge", "--name", NAME, env=env)
@@ -84,7 +80,7 @@ def test_rolling_restart_loses_nothing_and_controller_goes_last(cluster, docker_
     topic = f"roll-{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": BOOTSTRAP})  # keep it alive until the future resolves
     admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(30)
-    st = json.loads(kops("status", "-i", str(inv), "--output", "json", env=env, check=True).stdout)
+    st = json.loads(ok(kops("status", "-i", str(inv), "--output", "json", env=env)).stdout)
     controller = st["kafka"]["controller"]
     before = {n: started_at(docker_client, n) for n in ("kafka1", "kafka2", "kafka3", "zoo1")}
 
@@ -149,4 +145,4 @@ def test_restart_refuses_to_take_partitions_below_min_isr(cluster, docker_client
         assert f"{topic}-0" in p.stderr, "the blocking partition must be named"
         assert started_at(docker_client, "kafka1") == before, "kafka1 must not have been restarted"
     finally:
-        kops("up", "-i", str(inv), env=env, check=True)
+        ok(kops("up", "-i", str(inv), env=env))

@@ -26,7 +26,8 @@ import uuid
 
 import pytest
 from cleanup import remove_labelled
-from load import Load, kops, ok
+from kopsrun import ok
+from load import Load, kops
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

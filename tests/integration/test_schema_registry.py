@@ -10,21 +10,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
-from cleanup import poll, remove_labelled
+from cleanup import remove_labelled
+
+import kopsrun
+from kopsrun import poll
 
 from kops import inventory
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KOPS = str(Path(sys.executable).parent / "kops")
 CLUSTERS = {
     "zk": ("t12-registry-zk", "kafka: {version: 3.9.2, heap: 256m}\nzookeeper: {heap: 128m}\nbrokers: {nodes: 1}\n"),
     "kraft": ("t12-registry-kraft", "kafka: {version: 4.4.0, mode: kraft, heap: 256m}\nbrokers: {nodes: 1}\n"),
@@ -62,8 +62,8 @@ def cluster(request, tmp_path_factory, docker_client):
 
 
 def kops(c, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([KOPS, *args, "-i", str(c.inventory)], capture_output=True, text=True,
-                          env=dict(os.environ), timeout=timeout)
+    """``kops ARGS... -i INVENTORY``."""
+    return kopsrun.kops(*args, "-i", c.inventory, timeout=timeout)
 
 
 def registry_url(c) -> str:
@@ -175,7 +175,7 @@ def test_registry_survives_a_kill_and_a_whole_restart_with_its_schemas(cluster, 
         s = cluster.status()
         return s if any(p.startswith("registry1") for p in s["problems"]) else None
 
-    st = poll("the status to name the killed registry", named, timeout=60)
+    st = poll(named, timeout=60, interval=1, what="the status to name the killed registry", retry_on=(Exception,))
     assert st["state"] == "degraded"
     up = kops(cluster, "up")
     assert up.returncode == 0, up.stderr[-3000:]

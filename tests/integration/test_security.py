@@ -17,17 +17,17 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+import kopsrun
+from kopsrun import ok
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-KOPS = Path(sys.executable).parent / "kops"
 LABEL = "io.kops.cluster"
 CONSOLE = {"3": ("kafka.tools.ConsoleProducer", "org.apache.kafka.tools.consumer.ConsoleConsumer"),
            "4": ("org.apache.kafka.tools.ConsoleProducer", "org.apache.kafka.tools.consumer.ConsoleConsumer")}
@@ -39,12 +39,7 @@ def env(tmp_path):
 
 
 def kops(env, *args, timeout=420):
-    return subprocess.run([str(KOPS), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def ok(p):
-    assert p.returncode == 0, f"{' '.join(map(str, p.args))} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return p
+    return kopsrun.kops(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture

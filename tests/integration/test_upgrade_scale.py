@@ -22,7 +22,8 @@ import os
 import time
 
 import pytest
-from load import Load, kops, ok
+from kopsrun import ok
+from load import Load, kops
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
