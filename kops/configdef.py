@@ -142,7 +142,11 @@ def problems(spec, defs: dict[str, dict]) -> list[str]:
     custom = list(spec.kafka.custom_keys)
     sections = [("kafka.config", spec.kafka.config), ("brokers.config", spec.brokers.config),
                 ("controllers.config", spec.ctl.config)]
-    sections += [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items() if not n.startswith("zoo")]
+    # the brokers' and controllers' own nodes only: ZooKeeper, Connect workers and the registry have
+    # definitions of their own (not checked here: zoo.cfg has none; Connect and Apicurio are checked
+    # for the keys kops sets itself, kops.spec)
+    sections += [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()
+                 if re.fullmatch(r"(kafka|controller)[0-9]+", n)]
     out = []
     for section, cfg in sections:
         for key, value in cfg.items():

@@ -13,9 +13,8 @@ cannot describe a group of the "connect" protocol, so the group is not read from
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from . import dist, plugins as extra_plugins
+from . import dist, paths, plugins as extra_plugins
 from .errors import InputError, KopsError, NotFoundError
 from . import wait as waiting
 from .health import NotYet
@@ -131,17 +130,18 @@ def connectors(address: str, timeout: float = TIMEOUT) -> dict[str, dict]:
     return out
 
 
+MAX_CONNECTOR_BYTES = 1 << 20   # a connector's JSON: a few KiB in practice
+
+
 def load_connector(path: str) -> tuple[str, dict]:
     """A connector definition from a JSON file: {"name": ..., "config": {...}} (as the REST
     API takes it) or a flat config with a "name" key. Bad input (exit 2) otherwise."""
-    p = Path(path)
+    example = 'e.g. {"name": "src", "config": {"connector.class": "FileStreamSource", "file": "/tmp/in.txt", "topic": "t"}}'
     try:
-        data = json.loads(p.read_text())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
-    except ValueError as exc:
-        raise InputError(f"{path}: not JSON ({exc})", hint='e.g. {"name": "src", "config": {"connector.class": '
-                                                          '"FileStreamSource", "file": "/tmp/in.txt", "topic": "t"}}') from exc
+        data = paths.load_json(paths.read_input(path, "connector file", MAX_CONNECTOR_BYTES), str(path))
+    except InputError as exc:
+        exc.hint = exc.hint or example
+        raise
     if not isinstance(data, dict):
         raise InputError(f"{path}: a JSON object is needed, with name and config")
     config = data.get("config", {k: v for k, v in data.items() if k != "name"})

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from . import paths
 from .errors import InputError, KopsError, NotFoundError, WaitTimeout
 from .spec import MAX_PARTITIONS, TopicSpec, _short, _topic_name
 
@@ -129,11 +130,11 @@ def read_command_config(path: str) -> dict[str, str]:
     """A Java client.properties (what Kafka's tools take as --command-config) or a
     librdkafka.conf, as librdkafka settings: a PEM truststore becomes ssl.ca.location, a
     SCRAM/PLAIN JAAS line sasl.username/sasl.password; Java-only keys are dropped."""
+    raw = paths.read_input(path, "--command-config", 1 << 20)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--command-config {path}: cannot read it: {getattr(exc, 'strerror', None) or exc}") \
-            from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--command-config {path}: not UTF-8 text (byte {exc.start})") from None
     props = {}
     for line in text.splitlines():
         line = line.strip()
@@ -673,9 +674,6 @@ def write_client_files(dest: str | Path, bootstrap: str, settings: dict[str, str
     """client.properties, librdkafka.conf and client.json in ``dest`` (made 0700 if new), and
     the cluster's CA as ca.pem there when it has one. Files that hold a password are 0600,
     the others 0644. Returns file name -> path."""
-    import os
-    import shutil
-
     folder = Path(dest)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -686,18 +684,12 @@ def write_client_files(dest: str | Path, bootstrap: str, settings: dict[str, str
     written = {}
     ca = settings.get("ssl.ca.location")
     if ca:
-        target = (folder / "ca.pem").resolve()
-        if Path(ca).resolve() != target:
-            shutil.copyfile(ca, target)
-        os.chmod(target, 0o644)
+        target = folder / "ca.pem"
+        if Path(ca).resolve() != target.resolve():
+            written["ca.pem"] = paths.write_output(target, paths.read_input(ca, "the CA file", 1 << 20),
+                                                   "--write", mode=0o644)
         written["ca.pem"] = target
-        ca = str(target)
+        ca = str(target.resolve())
     for fname, (text, secret) in client_files(bootstrap, settings, ca).items():
-        path = (folder / fname).resolve()
-        mode = 0o600 if secret else 0o644
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(path, mode)
-        written[fname] = path
+        written[fname] = paths.write_output(folder / fname, text, "--write", mode=0o600 if secret else 0o644)
     return written

@@ -143,8 +143,8 @@ def _roll_back(ctx: gates.Context, bundle, nodes: list[str], exc: KopsError, dea
         raise KopsError(f"{what} did not come up with the new config, and putting the previous config back "
                         f"failed too: {failed.message}",
                         details=f"the original error:\n{cause}\n--- the rollback:\n{failed.details or ''}",
-                        hint=f"kops status{ctx.scope}; kops logs NODE{ctx.scope}; fix the cause, then `kops up"
-                             f"{ctx.scope}` again", exit_code=exc.exit_code) from exc
+                        hint=f"kops status{ctx.scope}; kops logs NODE{ctx.scope}; fix the cause, then "
+                             f"`{ctx.resume}` again", exit_code=exc.exit_code) from exc
     if not back:
         raise exc
     zk = all(bundle.nodes[n].node.role == "zookeeper" for n in back)
@@ -157,5 +157,5 @@ def _roll_back(ctx: gates.Context, bundle, nodes: list[str], exc: KopsError, dea
                         hint=f"kops status{ctx.scope}; kops logs NODE{ctx.scope}") from exc
     raise KopsError(f"{what} did not come up with the new config, so the previous config was put back "
                     f"(data kept) and the cluster is ready again; nothing else was changed",
-                    details=cause, hint="fix the value named in the log lines above, then run `kops up"
-                                        f"{ctx.scope}` again") from exc
+                    details=cause, hint=f"fix the value named in the log lines above, then run `{ctx.resume}` "
+                                        "again") from exc

@@ -32,6 +32,11 @@ class Context:
     zk_started: float | None = None
     client: health.Client | None = None   # kops's client (with the cluster's security settings)
     timeline: list = field(default_factory=list)   # (step, start offset s, seconds) as the plan ran
+    again: str | None = None   # the command that resumes after a failure (default: kops up with the scope)
+
+    @property
+    def resume(self) -> str:
+        return self.again or f"kops up{self.scope}"
 
     def kafka(self, bootstrap: str | None = None) -> health.Client:
         base = self.client or health.Client(self.topo.bootstrap_servers)

@@ -248,20 +248,23 @@ def describe(name: str) -> dict:
             "rollback_possible": can_roll_back, "error": cp.get("error"), "phases": rows}
 
 
-def _context(spec, view: PhaseView, provider, log, scope):
+def _context(spec, view: PhaseView, provider, log, scope, again: str = "--to-kraft"):
     from . import gates, lifecycle
 
-    return gates.Context(view.topo, provider, log, scope, client=lifecycle._client(spec, view.topo))
+    return gates.Context(view.topo, provider, log, scope, client=lifecycle._client(spec, view.topo),
+                         again=f"kops migrate{scope} {again}")
 
 
-def _run(spec, view: PhaseView, plan: Plan, provider, deadline: float, log, scope: str) -> None:
+def _run(spec, view: PhaseView, plan: Plan, provider, deadline: float, log, scope: str,
+         again: str = "--to-kraft") -> None:
     """One phase's own plan (stops, removals, znodes, a gate) through the executor."""
     from . import execute
 
-    execute.run(plan, _context(spec, view, provider, log, scope), view.bundle, deadline)
+    execute.run(plan, _context(spec, view, provider, log, scope, again), view.bundle, deadline)
 
 
-def _apply_view(spec, view: PhaseView, provider, deadline: float, log, scope: str) -> Plan:
+def _apply_view(spec, view: PhaseView, provider, deadline: float, log, scope: str,
+                again: str = "--to-kraft") -> Plan:
     """Converge the nodes onto one phase's bundle with the planner and its gates."""
     from . import lifecycle
 
@@ -272,7 +275,7 @@ def _apply_view(spec, view: PhaseView, provider, deadline: float, log, scope: st
         plan = plan_up(view.bundle, observed)
     if plan.changes:
         provider.preflight(plan, view.bundle, observed)
-        _run(spec, view, plan, provider, deadline, log, scope)
+        _run(spec, view, plan, provider, deadline, log, scope, again)
     return plan
 
 
@@ -303,6 +306,12 @@ def migrate(spec: ClusterSpec, provider, *, controllers: int | None = None, purg
     else:
         zk = spec
     check_source(zk, controllers)
+    if cp.get("state") == "migrating" and cp.get("current") == "rollback":
+        raise InputError(f"cluster {zk.name}: a rollback of this migration to ZooKeeper is under way (it stopped"
+                         + (f": {cp['error']}" if cp.get("error") else "") + "); the migration cannot resume from "
+                         "there (its controllers may be gone)",
+                         hint=f"kops migrate{scope} --rollback finishes the rollback; then --to-kraft starts the "
+                              "migration again")
     if cp.get("state") == "migrating":
         if controllers is not None and controllers != cp["controllers"]:
             raise InputError(f"--controllers {controllers}: the migration under way deploys {cp['controllers']} "
@@ -463,8 +472,10 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     out = Outcome(zk.name, dry_run=dry_run, rolled_back=not dry_run)
     if cp.get("current") == "rollback":   # a rollback that stopped: run again from where the migration was
         reached = int(cp.get("rollback_from") or n)
+        finished = list(cp.get("rollback_done") or [])   # its steps that ended: never run twice
     else:
         reached = max(n, PHASES.index(cp["current"]) + 1 if cp.get("current") in PHASES else 0)
+        finished = []
     brokers_touched = reached > PHASES.index("brokers-migrating")
     steps = []
     if reached > PHASES.index("brokers-kraft"):
@@ -478,6 +489,10 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     plain = topology.build(zk, "n/a", published)
     steps.append(("converged", "converge onto the ZooKeeper inventory",
                   PhaseView(plain, render.build(plain), {})))
+    # A step that ended is not run again: the controllers it removed would come back (a new,
+    # empty quorum that the brokers still in migration mode follow, and fail on: "truncation
+    # below the high watermark"), the brokers it rolled out of migration mode would roll back in.
+    steps = [s for s in steps if s[0] not in finished]
     observed = None
     for name, words, view in steps:
         if view is None:
@@ -491,7 +506,7 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     if dry_run:
         out.seconds = time.monotonic() - t0
         return out
-    cp.update(current="rollback", rollback_from=reached)
+    cp.update(current="rollback", rollback_from=reached, rollback_done=finished)
     _save(zk.name, cp)
     last = phase_topology(zk, kr, cid, "controllers", published=published)
     for (name, words, view), row in zip(steps, out.phases):
@@ -499,9 +514,10 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
         log(f"rollback: {words}")
         try:
             if view is None:
-                _run(zk, last, _remove_controllers(provider.observe(last.bundle)), provider, deadline, log, scope)
+                _run(zk, last, _remove_controllers(provider.observe(last.bundle)), provider, deadline, log, scope,
+                     "--rollback")
             else:
-                _apply_view(zk, view, provider, deadline, log, scope)
+                _apply_view(zk, view, provider, deadline, log, scope, "--rollback")
         except KopsError as exc:
             cp["error"] = f"rollback, {name}: {exc.message}"
             _save(zk.name, cp)
@@ -509,7 +525,9 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
                             hint=(exc.hint + "; then " if exc.hint else "") + f"`kops migrate{scope} --rollback` "
                                  "runs it again from there", exit_code=exc.exit_code) from exc
         row.update(status="done", seconds=round(time.monotonic() - began, 1))
-    cp.update(state="rolled-back", current="", rolled_back_at=time.time())
+        cp["rollback_done"] = finished = finished + [name]
+        _save(zk.name, cp)
+    cp.update(state="rolled-back", current="", error=None, rolled_back_at=time.time())
     _save(zk.name, cp)
     from . import preflight as upgrade
 

@@ -62,9 +62,18 @@ def guard(spec: ClusterSpec, scope: str = "") -> None:
     where = cp.get("current") or cp.get("done") or "not started"
     raise InputError(f"cluster {spec.name} is being migrated from ZooKeeper to KRaft (phase: {where}); "
                      "kops changes it only through `kops migrate` until the migration ends",
-                     hint=f"kops migrate{scope} --to-kraft resumes it; kops migrate{scope} --status says where it "
-                          "stands" + ("; --rollback goes back to ZooKeeper" if done_count(cp) <= FINAL
-                                      and cp.get("current") != PHASES[FINAL] else ""))
+                     hint=next_step(cp, scope))
+
+
+def next_step(cp: dict, scope: str = "") -> str:
+    """What to run next on a migration under way (or a rollback of one that stopped)."""
+    if cp.get("current") == "rollback":
+        return (f"a rollback to ZooKeeper stopped: kops migrate{scope} --rollback finishes it; kops migrate{scope} "
+                "--status says where it stands")
+    back = done_count(cp) <= FINAL and cp.get("current") != PHASES[FINAL]
+    return (f"kops migrate{scope} --to-kraft resumes it; kops migrate{scope} --status says where it stands"
+            + (f"; kops migrate{scope} --rollback goes back to ZooKeeper" if back
+               else "; a rollback is no longer possible"))
 
 
 # -- specs and topologies ----------------------------------------------------------------------------

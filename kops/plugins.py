@@ -41,7 +41,10 @@ class Entry:
 
 
 def _folder(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:120]
+    """A folder name from an inventory's plugin: letters, digits and _.- only, never "." or
+    ".." (the spec makes each part start with a letter or digit; this holds for any input)."""
+    out = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:120]
+    return "_" + out if not out or out.strip(".") == "" or out.startswith(".") else out
 
 
 def entries(spec) -> list[Entry]:
@@ -52,11 +55,7 @@ def entries(spec) -> list[Entry]:
     for i, given in enumerate(spec.connect.plugins):
         if ":" not in given:   # a local jar (the spec allows no ':' in a path)
             path = Path(given).expanduser()
-            try:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                raise InputError(f"connect.plugins.{i}: {given}: cannot read it ({exc.strerror or exc})",
-                                 hint="a path relative to the directory kops runs in, or absolute") from exc
+            digest = _sha256(path, f"connect.plugins.{i}:")
             out.append(Entry(given, _folder(path.stem), jar=path.resolve(), sha256=digest))
         else:
             g, a, v = given.split(":")
@@ -66,6 +65,32 @@ def entries(spec) -> list[Entry]:
     if dup:
         raise InputError(f"connect.plugins: two plugins would share the folder {dup[0]}", hint="list each plugin once")
     return out
+
+
+MAX_JAR_BYTES = 1 << 30   # a plugin jar of more than 1 GiB is not a plugin
+
+
+def _sha256(path: Path, what: str) -> str:
+    """A local jar's SHA-256, read in chunks (a regular file only, at most MAX_JAR_BYTES)."""
+    import os
+    import stat
+
+    hint = "a path relative to the directory kops runs in, or absolute"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read it ({exc.strerror or exc})", hint=hint) from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{what} {path}: not a regular file (a jar is needed)", hint=hint)
+        if st.st_size > MAX_JAR_BYTES:
+            raise InputError(f"{what} {path} is {st.st_size} bytes: more than a plugin jar has "
+                             f"({MAX_JAR_BYTES} at most)", hint="is this the right file?")
+        h = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+        return h.hexdigest()
 
 
 def manifest(spec) -> str:
@@ -104,6 +129,8 @@ def fetch(entry: Entry, repo: str | None = None, log=lambda m: None) -> Path:
         jars = work / "jars"
         if not jars.is_dir() or not any(jars.glob("*.jar")):
             raise InputError(f"connect.plugins: {entry.given}: no jar came with it (a POM-only artifact?)")
+        # a folder left by an interrupted fetch (kops's own: it has no marker yet); never one outside the cache
+        paths.inside(paths.cache_dir() / "connect-plugins", target)
         shutil.rmtree(target, ignore_errors=True)
         jars.rename(target)
         marker.write_text(entry.given + "\n")

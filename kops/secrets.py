@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
+from .errors import KopsError
+from .spec import PASSWORD_RE
 
 ADMIN = "kops-admin"      # the user kops itself (and the brokers, between them) authenticate as
 CA_DAYS = 3650
@@ -48,6 +50,11 @@ def passwords(cluster: str, users: dict[str, str | None], *, persist: bool = Tru
     path = folder(cluster) / "users.json"
     kept = paths.read_json(path, "record of the cluster's passwords", {},
                            hint="restore it from a backup: the cluster's users were made with these passwords")
+    for name, pw in kept.items():   # read back from disk: checked as an inventory's passwords are
+        if not isinstance(name, str) or not isinstance(pw, str) or not PASSWORD_RE.fullmatch(pw):
+            raise KopsError(f"{path}: the kept password of {str(name)[:40]!r} is not a usable password (not shown)",
+                            hint="kops writes 12-128 letters, digits and ._~+/=- there: restore the file from a "
+                                 "backup (the cluster's users were made with these passwords)")
     out = {}
     for name, given in {ADMIN: None, **users}.items():
         out[name] = given or kept.get(name) or _random.token_urlsafe(24)

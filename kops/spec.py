@@ -110,7 +110,7 @@ def _config_value(v):
     return v
 
 
-ConfigKey = Annotated[str, _pattern(r"[A-Za-z][A-Za-z0-9._-]{0,127}", "a config key",
+ConfigKey = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", "a config key",
                                     "letters, digits, '.', '_' and '-', like min.insync.replicas")]
 ConfigValue = Annotated[str | int | float | bool, AfterValidator(_config_value)]
 Config = dict[ConfigKey, ConfigValue]
@@ -218,8 +218,11 @@ class NodeOverride(_Strict):
     config: Config = Field(default_factory=dict)
 
 
+PASSWORD_RE = re.compile(r"[A-Za-z0-9._~+/=-]{12,128}", re.ASCII)   # safe in JAAS lines, properties and SCRAM
+
+
 def _password(v: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._~+/=-]{12,128}", v, re.ASCII):
+    if not PASSWORD_RE.fullmatch(v):
         # never echoed: a refused password is still somebody's password
         raise ValueError("not a usable password (the value is not shown): use 12-128 letters, digits and "
                          "._~+/=-, or leave it out and kops makes one")
@@ -255,14 +258,21 @@ class SSHSettings(_Strict):
 NodeName = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,40}", "a node name", "zoo1, kafka2, controller3, ...")]
 
 MAX_CONNECT = 9
-_MAVEN_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}:[A-Za-z0-9_.-]{1,100}:[A-Za-z0-9_.+-]{1,60}", re.ASCII)
+# each part starts with a letter or digit: no part is "." or "..", so none names a folder above its own
+_MAVEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[A-Za-z0-9][A-Za-z0-9_.+-]{0,59}",
+                       re.ASCII)
 _JAR_RE = re.compile(r"[A-Za-z0-9_./~+-][A-Za-z0-9_./~+-]{0,1018}\.jar", re.ASCII)
+_JAR_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}\.jar", re.ASCII)   # its file name: its folder's name
 
 
 def _plugin(v: str) -> str:
     if not (_MAVEN_RE.fullmatch(v) or _JAR_RE.fullmatch(v)):
         raise ValueError(f"{_short(v)} is not a Maven coordinate or a local .jar: e.g. "
-                         "org.example:my-connector:1.2.0 or ./jars/my-connector.jar")
+                         "org.example:my-connector:1.2.0 or ./jars/my-connector.jar (each part of a coordinate "
+                         "starts with a letter or digit)")
+    if ":" not in v and not _JAR_NAME_RE.fullmatch(v.rsplit("/", 1)[-1]):
+        raise ValueError(f"{_short(v)}: the jar's file name must start with a letter or digit and have at most "
+                         "120 characters of letters, digits and _.+- (it names the plugin's folder)")
     return v
 
 
@@ -487,15 +497,18 @@ def _config_rules(spec: ClusterSpec) -> list[str]:
                 ("zookeeper.config", spec.zk.config), ("controllers.config", spec.ctl.config)]
     sections += [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()]
     for section, cfg in sections:
+        role = _section_role(section)
+        if role in ("connect", "registry"):
+            continue   # their own rules (kops.spec._connect_rules, _registry_rules)
         managed = set(cfg) & MANAGED_KEYS
-        if section.startswith("zookeeper"):
-            managed |= {k for k in cfg if re.fullmatch(r"server\.[0-9]+", k)}
-        if spec.security.tls and not section.startswith("zookeeper"):
+        if role == "zookeeper":   # zookeeper.config and every nodes.zooN.config: the ensemble is kops's
+            managed |= {k for k in cfg if re.fullmatch(r"server\.[0-9]+|group\.[0-9]+|weight\.[0-9]+", k)}
+        if spec.security.tls and role != "zookeeper":
             managed |= {k for k in cfg if k.startswith(SECURITY_PREFIXES)}
         for key in sorted(managed):
             p.append(f"{section}.{key}: kops sets this key itself from the inventory (ids, listeners, "
                      "quorum, data folders, security); remove it and use the inventory's fields instead")
-        if section.startswith("zookeeper") or section.startswith("controllers"):
+        if role in ("zookeeper", "controller"):
             continue
         for key in _REPLICATION_KEYS:
             if key not in cfg:
@@ -511,6 +524,18 @@ def _config_rules(spec: ClusterSpec) -> list[str]:
             elif val < 1 and key != "default.replication.factor":
                 p.append(f"{section}.{key}: {val} must be at least 1")
     return p
+
+
+def _section_role(section: str) -> str:
+    """The role a config section configures: zookeeper.config and nodes.zooN.config ->
+    zookeeper; controllers.config, nodes.controllerN -> controller; nodes.connectN ->
+    connect; nodes.registryN -> registry; the rest -> broker."""
+    head = section.split(".")[0] if not section.startswith("nodes.") else section.split(".")[1]
+    for prefix, role in (("zoo", "zookeeper"), ("controller", "controller"), ("connect", "connect"),
+                         ("registry", "registry"), ("schema_registry", "registry")):
+        if head.startswith(prefix):
+            return role
+    return "broker"
 
 
 # Connect worker keys kops renders itself (the group, its topics, the REST listener, the plugins)
@@ -554,6 +579,10 @@ def _registry_rules(spec: ClusterSpec) -> list[str]:
     sections = [("schema_registry.config", r.config)] + [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()
                                                          if re.fullmatch(r"registry[0-9]+", n)]
     for section, cfg in sections:
+        for key, value in sorted(cfg.items()):
+            if "${" in str(value):   # the registry's configuration library would expand it (${HOME}, ${PATH}, ...)
+                p.append(f"{section}.{key}: {_short(value)} holds '${{', which the registry expands as a property or "
+                         "environment variable when it starts; kops passes values as written: remove the '${'")
         for key in sorted(set(cfg) & set(MANAGED)):
             p.append(f"{section}.{key}: kops sets this registry key itself (its storage in Kafka, the brokers, "
                      "the REST listener, the global compatibility); remove it and use schema_registry.port / "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .. import inventory as invlib
+from .. import inventory as invlib, paths
 from ..spec import DEFAULT_PRESET, NAME_RE
 from ..errors import InputError
 from .common import handle_errors, print_json, progress
@@ -57,22 +57,27 @@ def init(preset, out, name, force, list_):
         return
     src = invlib.preset_path(preset)
     dest = Path(out)
-    if not out or dest.is_dir():
+    try:
+        is_dir, exists = dest.is_dir(), dest.exists() or dest.is_symlink()
+    except OSError as exc:   # a name too long for the file system, say
+        raise InputError(f"-o {out[:80]!r}: {exc.strerror or exc}", hint="e.g. -o dev.yaml") from None
+    if not out or is_dir:
         raise InputError(f"-o {out!r} is a folder, not a file", hint="e.g. -o dev.yaml")
-    if dest.exists() and not force:
+    if exists and not force:
         raise InputError(f"{dest} exists; not overwriting it", hint="pass --force, or -o another file")
     cluster = name or _name_from(dest)
     if not NAME_RE.fullmatch(cluster):
         raise InputError(f"cluster name {cluster!r} is not DNS-safe",
                          hint="pass --name with 1-32 lowercase letters, digits and '-', starting with a letter")
-    text, n = re.subn(r"^name: .*$", f"name: {cluster}", src.read_text(), count=1, flags=re.M)
+    import yaml
+
+    # a name YAML reads as something else (yes, on, null, 1e3) is written quoted
+    scalar = cluster if yaml.safe_load(cluster) == cluster else f'"{cluster}"'
+    text, n = re.subn(r"^name: .*$", f"name: {scalar}", src.read_text(), count=1, flags=re.M)
     if not n:
-        text = f"name: {cluster}\n" + text
+        text = f"name: {scalar}\n" + text
     invlib.loads(text, str(dest))   # what is written must load
-    try:
-        dest.write_text(text)
-    except OSError as exc:
-        raise InputError(f"cannot write {dest}: {exc.strerror}") from exc
+    paths.write_output(dest, text, "-o")
     progress(f"wrote {dest} (cluster {cluster}, from preset {preset}); edit it, then: kops up -i {dest}")
     click.echo(str(dest))
 

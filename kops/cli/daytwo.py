@@ -124,9 +124,9 @@ def migrate(spec_source, to_kraft, controllers, show_status, rollback, purge_zoo
         if d.get("error"):
             click.echo(f"  last error: {d['error']}")
         if d["state"] == "migrating":
-            click.echo(f"  next: kops migrate{t.scope} --to-kraft resumes"
-                       + (f"; kops migrate{t.scope} --to-kraft --rollback goes back" if d["rollback_possible"]
-                          else "; rollback is no longer possible"))
+            from ..migration_record import checkpoint, next_step
+
+            click.echo(f"  next: {next_step(checkpoint(t.name), t.scope)}")
         return
     with t.provider() as prov:
         if rollback:

@@ -195,3 +195,35 @@ def test_a_broken_checkpoint_is_an_error_not_a_fresh_start(state_dir):
     assert "migration record cannot be read" in str(ei.value)
     assert paths.state_dir() == state_dir
     assert Observed().nodes == {}
+
+
+class _Observer:
+    """A provider that only observes: every node of ``bundle`` running as rendered."""
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+
+    def observe(self, bundle):
+        return migrate.assumed(self.bundle)
+
+
+def test_a_stopped_rollback_runs_again_from_the_step_it_stopped_at(state_dir):
+    zk = spec()
+    kr = migrate.kraft_spec(zk)
+    prov = _Observer(migrate.phase_topology(zk, kr, CID, "brokers-migrating").bundle)
+    record = dict(state="migrating", cluster="mig", done="metadata-migrated", controllers=3, cluster_id=CID,
+                  zk_inventory=zk.model_dump(mode="json", exclude_unset=True, by_alias=True))
+    _record(state_dir, **record, current="brokers-kraft")
+    steps = [r["phase"] for r in migrate.rollback(zk, prov, dry_run=True).phases]
+    assert steps == ["brokers-back-to-migration", "controllers-removed", "brokers-zookeeper", "converged"]
+    # stopped at the znodes, its controllers removed: the brokers' step is not run again (it
+    # would bring the controllers back, a new empty quorum the migrating brokers fail on)
+    _record(state_dir, **record, current="rollback", rollback_from=4, rollback_done=["brokers-back-to-migration"],
+            error="rollback, controllers-removed: zoo1 is not running")
+    steps = [r["phase"] for r in migrate.rollback(zk, prov, dry_run=True).phases]
+    assert steps == ["controllers-removed", "brokers-zookeeper", "converged"]
+    # and the migration does not "resume" from a rollback under way: exit 2, the way on named
+    with pytest.raises(InputError) as ei:
+        migrate.migrate(zk, provider=None)
+    assert "rollback of this migration to ZooKeeper is under way" in ei.value.message
+    assert "--rollback finishes the rollback" in ei.value.hint
