@@ -35,8 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 KOPS = str(Path(sys.executable).parent / "kops")
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
-from kops import dist, health, inventory, render, topology  # noqa: E402
-from kops.spec import ClusterSpec  # noqa: E402
+from kops.artifacts import dist
+from kops.kafka import health
+from kops.model import inventory, topology
+from kops.bundle import render  # noqa: E402
+from kops.model.spec import ClusterSpec  # noqa: E402
 
 from bench_up import machine, wait_round_trip  # noqa: E402
 

@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 KOPS = str(Path(sys.executable).parent / "kops")
 sys.path.insert(0, str(ROOT))
 
-from kops import health, topology  # noqa: E402
-from kops import inventory as speclib  # noqa: E402
+from kops.kafka import health
+from kops.model import topology  # noqa: E402
+from kops.model import inventory as speclib  # noqa: E402
 
 
 def sh(cmd, **kw) -> subprocess.CompletedProcess:

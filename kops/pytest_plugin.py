@@ -49,8 +49,8 @@ class KafkaCluster:
     """The cluster of a test session: where it is, and a few hands on it."""
 
     def __init__(self, spec, log=lambda m: None):
-        from . import lifecycle
-        from .providers import for_spec
+        from kops.orchestration import lifecycle
+        from kops.providers import for_spec
 
         self.spec = spec
         self.name = spec.name
@@ -87,7 +87,7 @@ class KafkaCluster:
     @property
     def client_config(self) -> dict:
         """librdkafka settings that reach this cluster (its security settings included)."""
-        from . import lifecycle
+        from kops.orchestration import lifecycle
 
         c = lifecycle.client_for(self.name, self.bootstrap_servers, self.status_data.get("security"))
         return {"bootstrap.servers": c.bootstrap, **dict(c.settings)}
@@ -142,7 +142,7 @@ class KafkaCluster:
 
 
 def _spec(config):
-    from . import inventory
+    from kops.model import inventory
 
     inv = config.getoption("--kops-inventory") or config.getini("kops_inventory") or None
     preset = None if inv else (config.getoption("--kops-preset") or config.getini("kops_preset") or "kraft-single")
@@ -172,7 +172,7 @@ def _say(config, line: str) -> None:
 @pytest.fixture(scope="session")
 def kafka_cluster(request):
     """A real Kafka cluster for the session (see the module's docstring for its options)."""
-    from .errors import KopsError
+    from kops.core.errors import KopsError
 
     spec = _spec(request.config)
     tr = request.config.pluginmanager.get_plugin("terminalreporter")

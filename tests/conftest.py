@@ -39,7 +39,7 @@ def hello_plugin_jar(tmp_path_factory):
     import zipfile
     from pathlib import Path
 
-    from kops import dist
+    from kops.artifacts import dist
 
     javac = shutil.which("javac")
     assert javac, "javac (a JDK) is needed to build the test plugin"

@@ -12,11 +12,11 @@ import click
 from rich import box
 from rich.table import Table
 
-from .. import lifecycle
-from ..errors import InputError, KopsError
-from ..spec import DEFAULT_PRESET, _short
-from .common import Seconds, err_console, handle_errors, out_console, print_json, progress
-from .config import inventory_options, load_spec
+from kops.orchestration import lifecycle
+from kops.core.errors import InputError, KopsError
+from kops.model.spec import DEFAULT_PRESET, _short
+from kops.cli.common import Seconds, err_console, handle_errors, out_console, print_json, progress
+from kops.cli.config import inventory_options, load_spec
 
 
 class Target:
@@ -42,7 +42,7 @@ class Target:
         """`up --name NAME|auto`, `--any-port` and `--profile`: the same inventory, another cluster."""
         import secrets
 
-        from ..spec import NAME_RE
+        from kops.model.spec import NAME_RE
 
         update = {}
         if rename:
@@ -68,7 +68,7 @@ class Target:
     def _refuse_if_ambiguous() -> None:
         """No target given: the default preset's cluster is meant. When it is not there but
         others are, or others are there too, guessing could act on the wrong one."""
-        from ..providers.docker import DockerProvider
+        from kops.providers.docker import DockerProvider
 
         try:
             names = sorted(DockerProvider("", progress).clusters())
@@ -85,7 +85,7 @@ class Target:
     @contextmanager
     def provider(self):
         """The provider of this target, its connections closed afterwards."""
-        from ..providers import for_spec
+        from kops.providers import for_spec
 
         prov = for_spec(self.spec, progress, name=self.name, accept_new_host_keys=self.accept_new)
         try:
@@ -280,8 +280,8 @@ def down(spec_source, name, purge, dry_run):
 @handle_errors
 def ls(output):
     """List kops clusters on the Docker engine, with their bootstrap addresses."""
-    from ..providers.docker import DockerProvider
-    from ..render import LABEL
+    from kops.providers.docker import DockerProvider
+    from kops.bundle.render import LABEL
 
     rows = []
     prov = DockerProvider("", progress)
@@ -433,7 +433,7 @@ def env(spec_source, name, shell, output, write_dir):
     if scrape:
         values["KOPS_METRICS_URLS"] = ",".join(scrape)
     if write_dir:
-        from .. import data
+        from kops.kafka import data
 
         client = lifecycle.client_for(st.name, st.bootstrap, st.security)
         files = data.write_client_files(write_dir, st.bootstrap, dict(client.settings))

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import KopsError
+from kops.core.errors import KopsError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 # Tables keep their columns whole when stdout is a file or a pipe (CI logs, `| grep`).

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from .. import inventory as invlib, paths
-from ..spec import DEFAULT_PRESET, NAME_RE
-from ..errors import InputError
-from .common import handle_errors, print_json, progress
+from kops.model import inventory as invlib
+from kops.core import paths
+from kops.model.spec import DEFAULT_PRESET, NAME_RE
+from kops.core.errors import InputError
+from kops.cli.common import handle_errors, print_json, progress
 
 
 def inventory_options(fn):
@@ -127,9 +128,10 @@ def _name_from(path: Path) -> str:
 @handle_errors
 def render(spec_source, out, output_format):
     """Render every node's files (and docker-compose.yml or systemd units) into a directory."""
-    from .. import render as renderlib
-    from .. import state, topology
-    from ..lifecycle import check_config, credentials
+    from kops.bundle import render as renderlib
+    from kops.store import state
+    from kops.model import topology
+    from kops.orchestration.lifecycle import check_config, credentials
 
     spec = load_spec(spec_source)
     dest = _render_target(out, create=False)

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from .cluster import Target
-from .common import handle_errors, out_console, print_json, progress
-from .config import inventory_options
+from kops.cli.cluster import Target
+from kops.cli.common import handle_errors, out_console, print_json, progress
+from kops.cli.config import inventory_options
 
 
 @click.group("connect")
@@ -21,7 +21,7 @@ def connect_group():
 
 
 def _workers(spec_source, name):
-    from .. import lifecycle
+    from kops.orchestration import lifecycle
 
     t = Target(spec_source, name)
     with t.provider() as prov:
@@ -46,7 +46,7 @@ def list_cmd(spec_source, name, output):
     from rich import box
     from rich.table import Table
 
-    from .. import connect
+    from kops.services import connect
 
     _t, addrs = _workers(spec_source, name)
     found = connect.list_all(addrs)
@@ -72,7 +72,7 @@ def list_cmd(spec_source, name, output):
 @handle_errors
 def create_cmd(spec_source, name, file, dry_run, output):
     """Create (or update) the connector FILE describes: {"name": ..., "config": {...}}."""
-    from .. import connect
+    from kops.services import connect
 
     cname, config = connect.load_connector(file)
     if dry_run:
@@ -96,7 +96,7 @@ def create_cmd(spec_source, name, file, dry_run, output):
 @handle_errors
 def status_cmd(spec_source, name, connector, output):
     """A connector's state and its tasks'. Exit 0 running, 1 failed or paused, 3 no such connector."""
-    from .. import connect
+    from kops.services import connect
 
     _t, addrs = _workers(spec_source, name)
     st = connect.status_of(addrs, connector)
@@ -120,7 +120,7 @@ def status_cmd(spec_source, name, connector, output):
 @handle_errors
 def restart_cmd(spec_source, name, connector):
     """Restart a connector and its tasks."""
-    from .. import connect
+    from kops.services import connect
 
     _t, addrs = _workers(spec_source, name)
     connect.restart(addrs, connector)
@@ -135,7 +135,7 @@ def restart_cmd(spec_source, name, connector):
 @handle_errors
 def delete_cmd(spec_source, name, connector, dry_run):
     """Delete a connector (its offsets stay in the group's offsets topic)."""
-    from .. import connect
+    from kops.services import connect
 
     _t, addrs = _workers(spec_source, name)
     if dry_run:

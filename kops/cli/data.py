@@ -12,10 +12,10 @@ import click
 from rich import box
 from rich.table import Table
 
-from .. import data, messages
-from ..errors import InputError
-from .common import Seconds, err_console, handle_errors, out_console, print_json, progress
-from .config import inventory_options
+from kops.kafka import data, messages
+from kops.core.errors import InputError
+from kops.cli.common import Seconds, err_console, handle_errors, out_console, print_json, progress
+from kops.cli.config import inventory_options
 
 
 def target_options(fn):
@@ -48,8 +48,8 @@ def _session(spec_source, name, bootstrap, command_config, client_set, timeout) 
         if name or spec_source[0] or spec_source[1]:
             raise InputError("give --bootstrap-server, or a kops cluster (-i/--preset/--name), not both")
         return data.Session(bootstrap, overrides, timeout)
-    from .. import lifecycle
-    from .cluster import Target
+    from kops.orchestration import lifecycle
+    from kops.cli.cluster import Target
 
     t = Target(spec_source, name)
     with t.provider() as prov:
@@ -251,7 +251,7 @@ def produce(topic, file_, key_separator, headers, partition, acks, compression, 
                        acks=acks, compression=compression, on_delivery=shown)
     parts = ",".join(map(str, sorted(res.partitions))) or "-"
     if res.errors:
-        from ..errors import KopsError
+        from kops.core.errors import KopsError
 
         raise KopsError(f"{len(res.errors)} of {res.sent} message(s) to {topic} failed: {res.errors[0]}",
                         hint=f"{res.delivered} delivered (partitions {parts})")
@@ -316,7 +316,7 @@ def consume(topic, from_, count, group, partitions, fmt, output, timeout, exit_a
     why = {"idle": f", then {timeout or 0:g} s without a message", "end": ", end of every partition"}
     progress(f"consumed {stats.received} message(s) from {topic}{why.get(stats.reason, '')}")
     if stats.reason == "idle" and count is not None and stats.received < count:
-        from ..errors import WaitTimeout
+        from kops.core.errors import WaitTimeout
 
         raise WaitTimeout(f"{stats.received} of {count} messages within {timeout:g} s of idleness")
 

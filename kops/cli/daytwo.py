@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from .. import upgrade as upg
-from .cluster import Target
-from .common import Seconds, handle_errors, print_json, progress
-from .config import inventory_options
+from kops.ops import upgrade as upg
+from kops.cli.cluster import Target
+from kops.cli.common import Seconds, handle_errors, print_json, progress
+from kops.cli.config import inventory_options
 
 
 @click.command("upgrade")
@@ -34,7 +34,7 @@ def upgrade(spec_source, to, finalize, dry_run, timeout, output, rename, any_por
     \b
     Example: kops upgrade -i dev.yaml --to 3.9.2 --dry-run
     """
-    from ..dist import check_version
+    from kops.artifacts.dist import check_version
 
     check_version(to)   # before anything is looked at: exit 2
     t = Target(spec_source, allow_name=False)
@@ -106,7 +106,7 @@ def migrate(spec_source, to_kraft, controllers, show_status, rollback, purge_zoo
     \b
     Example: kops migrate -i prod.yaml --to-kraft --dry-run
     """
-    from .. import migrate as mig
+    from kops.ops import migrate as mig
 
     if not (to_kraft or show_status or rollback):
         raise click.UsageError("say what to do: --to-kraft (migrate or resume), --status or --rollback")
@@ -124,7 +124,7 @@ def migrate(spec_source, to_kraft, controllers, show_status, rollback, purge_zoo
         if d.get("error"):
             click.echo(f"  last error: {d['error']}")
         if d["state"] == "migrating":
-            from ..migration_record import checkpoint, next_step
+            from kops.store.migration_record import checkpoint, next_step
 
             click.echo(f"  next: {next_step(checkpoint(t.name), t.scope)}")
         return

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InputError
-from .common import handle_errors, print_json, progress
+from kops.core.errors import InputError
+from kops.cli.common import handle_errors, print_json, progress
 
 
 @click.group("dist")
@@ -35,7 +35,7 @@ def fetch(version, source, apache_url, maven_repo, sha512, force, extras, output
     """
     if sha512 and source in ("apache", "maven"):
         raise InputError("--sha512 goes with --from PATH (apache checks the published .sha512 itself)")
-    from .. import dist as distlib   # late: requests is heavy, and most commands never need it
+    from kops.artifacts import dist as distlib  # late: requests is heavy, and most commands never need it
 
     d = distlib.fetch(version, source, apache_url=apache_url, maven_repo=maven_repo,
                       force=force, sha512=sha512, log=progress, extras=extras)
@@ -51,7 +51,7 @@ def fetch(version, source, apache_url, maven_repo, sha512, force, extras, output
 @handle_errors
 def ls(output):
     """List cached distributions."""
-    from .. import dist as distlib
+    from kops.artifacts import dist as distlib
 
     rows = []
     for p in sorted(distlib.dist_root().glob("kafka_*")):
@@ -80,9 +80,9 @@ def image_group():
 @handle_errors
 def build(version, base, dist_src, tag, force):
     """Build the Kafka image for VERSION (ZooKeeper, broker and controller in one)."""
-    from .. import images
+    from kops.artifacts import images
 
-    from .. import dist as distlib
+    from kops.artifacts import dist as distlib
 
     d = distlib.cached(version) if dist_src is None and version != "latest" else None
     if d is None:
@@ -97,7 +97,7 @@ def build(version, base, dist_src, tag, force):
 @handle_errors
 def build_registry(base):
     """Build kops's schema registry image (Apicurio Registry from Maven, kops.registry)."""
-    from .. import images
+    from kops.artifacts import images
 
     info = images.ensure_registry(base=base, log=progress)
     click.echo(info.tag)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
-from .cluster import check, down, env, logs, ls, restart, status, up
-from .config import init, render
-from .connect import connect_group
-from .daytwo import migrate, upgrade
-from .data import consume, group_group, produce, topic_group
-from .dist import dist_group, image_group
-from .nodes import exec_, shell
-from .security import certs, client_config
+from kops import __version__
+from kops.cli.cluster import check, down, env, logs, ls, restart, status, up
+from kops.cli.config import init, render
+from kops.cli.connect import connect_group
+from kops.cli.daytwo import migrate, upgrade
+from kops.cli.data import consume, group_group, produce, topic_group
+from kops.cli.dist import dist_group, image_group
+from kops.cli.nodes import exec_, shell
+from kops.cli.security import certs, client_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

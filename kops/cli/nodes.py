@@ -6,10 +6,10 @@ import sys
 
 import click
 
-from .. import nodes
-from .cluster import Target
-from .common import handle_errors
-from .config import inventory_options
+from kops.ops import nodes
+from kops.cli.cluster import Target
+from kops.cli.common import handle_errors
+from kops.cli.config import inventory_options
 
 
 def _run(node, argv, spec_source, name, tty) -> None:

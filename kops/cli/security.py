@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from .common import handle_errors, print_json, progress
-from .config import inventory_options, load_spec
+from kops.core.errors import InputError
+from kops.cli.common import handle_errors, print_json, progress
+from kops.cli.config import inventory_options, load_spec
 
 
 def _secure_spec(spec_source):
@@ -33,8 +33,9 @@ def client_config(user, spec_source, out):
     Example: kops client-config app -i secure.yaml -o ./client && \\
              kafka-topics.sh --command-config ./client/client.properties --bootstrap-server ... --list
     """
-    from .. import secrets, state, topology
-    from ..lifecycle import credentials
+    from kops.store import secrets, state
+    from kops.model import topology
+    from kops.orchestration.lifecycle import credentials
 
     spec = _secure_spec(spec_source)
     sec = spec.security
@@ -80,7 +81,7 @@ def client_config(user, spec_source, out):
 @handle_errors
 def certs(spec_source, output):
     """The cluster CA and node certificates kops made: names and expiry."""
-    from .. import secrets
+    from kops.store import secrets
 
     spec = _secure_spec(spec_source)
     rows = [{"what": w, "not_after": t.isoformat(), "names": n} for w, t, n in secrets.expiry(spec.name)]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..plan import Action, Observed, Plan
-from ..render import Bundle
+from kops.plan import Action, Observed, Plan
+from kops.bundle.render import Bundle
 
 Log = Callable[[str], None]
 

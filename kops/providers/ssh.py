@@ -22,13 +22,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import dist, health, metrics, paths, plugins, registry, tools
-from ..errors import EngineError, KopsError
-from ..launch import shell_line
-from ..plan import (Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost,
-                    Reconfigure, Remove, RemoveHost, Restart, Start, Stop)
-from .base import ProviderInfo
-from ..render import KAFKA_USER, Bundle, NodeBundle, kafka_home, profile_path
+from kops.artifacts import dist, plugins, tools
+from kops.kafka import health
+from kops.services import metrics, registry
+from kops.core import paths
+from kops.core.errors import EngineError, KopsError
+from kops.bundle.launch import shell_line
+from kops.plan import Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost, Reconfigure, Remove, RemoveHost, Restart, Start, Stop
+from kops.providers.base import ProviderInfo
+from kops.bundle.render import KAFKA_USER, Bundle, NodeBundle, kafka_home, profile_path
 
 NOTHING_KEPT = "kops: no previous files kept"
 JAVA_PACKAGES = {"apt": "openjdk-17-jre-headless", "dnf": "java-17-openjdk-headless",
@@ -183,7 +185,7 @@ class SSHProvider:
             raise EngineError("cannot reach every host; nothing was changed on any host:\n  - "
                               + "\n  - ".join(problems),
                               hint="is the host up, the address right and sshd listening on that port?")
-        from .. import hostkeys
+        from kops.store import hostkeys
 
         verified = hostkeys.verify(spec.hosts, spec.ssh.known_hosts, self.accept_new, self.log)
         self._known = verified
@@ -668,7 +670,7 @@ class SSHProvider:
              prefix: bool = False):
         """journald lines of ``nodes`` (interleaved by time with a node prefix when
         ``prefix``); with ``follow``, new lines as they come, until interrupted."""
-        from .docker import _interleaved, _labeller, _merged
+        from kops.providers.docker import _interleaved, _labeller, _merged
 
         label = _labeller(nodes, prefix)
 
@@ -713,7 +715,7 @@ class SSHProvider:
         through the system's ssh and the host keys kops verified."""
         import subprocess
 
-        from .attach import ssh_argv, ssh_remote
+        from kops.providers.attach import ssh_argv, ssh_remote
 
         nb = self._bundle.nodes[node]
         h = self.spec.hosts[nb.node.host_key]

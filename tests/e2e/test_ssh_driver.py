@@ -639,7 +639,7 @@ def test_hosts_download_the_tarball_with_checksum(lab):
     import io
     import tarfile
 
-    from kops import dist
+    from kops.artifacts import dist
 
     d = dist.cached("3.9.2") or dist.fetch("3.9.2", "maven")
     tgz = dist.tarball(d, lab.tmp / "serve")

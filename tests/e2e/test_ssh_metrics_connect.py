@@ -19,7 +19,7 @@ import requests
 import kopsrun
 import testhosts
 from kopsrun import poll
-from kops import metrics
+from kops.services import metrics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

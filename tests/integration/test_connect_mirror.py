@@ -17,7 +17,7 @@ from cleanup import remove_labelled
 
 from kopsrun import kops, poll
 
-from kops import inventory
+from kops.model import inventory
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

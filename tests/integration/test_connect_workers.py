@@ -20,7 +20,8 @@ import requests
 import kopsrun
 from kopsrun import poll
 
-from kops import inventory, metrics
+from kops.model import inventory
+from kops.services import metrics
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -324,7 +324,7 @@ def test_env_write_gives_a_client_what_it_needs(cluster, tmp_path):
         out = c.ok("topic", "list", "-b", conf["bootstrap.servers"], "--command-config", files[f]).stdout
         assert "inv-a" in out
     # Kafka's own Java tool reads client.properties (PEM truststore, SCRAM JAAS line) as written
-    from kops import dist
+    from kops.artifacts import dist
 
     d = dist.require("4.4.0")
     java = subprocess.run(["java", "-Xmx128m", "-cp", f"{d.path}/libs/*", "org.apache.kafka.tools.TopicCommand",

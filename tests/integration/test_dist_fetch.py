@@ -24,7 +24,7 @@ import pytest
 
 import kopsrun
 
-import kops.dist
+import kops.artifacts.dist
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

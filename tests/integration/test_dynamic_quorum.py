@@ -16,7 +16,7 @@ from cleanup import remove_labelled
 from kopsrun import ok
 from load import Load, kops
 
-from kops import quorum
+from kops.plan import quorum
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

@@ -20,7 +20,7 @@ NAME = "kops-jmx"
 
 
 def test_jmx_port_serves_broker_mbeans(tmp_path, docker_client):
-    from kops import dist
+    from kops.artifacts import dist
 
     inv = tmp_path / "jmx.yaml"
     inv.write_text(f"name: {NAME}\nprofile: fast\nkafka: {{version: 3.9.2, heap: 256m}}\n"

@@ -17,7 +17,8 @@ import requests
 
 from kopsrun import kops, poll
 
-from kops import inventory, metrics
+from kops.model import inventory
+from kops.services import metrics
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

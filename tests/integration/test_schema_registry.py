@@ -20,7 +20,7 @@ from cleanup import remove_labelled
 import kopsrun
 from kopsrun import poll
 
-from kops import inventory
+from kops.model import inventory
 from kops.pytest_plugin import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

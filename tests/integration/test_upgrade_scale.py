@@ -137,7 +137,7 @@ def test_rolling_upgrade_loses_nothing(cluster, docker_client):
 
 
 def test_adding_brokers_spreads_partitions_onto_them(cluster, docker_client):
-    from kops import health, reassign
+    from kops.kafka import health, reassign
 
     inv, env = cluster
     boot = bootstrap(inv, env)
@@ -211,7 +211,7 @@ def test_kraft_minor_upgrade_finalizes_the_feature_level(tmp_path, docker_client
     metadata.version through FeatureCommand in the node (read back with describe)."""
     from cleanup import remove_labelled
 
-    from kops import upgrade
+    from kops.ops import upgrade
 
     inv = tmp_path / "kraft.yaml"
     inv.write_text(f"name: {KRAFT}\nports: auto\nprofile: fast\nkafka: {{version: 4.3.2, heap: 256m}}\nbrokers: {{nodes: 1}}\n")

@@ -60,7 +60,7 @@ def test_wheel_contains_templates(wheel):
     for rel in _files_under(REPO / "templates"):
         assert f"kops/_data/templates/{rel}" in names, rel
     # the code itself and the entry point
-    assert "kops/dist.py" in names
+    assert "kops/artifacts/dist.py" in names
     assert "kops/cli/main.py" in names
     entry = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     assert entry

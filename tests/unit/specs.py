@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kops import inventory as speclib, topology
-from kops.spec import SpecError
+from kops.model import inventory as speclib, topology
+from kops.model.spec import SpecError
 
 CID = "MkU3OEVBNTcwNTJENDM2Qk"
 

@@ -8,10 +8,12 @@ import json
 
 import pytest
 
-from kops import connect, inventory as speclib, render, topology
-from kops.health import KafkaHealth
+from kops.services import connect
+from kops.model import inventory as speclib, topology
+from kops.bundle import render
+from kops.kafka.health import KafkaHealth
 from kops.plan import NodeObs, plan_down, plan_restart, plan_up
-from kops.status import Probes, build as build_status
+from kops.orchestration.status import Probes, build as build_status
 from test_plan import observe, shape
 
 from specs import CID, props, refused, topo  # noqa: E402
@@ -226,7 +228,7 @@ def test_connector_files(tmp_path, text, expected):
                                   '{"name": "a", "config": {"connector.class": "x", "k": {"n": 1}}}',
                                   '{"name": 3, "config": {"connector.class": "x"}}'])
 def test_bad_connector_files_are_input_errors(tmp_path, text):
-    from kops.errors import InputError
+    from kops.core.errors import InputError
 
     f = tmp_path / "c.json"
     f.write_text(text)
@@ -236,7 +238,7 @@ def test_bad_connector_files_are_input_errors(tmp_path, text):
 
 def test_connector_names_are_one_path_segment():
     assert connect._path("a/b ?#..") == "a%2Fb%20%3F%23.."
-    from kops.errors import InputError
+    from kops.core.errors import InputError
 
     for bad in ("", "a\nb", "x" * 250):
         with pytest.raises(InputError):
@@ -246,7 +248,7 @@ def test_connector_names_are_one_path_segment():
 def test_a_failed_connector_does_not_hold_the_healthy_gate():
     """`kops restart` waits for a healthy cluster after each node: a connector the user has to
     fix is reported by the status but does not hold the roll; a crashed worker does."""
-    from kops import gates
+    from kops.orchestration import gates
     from kops.plan import Wait
 
     class Provider:
@@ -262,7 +264,7 @@ def test_a_failed_connector_does_not_hold_the_healthy_gate():
     failed = {"connectors": {"sink": {"state": "FAILED", "type": "sink", "worker": "w", "tasks": []}}}
 
     def run(state, answers):
-        import kops.status as status_mod
+        import kops.orchestration.status as status_mod
 
         real = status_mod.collect
         status_mod.collect = lambda *a, **k: Probes(KafkaHealth(brokers={1: "127.0.0.1:9092"}, controller=1),
@@ -277,7 +279,7 @@ def test_a_failed_connector_does_not_hold_the_healthy_gate():
 
     st = run("ok", {"connect1": failed})
     assert st.state == "degraded" and any("connector sink is FAILED" in p for p in st.problems)
-    from kops.health import NotYet
+    from kops.kafka.health import NotYet
 
     with pytest.raises(NotYet, match="connect1"):
         run("crashed", {})

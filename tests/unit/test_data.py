@@ -9,9 +9,10 @@ import stat
 
 import pytest
 
-from kops import data, inventory, messages
-from kops.errors import InputError
-from kops.spec import SpecError, TopicSpec
+from kops.kafka import data, messages
+from kops.model import inventory
+from kops.core.errors import InputError
+from kops.model.spec import SpecError, TopicSpec
 
 REC = messages.Record("orders", 2, 41, 1700000000123, b"k1", b"hello", (("src", b"cli"), ("n", None)))
 

@@ -12,9 +12,13 @@ from kops.providers.ssh import SSHProvider
 
 DOCKER_INFO, SSH_INFO = DockerProvider.info, SSHProvider.info
 
-from kops import inventory, reassign, render, scale, topology, upgrade
+from kops.model import inventory, topology
+from kops.kafka import reassign
+from kops.bundle import render
+from kops.plan import scale
+from kops.ops import upgrade
 from kops.plan import NodeObs, Observed, Plan, plan_up
-from kops.reassign import Move
+from kops.kafka.reassign import Move
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
 
@@ -190,7 +194,7 @@ def test_scale_down_plan_drains_then_stops_then_removes(monkeypatch):
 
 
 def test_scale_down_refuses_rf_above_brokers_left(monkeypatch):
-    from kops.errors import InputError
+    from kops.core.errors import InputError
 
     b = bundle(2)
     obs = observed_of(b, extra=[("kafka3", "broker", 3)])
@@ -339,8 +343,8 @@ def test_ssh_exec_places_any_file_content_as_data(tmp_path, monkeypatch):
 
 def test_ssh_brokers_left_out_of_the_inventory_are_refused(monkeypatch):
     """Over SSH the provider sees only the inventory's nodes: Kafka's own broker list tells."""
-    from kops import health
-    from kops.errors import InputError
+    from kops.kafka import health
+    from kops.core.errors import InputError
 
     b = render.build(topology.build(inventory.load(preset="ssh-zk-three-hosts"), CLUSTER_ID))
     obs = observed_of(b)

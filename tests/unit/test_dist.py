@@ -11,8 +11,9 @@ import tarfile
 
 import pytest
 
-from kops import dist, paths
-from kops.errors import EXIT_FAILURE, EXIT_INPUT, DistError, InputError
+from kops.artifacts import dist
+from kops.core import paths
+from kops.core.errors import EXIT_FAILURE, EXIT_INPUT, DistError, InputError
 
 
 @pytest.fixture(autouse=True)

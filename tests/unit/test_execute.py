@@ -18,8 +18,11 @@ import math
 
 import pytest
 
-from kops import execute, gates, migrate, plan as planlib, quorum, scale   # noqa: F401 - every Action module
-from kops.errors import InputError, KopsError, WaitTimeout, combined, seconds
+from kops.orchestration import execute, gates
+from kops.ops import migrate
+from kops import plan as planlib
+from kops.plan import quorum, scale  # noqa: F401 - every Action module
+from kops.core.errors import InputError, KopsError, WaitTimeout, combined, seconds
 from kops.plan import Action, ClusterAction, Plan, Reconfigure, Restart, Wait
 from kops.providers.docker import DockerProvider
 from kops.providers.ssh import SSHProvider
@@ -211,7 +214,8 @@ def test_library_durations_are_checked_as_the_cli_checks_them(bad):
 
 
 def test_up_refuses_a_nan_timeout_before_anything(monkeypatch):
-    from kops import inventory, lifecycle
+    from kops.model import inventory
+    from kops.orchestration import lifecycle
 
     spec = inventory.load(preset="dev")
     with pytest.raises(InputError, match="not a number of seconds"):
@@ -219,10 +223,10 @@ def test_up_refuses_a_nan_timeout_before_anything(monkeypatch):
 
 
 @pytest.mark.parametrize("module, reader, name", [
-    ("upgrade", "recorded", "version.json"),
-    ("quorum", "known", "controllers.json"),
-    ("quorum", "pending", "pending-voters.json"),
-    ("migrate", "checkpoint", "migration.json"),
+    ("kops.orchestration.preflight", "recorded", "version.json"),
+    ("kops.plan.quorum", "known", "controllers.json"),
+    ("kops.plan.quorum", "pending", "pending-voters.json"),
+    ("kops.store.migration_record", "checkpoint", "migration.json"),
 ])
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\"text\"", "\xff\xfe"])
 def test_a_corrupt_state_file_is_an_error_naming_it(tmp_path, monkeypatch, module, reader, name, content):
@@ -232,7 +236,7 @@ def test_a_corrupt_state_file_is_an_error_naming_it(tmp_path, monkeypatch, modul
     f = tmp_path / "clusters" / "c1" / name
     f.parent.mkdir(parents=True)
     f.write_bytes(content.encode("latin-1"))
-    fn = getattr(importlib.import_module(f"kops.{module}"), reader)
+    fn = getattr(importlib.import_module(module), reader)
     want_list = name in ("controllers.json", "pending-voters.json")
     if content == "[1, 2]" and want_list:
         assert fn("c1") == [1, 2]
@@ -243,7 +247,7 @@ def test_a_corrupt_state_file_is_an_error_naming_it(tmp_path, monkeypatch, modul
 
 
 def test_a_missing_state_file_is_empty(tmp_path, monkeypatch):
-    from kops import upgrade
+    from kops.ops import upgrade
 
     monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path))
     assert upgrade.recorded("nothing") == {} and quorum.known("nothing") == [] \

@@ -20,11 +20,14 @@ import time
 
 import pytest
 
-from kops import gates, health, inventory, topology, wait as waiting
-from kops.errors import EXIT_FAILURE, EXIT_TIMEOUT, KopsError, WaitTimeout
-from kops.health import KafkaHealth
+from kops.orchestration import gates
+from kops.kafka import health
+from kops.model import inventory, topology
+from kops.core import wait as waiting
+from kops.core.errors import EXIT_FAILURE, EXIT_TIMEOUT, KopsError, WaitTimeout
+from kops.kafka.health import KafkaHealth
 from kops.plan import NodeObs, Observed, Wait
-from kops.status import Probes
+from kops.orchestration.status import Probes
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
 ZK3K3 = "zk-multiple-kafka-multiple"
@@ -224,7 +227,7 @@ def test_healthy_gate_waits_for_a_healthy_status(monkeypatch):
     zk = {"zoo1": "follower", "zoo2": "leader", "zoo3": "follower"}
     answers = [Probes(KafkaHealth(brokers={1: "a", 3: "c"}, controller=1), zk=zk),      # kafka2 not back yet
                Probes(KafkaHealth(brokers={1: "a", 2: "b", 3: "c"}, controller=1), zk=zk)]
-    monkeypatch.setattr("kops.status.collect", lambda *a, **k: answers.pop(0) if len(answers) > 1 else answers[0])
+    monkeypatch.setattr("kops.orchestration.status.collect", lambda *a, **k: answers.pop(0) if len(answers) > 1 else answers[0])
     ctx, _ = ctx_for(FakeProvider(observed=running_cluster()))
     st = gates.wait(ctx, Wait(gate="healthy", nodes=("kafka2",), quiet=True), soon())
     assert st.state == "healthy" and st.controller == 1
@@ -233,7 +236,7 @@ def test_healthy_gate_waits_for_a_healthy_status(monkeypatch):
 def test_healthy_gate_times_out_with_the_status_problems(monkeypatch):
     probes = Probes(KafkaHealth(brokers={1: "a", 3: "c"}, controller=1),
                     zk={"zoo1": "follower", "zoo2": "leader", "zoo3": "follower"})
-    monkeypatch.setattr("kops.status.collect", lambda *a, **k: probes)
+    monkeypatch.setattr("kops.orchestration.status.collect", lambda *a, **k: probes)
     fake = FakeProvider(observed=running_cluster())
     ctx, _ = ctx_for(fake)
     with pytest.raises(WaitTimeout) as err:
@@ -309,7 +312,7 @@ def test_zookeeper_sessions_long_expired_pass_without_asking(monkeypatch):
 def test_zookeeper_gate_holds_until_the_running_brokers_reconnected():
     """After a ZooKeeper restart the brokers' sessions reconnect on their own; a broker
     stopped before that cannot close its session (NodeExists at its next start)."""
-    from kops import gates
+    from kops.orchestration import gates
 
     srvr = {"zoo1": "Mode: standalone\nConnections: 1\n"}
     ctx, _ = ctx_for(FakeProvider(srvr=srvr), preset="zk-single-kafka-single")

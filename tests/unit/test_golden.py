@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kops import inventory as speclib, registry, render, topology
-from kops.errors import KopsError
+from kops.model import inventory as speclib, topology
+from kops.services import registry
+from kops.bundle import render
+from kops.core.errors import KopsError
 
 CID = "MkU3OEVBNTcwNTJENDM2Qk"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

@@ -38,10 +38,12 @@ import yaml
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from kops import engine, inventory, render, topology
+from kops.core import engine
+from kops.model import inventory, topology
+from kops.bundle import render
 from kops.cli.main import cli
-from kops.errors import EXIT_INPUT, EngineError, InputError
-from kops.spec import RULES_ERROR, ClusterSpec, SpecError
+from kops.core.errors import EXIT_INPUT, EngineError, InputError
+from kops.model.spec import RULES_ERROR, ClusterSpec, SpecError
 
 CID = "MkU3OEVBNTcwNTJENDM2Qk"
 BUG = "this is a kops bug"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from kops import health, launch, state
-from kops import inventory as speclib
+from kops.kafka import health
+from kops.bundle import launch
+from kops.store import state
+from kops.model import inventory as speclib
 from kops.providers.ssh import _download_script
 
 

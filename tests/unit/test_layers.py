@@ -22,7 +22,7 @@ def test_every_import_points_down():
     assert exe, "import-linter is a test dependency (pyproject.toml [test])"
     p = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
-    assert "1 kept, 0 broken" in p.stdout
+    assert "0 broken" in p.stdout
 
 
 def test_the_upward_imports_left_are_few_and_named():
@@ -43,10 +43,11 @@ def _apply_callers() -> list[str]:
 
 def test_only_the_executor_hands_a_provider_a_step():
     callers = _apply_callers()
-    assert callers and all(c.startswith("kops/execute.py:") for c in callers), callers
+    assert callers and all(c.startswith("kops/orchestration/execute.py:") for c in callers), callers
 
 
-@pytest.mark.parametrize("module", ["lifecycle", "migrate", "scale", "quorum", "plan"])
+@pytest.mark.parametrize("module", ["orchestration/lifecycle", "orchestration/execute", "ops/migrate", "plan/scale",
+                                    "plan/quorum", "plan/__init__"])
 def test_planning_asks_capabilities_not_driver_names(module):
     text = (KOPS / f"{module}.py").read_text()
     assert not re.search(r'(driver|provider\.name)\s*[!=]=\s*"(ssh|docker)"', text)

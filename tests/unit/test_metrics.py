@@ -9,8 +9,11 @@ import json
 import pytest
 import yaml
 
-from kops import dist, inventory as speclib, metrics, render, topology
-from kops.status import NodeStatus
+from kops.artifacts import dist
+from kops.model import inventory as speclib, topology
+from kops.services import metrics
+from kops.bundle import render
+from kops.orchestration.status import NodeStatus
 
 from specs import CID, refused  # noqa: E402
 ZK = "name: m\nkafka: {version: 3.9.2}\nzookeeper: {nodes: 1}\nbrokers: {nodes: 2}\nmetrics: {prometheus: true}\n"

@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from kops import inventory as speclib
-from kops import migrate, paths
-from kops.errors import InputError
+from kops.model import inventory as speclib
+from kops.ops import migrate
+from kops.core import paths
+from kops.core.errors import InputError
 from kops.plan import Observed, plan_up
 
 from specs import CID, props
@@ -89,7 +90,8 @@ def test_each_phase_gives_each_node_its_settings():
     assert c1["controller.quorum.voters"] == "101@controller1:19192,102@controller2:19193,103@controller3:19194"
     assert "zookeeper.metadata.migration.enable" not in k1 and k1["broker.id"] == "1", "brokers untouched"
     plain = migrate.phase_topology(zk, kr, CID, "controllers").bundle.nodes["kafka1"].digest
-    from kops import render, topology
+    from kops.bundle import render
+    from kops.model import topology
 
     assert plain == render.build(topology.build(zk, "n/a")).nodes["kafka1"].digest, "no broker roll in phase 1"
 
@@ -137,7 +139,8 @@ def test_controllers_metrics_ports_do_not_take_zookeepers_while_it_runs():
 
 def test_every_phase_is_planned_against_what_the_one_before_leaves():
     zk, kr = spec(), migrate.kraft_spec(spec())
-    from kops import render, topology
+    from kops.bundle import render
+    from kops.model import topology
 
     running = migrate.assumed(render.build(topology.build(zk, "n/a")))
     kinds = []

@@ -30,9 +30,10 @@ import json
 
 import pytest
 
-from kops import inventory, plan, render, topology
-from kops.plan import (Format, HostObs, Need, NodeObs, Observed, PrepareHost, Reconfigure, Stop, Wait,
-                       plan_down, plan_restart, plan_up)
+from kops.model import inventory, topology
+from kops import plan
+from kops.bundle import render
+from kops.plan import Format, HostObs, Need, NodeObs, Observed, PrepareHost, Reconfigure, Stop, Wait, plan_down, plan_restart, plan_up
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
 SETTLE = plan.SETTLE

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from kops import cds, render, topology
-from kops import inventory as speclib
-from kops.errors import InputError
-from kops.launch import FAST_OPTS, PERF_OPTS
+from kops.artifacts import cds
+from kops.bundle import render
+from kops.model import topology
+from kops.model import inventory as speclib
+from kops.core.errors import InputError
+from kops.bundle.launch import FAST_OPTS, PERF_OPTS
 
 CID = "MkU3OEVBNTcwNTJENDM2Qk"
 

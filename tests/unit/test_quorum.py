@@ -9,8 +9,11 @@ import pytest
 from kops.providers.docker import DockerProvider
 from kops.providers.ssh import SSHProvider
 
-from kops import inventory as speclib, lifecycle, quorum, render, topology
-from kops.errors import InputError
+from kops.model import inventory as speclib, topology
+from kops.orchestration import lifecycle
+from kops.plan import quorum
+from kops.bundle import render
+from kops.core.errors import InputError
 from kops.plan import NodeObs, Observed, plan_up
 from specs import CID
 

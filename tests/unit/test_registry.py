@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from kops import inventory as speclib, registry, render, topology
-from kops.health import KafkaHealth
+from kops.model import inventory as speclib, topology
+from kops.services import registry
+from kops.bundle import render
+from kops.kafka.health import KafkaHealth
 from kops.plan import StorageTopics, plan_down, plan_up
-from kops.status import Probes, build as build_status
+from kops.orchestration.status import Probes, build as build_status
 from test_plan import observe, shape
 
 from specs import CID, props, refused, topo  # noqa: E402

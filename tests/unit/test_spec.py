@@ -13,10 +13,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from kops import inventory as speclib
+from kops.model import inventory as speclib
 from kops.cli.main import cli
-from kops.errors import EXIT_INPUT, InputError
-from kops.spec import SpecError
+from kops.core.errors import EXIT_INPUT, InputError
+from kops.model.spec import SpecError
 
 SSH3 = """\
 driver: ssh
@@ -358,7 +358,9 @@ def test_render_zookeeper_mode_has_no_cluster_id(runner, tmp_path):
 @pytest.mark.parametrize("example", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")))
 def test_examples_load_and_render(example, tmp_path, monkeypatch):
     """The example inventories of the README load, and render with the secrets kops makes."""
-    from kops import lifecycle, render, topology
+    from kops.orchestration import lifecycle
+    from kops.bundle import render
+    from kops.model import topology
 
     monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path))
     path = Path(__file__).resolve().parents[2] / "examples" / example

@@ -17,10 +17,12 @@ import json
 
 import pytest
 
-from kops import inventory, render, status, topology
-from kops.health import KafkaHealth
+from kops.model import inventory, topology
+from kops.bundle import render
+from kops.orchestration import status
+from kops.kafka.health import KafkaHealth
 from kops.plan import NodeObs, Observed
-from kops.status import Probes
+from kops.orchestration.status import Probes
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qk"
 ZK1K3 = "zk-single-kafka-multiple"

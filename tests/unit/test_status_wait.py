@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from kops import lifecycle, wait as waiting
-from kops.errors import InputError
-from kops.status import ClusterStatus
+from kops.orchestration import lifecycle
+from kops.core import wait as waiting
+from kops.core.errors import InputError
+from kops.orchestration.status import ClusterStatus
 
 REAL_CLOCK = waiting.Clock
 

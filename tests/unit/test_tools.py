@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kops import dist, tools
+from kops.artifacts import dist, tools
 
 VERSIONS = ["3.9.2", "4.4.0"]
 
@@ -164,7 +164,8 @@ def test_ssh_remote_line_keeps_words_and_env(tmp_path):
 
 
 def test_nodes_get_client_config_env_and_profile():
-    from kops import inventory, render, topology
+    from kops.model import inventory, topology
+    from kops.bundle import render
 
     cid = "MkU3OEVBNTcwNTJENDM2Qk"
     b = render.build(topology.build(inventory.load(preset="zk-single-kafka-single"), cid))
@@ -185,7 +186,8 @@ def test_nodes_get_client_config_env_and_profile():
 
 
 def test_secure_client_config_is_secret():
-    from kops import inventory, render, topology
+    from kops.model import inventory, topology
+    from kops.bundle import render
 
     spec = inventory.loads("name: s\nkafka: {version: 4.4.0}\nbrokers: {nodes: 1}\n"
                            "security: {tls: true, sasl: scram-sha-512}\n", "s.yaml")
@@ -214,7 +216,8 @@ def test_class_data_archive_only_where_it_fits(home):
 def test_scaling_the_brokers_changes_no_other_nodes_definition():
     """The tools' addresses (environment, client.properties, the SSH login profile) are left
     out of what a node runs on: 3 -> 5 brokers re-renders kafka1..3 and zoo1 unchanged."""
-    from kops import inventory, render, topology
+    from kops.model import inventory, topology
+    from kops.bundle import render
 
     cid = "MkU3OEVBNTcwNTJENDM2Qk"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kops import gates, wait as waiting  # noqa: F401 - gates registers the Kafka gates
-from kops.errors import KopsError, NotYet, WaitTimeout
+from kops.orchestration import gates
+from kops.core import wait as waiting  # noqa: F401 - gates registers the Kafka gates
+from kops.core.errors import KopsError, NotYet, WaitTimeout
 
 
 class Clock:
@@ -86,7 +87,8 @@ def test_the_watch_fails_fast():
 
 
 def test_every_gate_a_plan_names_is_registered_with_its_words():
-    from kops import connect, registry, zookeeper  # noqa: F401 - they register theirs
+    from kops.services import connect, registry
+    from kops.kafka import zookeeper  # noqa: F401 - they register theirs
     assert set(waiting.GATES) >= {"zookeeper-quorum", "zookeeper-sessions", "kafka-ready", "safe-to-stop",
                                   "healthy", "connect-ready", "registry-ready", "zk-migration"}
     assert waiting.words("kafka-ready").startswith("Kafka to be ready")

@@ -1,0 +1,1 @@
+"""Kafka distributions, images, CDS archives, Connect plugins, Kafka's tool launchers."""

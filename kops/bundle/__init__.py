@@ -1,0 +1,1 @@
+"""the bundle: every node's files, command line, unit or container."""

@@ -1,0 +1,1 @@
+"""Kafka itself through its clients and tools: probes, topics and data, messages, reassignment, ZooKeeper's shell."""

@@ -1,0 +1,1 @@
+"""the inventory model: spec, strict YAML loading, topology, Kafka's config definitions."""

@@ -1,0 +1,641 @@
+"""The inventory model: what a cluster spec may say, with every rule that the spec alone decides.
+
+Single-field rules (names, hosts, users, paths, ports, versions, heaps, config keys and
+values) live on the fields, so a library caller that builds a ``ClusterSpec`` gets the
+same validation as the CLI. Rules that need the whole spec (ensemble sizes, mode vs
+version, replication factors vs brokers, hosts vs roles) run in a model validator and are
+reported together. Rules that need the derived nodes (ids, ports) belong to
+:mod:`kops.topology`; reading YAML belongs to :mod:`kops.inventory`. This module imports
+neither.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints,
+                      ValidationInfo, model_validator)
+from pydantic_core import PydanticCustomError
+
+from kops.core.errors import InputError
+
+NAME_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?", re.ASCII)
+VERSION_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", re.ASCII)
+DEFAULT_PRESET = "zk-single-kafka-single"
+RULES_ERROR = "kops_rules"
+
+# Limits that keep a typo (`nodes: 1000000000`) from building a huge cluster in memory.
+MAX_BROKERS = 64
+MAX_ZOOKEEPERS = 7
+MAX_CONTROLLERS = 9
+
+# Keys that kops renders itself from the topology: setting them in `config` would break
+# the listeners, ids or quorum kops relies on.
+MANAGED_KEYS = {
+    "broker.id", "node.id", "process.roles", "listeners", "advertised.listeners",
+    "listener.security.protocol.map", "inter.broker.listener.name", "controller.listener.names",
+    "controller.quorum.voters", "controller.quorum.bootstrap.servers", "zookeeper.connect",
+    "log.dirs", "log.dir", "metadata.log.dir",
+    # zoo.cfg
+    "dataDir", "clientPort", "myid", "dataLogDir",
+}
+
+
+# With security on, kops renders these itself (stores, JAAS with the brokers' credentials).
+SECURITY_PREFIXES = ("ssl.", "sasl.", "listener.name.", "security.", "super.users")
+
+
+def _short(value, limit: int = 60) -> str:
+    """A value as the error shows it: repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + f" ({len(str(value))} chars)"
+
+
+def _pattern(regex: str, what: str, example: str):
+    compiled = re.compile(regex, re.ASCII)   # \d and \w: ASCII only (no fullwidth or other digits)
+
+    def check(v: str) -> str:
+        if not compiled.fullmatch(v):
+            raise ValueError(f"{_short(v)} is not {what}: {example}")
+        return v
+    return AfterValidator(check)
+
+
+Name = Annotated[str, _pattern(NAME_RE.pattern, "DNS-safe",
+                               "use 1-32 lowercase letters, digits and '-', starting with a letter")]
+Heap = Annotated[str, _pattern(r"[1-9][0-9]{0,5}[mMgG]", "a heap size", "use e.g. 256m or 1g")]
+Version = Annotated[str, _pattern(VERSION_RE.pattern, "a version", "use X.Y.Z, e.g. 3.9.2 or 4.1.1")]
+# A host name (RFC 1123 labels) or an IPv4 address; no spaces, quotes or shell characters.
+HostAddress = Annotated[str, _pattern(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+                                      "a host name or IPv4 address", "e.g. 10.0.0.11 or kafka1.example.com")]
+def _ipv4_if_numeric(v: str) -> str:
+    if re.fullmatch(r"[0-9.]+", v):
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"{_short(v)} is not an IPv4 address (four numbers 0-255, no leading zeros)") from None
+    return v
+
+
+HostAddress = Annotated[HostAddress, AfterValidator(_ipv4_if_numeric)]
+UserName = Annotated[str, _pattern(r"[a-z_][a-z0-9_-]{0,31}", "a user name", "e.g. root or deploy")]
+ImageRef = Annotated[str, StringConstraints(max_length=255), _pattern(r"[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+                                   r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?",
+                                   "an image reference", "e.g. kops/kafka:3.9.2 or registry:5000/kafka:4.1.1")]
+ClusterId = Annotated[str, _pattern(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", "a Kafka cluster id",
+                                    "22 characters of base64url, not starting with '-' "
+                                    "(`kops` makes one when this is absent)")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+LabelKey = Annotated[str, _pattern(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?", "a label key",
+                                   "lowercase letters, digits, '.', '_' and '-'")]
+LabelValue = Annotated[str, StringConstraints(max_length=200), _pattern(r"[A-Za-z0-9 ._:/@+=-]*", "a label value",
+                                                                     "letters, digits, spaces and ._:/@+=-")]
+
+
+def _config_value(v):
+    if isinstance(v, str):
+        if any(c in v for c in "\n\r\0") or len(v) > 4096:
+            raise ValueError(f"{_short(v)} is not a config value: one line, no NUL, at most 4096 characters")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{_short(v)} is not a config value: it holds broken Unicode") from None
+    if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{v!r} is not a config value: use a finite number")
+    return v
+
+
+ConfigKey = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", "a config key",
+                                    "letters, digits, '.', '_' and '-', like min.insync.replicas")]
+ConfigValue = Annotated[str | int | float | bool, AfterValidator(_config_value)]
+Config = dict[ConfigKey, ConfigValue]
+
+
+class SpecError(InputError):
+    """One or more problems in an inventory; ``problems`` lists them."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.problems = problems
+        n = len(problems)
+        body = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''} in the inventory:\n{body}",
+                         hint="fix the fields named above; `kops init --preset NAME` writes a "
+                              "working inventory to start from")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+
+class DownloadSpec(_Strict):
+    """SSH driver: hosts download the official tarball themselves instead of receiving it."""
+
+    url: Annotated[str, _pattern(r"https?://[A-Za-z0-9._~:/?#\[\]@!&'()*+,;=%-]{1,2000}", "an http(s) URL",
+                                 "e.g. https://mirror.example.com/kafka/3.9.2/kafka_2.13-3.9.2.tgz")]
+    sha512: Annotated[str, _pattern(r"[0-9a-fA-F]{128}", "a SHA-512 digest", "128 hex characters")]
+
+
+class KafkaSpec(_Strict):
+    version: Version = "3.9.2"
+    mode: Literal["zookeeper", "kraft"] | None = None  # default: zookeeper below 4.0, else kraft
+    image: ImageRef | None = None
+    heap: Heap = "512m"
+    cluster_id: ClusterId | None = None
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    config: Config = Field(default_factory=dict)
+    # keys of plugins (reporters, authorizers, ...) that Kafka's own definitions do not list:
+    # exact names, or prefixes ending in * (my.reporter.*)
+    custom_keys: list[Annotated[str, _pattern(r"[A-Za-z][A-Za-z0-9._-]{0,127}\*?", "a config key or prefix*",
+                                              "e.g. my.reporter.url or my.reporter.*")]] = Field(
+        default_factory=list, max_length=200)
+    download: DownloadSpec | None = None
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def image_ref(self) -> str:
+        return self.image or f"kops/kafka:{self.version}"
+
+
+class ZooKeeperSpec(_Strict):
+    nodes: int | None = Field(default=None, ge=1, le=MAX_ZOOKEEPERS)
+    heap: Heap = "256m"
+    client_port: Port = 2181
+    peer_port: Port = 2888
+    election_port: Port = 3888
+    config: Config = Field(default_factory=dict)
+
+
+class BrokerSpec(_Strict):
+    nodes: int | None = Field(default=None, ge=1, le=MAX_BROKERS)
+    heap: Heap | None = None  # default: kafka.heap
+    internal_port: Port = 19092
+    external_port: Port = 9092
+    docker_port: Port = 29092
+    controller_port: Port = 19192  # KRaft combined nodes
+    jmx_port: Port | None = None   # off unless set: 9999, 10000, ...
+    advertised_host: HostAddress = "127.0.0.1"
+    # where client ports listen on the host (SSH) or are published (Docker); default: the
+    # node's own address (SSH), loopback or the advertised address (Docker). 0.0.0.0 only
+    # when asked for here.
+    bind_address: Annotated[str, _pattern(r"([0-9]{1,3}\.){3}[0-9]{1,3}", "an IPv4 address",
+                                          "e.g. 10.0.0.11, 127.0.0.1, or 0.0.0.0 for every interface"),
+                            AfterValidator(_ipv4_if_numeric)] | None = None
+    config: Config = Field(default_factory=dict)
+
+
+class ControllerSpec(_Strict):
+    nodes: int | None = Field(default=None, ge=1, le=MAX_CONTROLLERS)
+    heap: Heap = "256m"
+    port: Port = 19192
+    config: Config = Field(default_factory=dict)
+
+
+Role = Literal["zookeeper", "broker", "controller", "connect", "registry"]
+KeyPath = Annotated[str, _pattern(r"[A-Za-z0-9_./~+-][A-Za-z0-9_./~+ -]{0,1023}", "a key file path",
+                                  "a path such as ~/.ssh/id_ed25519")]
+
+
+class HostSpec(_Strict):
+    address: HostAddress
+    user: UserName = "root"
+    port: Port = 22
+    key: KeyPath | None = None
+    sudo: bool = False
+    roles: list[Role] = Field(min_length=1, max_length=5)
+
+
+class NodeOverride(_Strict):
+    id: int | None = Field(default=None, ge=0, le=2_000_000_000)
+    heap: Heap | None = None
+    config: Config = Field(default_factory=dict)
+
+
+PASSWORD_RE = re.compile(r"[A-Za-z0-9._~+/=-]{12,128}", re.ASCII)   # safe in JAAS lines, properties and SCRAM
+
+
+def _password(v: str) -> str:
+    if not PASSWORD_RE.fullmatch(v):
+        # never echoed: a refused password is still somebody's password
+        raise ValueError("not a usable password (the value is not shown): use 12-128 letters, digits and "
+                         "._~+/=-, or leave it out and kops makes one")
+    return v
+
+
+Password = Annotated[str, AfterValidator(_password)]
+
+
+class UserSpec(_Strict):
+    password: Password | None = None   # default: generated, kept 0600 on this machine
+
+
+class SecuritySpec(_Strict):
+    """TLS on every Kafka listener (clients, between brokers, to the controllers), and SASL
+    for clients and brokers. A per-cluster CA and the node certificates are made by kops."""
+
+    tls: bool = False
+    sasl: Literal["scram-sha-512", "scram-sha-256"] | None = None
+    users: dict[Name, UserSpec] = Field(default_factory=dict, max_length=100)
+
+    @property
+    def mechanism(self) -> str | None:
+        return self.sasl.upper() if self.sasl else None
+
+
+class SSHSettings(_Strict):
+    # a known_hosts file to verify the hosts' keys against (default: ~/.ssh/known_hosts and
+    # kops's own, where --accept-new-host-keys records new keys)
+    known_hosts: KeyPath | None = None
+
+
+NodeName = Annotated[str, _pattern(r"[a-z][a-z0-9-]{0,40}", "a node name", "zoo1, kafka2, controller3, ...")]
+
+MAX_CONNECT = 9
+# each part starts with a letter or digit: no part is "." or "..", so none names a folder above its own
+_MAVEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[A-Za-z0-9][A-Za-z0-9_.+-]{0,59}",
+                       re.ASCII)
+_JAR_RE = re.compile(r"[A-Za-z0-9_./~+-][A-Za-z0-9_./~+-]{0,1018}\.jar", re.ASCII)
+_JAR_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}\.jar", re.ASCII)   # its file name: its folder's name
+
+
+def _plugin(v: str) -> str:
+    if not (_MAVEN_RE.fullmatch(v) or _JAR_RE.fullmatch(v)):
+        raise ValueError(f"{_short(v)} is not a Maven coordinate or a local .jar: e.g. "
+                         "org.example:my-connector:1.2.0 or ./jars/my-connector.jar (each part of a coordinate "
+                         "starts with a letter or digit)")
+    if ":" not in v and not _JAR_NAME_RE.fullmatch(v.rsplit("/", 1)[-1]):
+        raise ValueError(f"{_short(v)}: the jar's file name must start with a letter or digit and have at most "
+                         "120 characters of letters, digits and _.+- (it names the plugin's folder)")
+    return v
+
+
+# A Maven coordinate group:artifact:version, or a local jar path
+Plugin = Annotated[str, StringConstraints(max_length=1024), AfterValidator(_plugin)]
+
+
+class MetricsSpec(_Strict):
+    """The Prometheus JMX exporter on every JVM of the cluster (brokers, controllers,
+    ZooKeeper, Connect workers): an HTTP /metrics endpoint per node."""
+
+    prometheus: bool = False
+    port: Port = 7071            # the first node's; the next nodes take 7072, 7073, ... (per host over SSH)
+
+
+class ConnectSpec(_Strict):
+    """Kafka Connect in distributed mode: workers connect1..N of one group."""
+
+    nodes: int = Field(default=1, ge=1, le=MAX_CONNECT)
+    heap: Heap = "384m"
+    rest_port: Port = 8083       # connect1's; connect2 8084, ...
+    group: Name | None = None    # group.id; default: <cluster>-connect
+    plugins: list[Plugin] = Field(default_factory=list, max_length=50)
+    config: Config = Field(default_factory=dict)
+
+
+MAX_REGISTRY = 3
+
+
+class SchemaRegistrySpec(_Strict):
+    """A schema registry with the Confluent-compatible REST API (Apicurio Registry, kops.registry),
+    stored in the cluster's own Kafka: nodes registry1..N."""
+
+    nodes: int = Field(default=1, ge=1, le=MAX_REGISTRY)
+    heap: Heap = "160m"
+    port: Port = 8081            # registry1's; registry2 8082, ... (per host over SSH)
+    # the default compatibility of every subject (Confluent's default too); subjects may set their own
+    compatibility: Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
+                           "FULL_TRANSITIVE", "NONE"] = "BACKWARD"
+    config: Config = Field(default_factory=dict)
+
+
+# Topics: Kafka's own rule (Topic.validate): 1-249 of [a-zA-Z0-9._-], not "." or "..".
+TOPIC_RE = re.compile(r"[a-zA-Z0-9._-]{1,249}", re.ASCII)
+MAX_PARTITIONS = 10000   # per topic: a typo (`partitions: 1000000`) must not reach the brokers
+
+
+def _topic_name(v: str) -> str:
+    if not TOPIC_RE.fullmatch(v) or v in (".", ".."):
+        raise ValueError(f"{_short(v)} is not a topic name: 1-249 letters, digits, '.', '_' and '-', "
+                         "not '.' or '..'")
+    return v
+
+
+TopicName = Annotated[str, AfterValidator(_topic_name)]
+
+
+class TopicSpec(_Strict):
+    """A topic kops creates at `up` and alters when it differs (more partitions, configs);
+    never deleted or shrunk."""
+
+    partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
+    replication_factor: int | None = Field(default=None, ge=1, le=MAX_BROKERS)  # None: the brokers' default
+    config: Config = Field(default_factory=dict)
+
+
+class ClusterSpec(_Strict):
+    name: Name = "kops"
+    kafka: KafkaSpec = Field(default_factory=KafkaSpec)
+    zookeeper: ZooKeeperSpec | None = None
+    brokers: BrokerSpec = Field(default_factory=BrokerSpec)
+    controllers: ControllerSpec | None = None
+    driver: Literal["docker", "ssh"] = "docker"
+    hosts: dict[Name, HostSpec] = Field(default_factory=dict, max_length=64)
+    ssh: SSHSettings = Field(default_factory=SSHSettings)
+    security: SecuritySpec = Field(default_factory=SecuritySpec)
+    # auto: the host ports are picked free at the first `up` and kept (Docker): clusters of
+    # the same preset side by side, CI jobs on one runner, tests beside a user's cluster
+    ports: Literal["fixed", "auto"] = "fixed"
+    # fast: for tests and laptops: a JVM tuned to start (C1 only, serial GC, small heaps),
+    # single-partition internal topics, fewer threads. Settings given in the inventory win.
+    profile: Literal["standard", "fast"] = "standard"
+    nodes: dict[NodeName, NodeOverride] = Field(default_factory=dict, max_length=200)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    connect: ConnectSpec | None = None
+    schema_registry: SchemaRegistrySpec | None = None
+    topics: dict[TopicName, TopicSpec] = Field(default_factory=dict, max_length=1000)
+
+    @model_validator(mode="after")
+    def _whole_spec(self, info: ValidationInfo):
+        if info.context and info.context.get("skip_rules"):
+            return self
+        problems = rules(self)
+        if problems:
+            raise PydanticCustomError(RULES_ERROR, "{text}",
+                                      {"text": "; ".join(problems), "problems": problems})
+        return self
+
+    @property
+    def mode(self) -> str:
+        return self.kafka.mode or ("zookeeper" if self.kafka.major < 4 else "kraft")
+
+    @property
+    def zk_nodes(self) -> int:
+        if self.mode != "zookeeper":
+            return 0
+        return (self.zookeeper.nodes if self.zookeeper and self.zookeeper.nodes else None) \
+            or self._hosts_with("zookeeper") or 1
+
+    @property
+    def broker_nodes(self) -> int:
+        return self.brokers.nodes or self._hosts_with("broker") or 1
+
+    @property
+    def controller_nodes(self) -> int:
+        """Dedicated controllers (KRaft split); 0 means combined broker,controller nodes."""
+        if self.mode != "kraft" or self.controllers is None:
+            return 0
+        return self.controllers.nodes or self._hosts_with("controller") or 3
+
+    def _hosts_with(self, role: str) -> int:
+        return sum(1 for h in self.hosts.values() if role in h.roles) if self.driver == "ssh" else 0
+
+    @property
+    def zk(self) -> ZooKeeperSpec:
+        return self.zookeeper or ZooKeeperSpec()
+
+    @property
+    def ctl(self) -> ControllerSpec:
+        return self.controllers or ControllerSpec()
+
+
+# -- whole-spec rules -------------------------------------------------------------------
+
+_REPLICATION_KEYS = ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                     "default.replication.factor", "min.insync.replicas", "transaction.state.log.min.isr")
+
+
+def rules(spec: ClusterSpec) -> list[str]:
+    """Rules that need the whole spec (but not the derived nodes). Every problem found."""
+    p: list[str] = []
+    k = spec.kafka
+    if k.major < 3:
+        p.append(f"kafka.version: {k.version!r} is too old: kops supports 3.x (ZooKeeper or KRaft) and 4.x (KRaft)")
+    if spec.mode == "zookeeper" and k.major >= 4:
+        p.append(f"kafka.mode: zookeeper needs Kafka below 4.0, and kafka.version is {k.version!r}: "
+                 "Kafka 4 runs only in KRaft mode (use mode: kraft, or version 3.9.2)")
+    if spec.mode == "kraft" and spec.zookeeper is not None:
+        p.append("zookeeper: not used in KRaft mode: remove the zookeeper section, or set kafka.mode: zookeeper")
+    if spec.mode == "zookeeper" and spec.controllers is not None:
+        p.append("controllers: dedicated controllers exist only in KRaft mode: remove the section, "
+                 "or set kafka.mode: kraft")
+    zn = spec.zk_nodes
+    if spec.mode == "zookeeper":
+        if zn % 2 == 0:
+            p.append(f"zookeeper.nodes: {zn} is even: an ensemble of {zn} survives no more failures than "
+                     f"{zn - 1}; use 1, 3 or 5")
+        elif zn > MAX_ZOOKEEPERS:
+            p.append(f"zookeeper.nodes: {zn} is too many: use 1, 3 or 5 ({MAX_ZOOKEEPERS} at most)")
+    cn = spec.controller_nodes
+    if cn and cn % 2 == 0:
+        p.append(f"controllers.nodes: {cn} is even: a KRaft quorum of {cn} survives no more failures "
+                 f"than {cn - 1}; use 1, 3 or 5")
+    if spec.mode == "kraft" and not cn and spec.broker_nodes % 2 == 0:
+        p.append(f"brokers.nodes: {spec.broker_nodes} combined broker,controller nodes make an even KRaft "
+                 "quorum; use 1, 3 or 5, or add a controllers section for dedicated controllers")
+    p += _config_rules(spec)
+    if spec.driver == "docker" and k.download:
+        p.append("kafka.download: only used with driver: ssh (Docker nodes run the image)")
+    if spec.driver == "docker" and spec.hosts:
+        p.append("hosts: only used with driver: ssh (this inventory has driver: docker)")
+    b = spec.brokers
+    if spec.driver == "docker" and not b.bind_address and b.advertised_host not in ("127.0.0.1", "localhost") \
+            and not re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", b.advertised_host):
+        p.append(f"brokers.bind_address: required when brokers.advertised_host is a name "
+                 f"({b.advertised_host!r}): the host address its ports are published on, e.g. 10.0.0.5 "
+                 "(0.0.0.0 for every interface)")
+    if spec.ports == "auto" and spec.driver != "docker":
+        p.append("ports: auto picks free ports on the Docker engine's host; over SSH give the ports")
+    sec = spec.security
+    if sec.sasl and not sec.tls:
+        p.append(f"security.sasl: {sec.sasl} without tls would send passwords in the clear; add security.tls: true")
+    if sec.users and not sec.sasl:
+        p.append("security.users: users need security.sasl (e.g. scram-sha-512)")
+    if "kops-admin" in sec.users:
+        p.append("security.users.kops-admin: this name is kops's own; pick another")
+    publish = b.bind_address or ("127.0.0.1" if b.advertised_host in ("127.0.0.1", "localhost") else b.advertised_host)
+    if b.jmx_port and spec.driver == "docker" and not publish.startswith("127."):
+        p.append(f"brokers.jmx_port: JMX has no authentication, and this cluster publishes its ports on {publish}: "
+                 "open JMX runs any code it is sent. Keep the cluster on loopback (brokers.bind_address: "
+                 "127.0.0.1) or drop jmx_port; reach a remote JMX through an SSH tunnel")
+    if spec.ssh.known_hosts and not _is_file(spec.ssh.known_hosts):
+        p.append(f"ssh.known_hosts: {_short(spec.ssh.known_hosts)}: no such file")
+    if spec.driver == "ssh":
+        p += _ssh_rules(spec)
+    p += _topic_rules(spec)
+    p += _connect_rules(spec)
+    p += _registry_rules(spec)
+    return p
+
+
+def _topic_rules(spec: ClusterSpec) -> list[str]:
+    p: list[str] = []
+    seen: dict[str, str] = {}
+    for name, t in spec.topics.items():
+        if t.replication_factor and t.replication_factor > spec.broker_nodes:
+            p.append(f"topics.{name}.replication_factor: {t.replication_factor} is above the number of brokers "
+                     f"({spec.broker_nodes}); use at most {spec.broker_nodes} or add brokers")
+        # Kafka refuses a topic whose name differs from another's only by '.' vs '_' (metric names collide)
+        other = seen.setdefault(name.replace(".", "_"), name)
+        if other != name:
+            p.append(f"topics.{name}: collides with topic {other!r} ('.' and '_' are the same to Kafka's "
+                     "metrics, so Kafka refuses the second); rename one")
+    return p
+
+
+def _config_rules(spec: ClusterSpec) -> list[str]:
+    p: list[str] = []
+    nb = spec.broker_nodes
+    sections = [("kafka.config", spec.kafka.config), ("brokers.config", spec.brokers.config),
+                ("zookeeper.config", spec.zk.config), ("controllers.config", spec.ctl.config)]
+    sections += [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()]
+    for section, cfg in sections:
+        role = _section_role(section)
+        if role in ("connect", "registry"):
+            continue   # their own rules (kops.spec._connect_rules, _registry_rules)
+        managed = set(cfg) & MANAGED_KEYS
+        if role == "zookeeper":   # zookeeper.config and every nodes.zooN.config: the ensemble is kops's
+            managed |= {k for k in cfg if re.fullmatch(r"server\.[0-9]+|group\.[0-9]+|weight\.[0-9]+", k)}
+        if spec.security.tls and role != "zookeeper":
+            managed |= {k for k in cfg if k.startswith(SECURITY_PREFIXES)}
+        for key in sorted(managed):
+            p.append(f"{section}.{key}: kops sets this key itself from the inventory (ids, listeners, "
+                     "quorum, data folders, security); remove it and use the inventory's fields instead")
+        if role in ("zookeeper", "controller"):
+            continue
+        for key in _REPLICATION_KEYS:
+            if key not in cfg:
+                continue
+            try:
+                val = int(cfg[key])
+            except (TypeError, ValueError, OverflowError):
+                p.append(f"{section}.{key}: {_short(cfg[key])} is not a whole number")
+                continue
+            if val > nb:
+                p.append(f"{section}.{key}: {val} is above the number of brokers ({nb}); "
+                         f"use at most {nb} or add brokers")
+            elif val < 1 and key != "default.replication.factor":
+                p.append(f"{section}.{key}: {val} must be at least 1")
+    return p
+
+
+def _section_role(section: str) -> str:
+    """The role a config section configures: zookeeper.config and nodes.zooN.config ->
+    zookeeper; controllers.config, nodes.controllerN -> controller; nodes.connectN ->
+    connect; nodes.registryN -> registry; the rest -> broker."""
+    head = section.split(".")[0] if not section.startswith("nodes.") else section.split(".")[1]
+    for prefix, role in (("zoo", "zookeeper"), ("controller", "controller"), ("connect", "connect"),
+                         ("registry", "registry"), ("schema_registry", "registry")):
+        if head.startswith(prefix):
+            return role
+    return "broker"
+
+
+# Connect worker keys kops renders itself (the group, its topics, the REST listener, the plugins)
+CONNECT_MANAGED = {"bootstrap.servers", "group.id", "config.storage.topic", "offset.storage.topic",
+                   "status.storage.topic", "config.storage.replication.factor",
+                   "offset.storage.replication.factor", "status.storage.replication.factor", "listeners",
+                   "rest.port", "rest.host.name", "rest.advertised.host.name", "rest.advertised.port",
+                   "rest.advertised.listener", "plugin.path"}
+
+
+def _connect_rules(spec: ClusterSpec) -> list[str]:
+    c = spec.connect
+    if c is None:
+        return []
+    p: list[str] = []
+    sections = [("connect.config", c.config)] + [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()
+                                                 if re.fullmatch(r"connect[0-9]+", n)]
+    for section, cfg in sections:
+        for key in sorted(set(cfg) & CONNECT_MANAGED):
+            p.append(f"{section}.{key}: kops sets this Connect key itself (the group, its internal topics, "
+                     "the REST listener, plugin.path); remove it and use connect.group / connect.rest_port")
+    if spec.security.tls:
+        p.append("connect: Connect workers on a TLS/SASL cluster are not supported yet; drop the connect "
+                 "section or security.tls")
+    for i, given in enumerate(c.plugins):
+        if ":" not in given and not _is_file(given):
+            p.append(f"connect.plugins.{i}: {_short(given)}: no such file (a jar path relative to the directory "
+                     "kops runs in, or absolute)")
+    if len(set(c.plugins)) != len(c.plugins):
+        p.append("connect.plugins: a plugin is listed twice; list each once")
+    return p
+
+
+def _registry_rules(spec: ClusterSpec) -> list[str]:
+    from kops.services.registry import MANAGED
+
+    r = spec.schema_registry
+    if r is None:
+        return []
+    p: list[str] = []
+    sections = [("schema_registry.config", r.config)] + [(f"nodes.{n}.config", o.config) for n, o in spec.nodes.items()
+                                                         if re.fullmatch(r"registry[0-9]+", n)]
+    for section, cfg in sections:
+        for key, value in sorted(cfg.items()):
+            if "${" in str(value):   # the registry's configuration library would expand it (${HOME}, ${PATH}, ...)
+                p.append(f"{section}.{key}: {_short(value)} holds '${{', which the registry expands as a property or "
+                         "environment variable when it starts; kops passes values as written: remove the '${'")
+        for key in sorted(set(cfg) & set(MANAGED)):
+            p.append(f"{section}.{key}: kops sets this registry key itself (its storage in Kafka, the brokers, "
+                     "the REST listener, the global compatibility); remove it and use schema_registry.port / "
+                     "schema_registry.compatibility")
+    if spec.security.tls:
+        p.append("schema_registry: a schema registry on a TLS/SASL cluster is not supported yet; drop the "
+                 "schema_registry section or security.tls")
+    if spec.kafka.image:
+        p.append("schema_registry: needs kops's own images (kops/registry runs beside kops/kafka); drop "
+                 "kafka.image or the schema_registry section")
+    return p
+
+
+def _is_file(path: str) -> bool:
+    """A readable file at ``path`` (~user expanded); False for anything the OS refuses."""
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _ssh_rules(spec: ClusterSpec) -> list[str]:
+    p = []
+    if not spec.hosts:
+        return ["hosts: driver: ssh needs at least one host, e.g. hosts: {vm1: {address: 10.0.0.11, "
+                "roles: [zookeeper, broker]}}"]
+    need = {"broker": spec.broker_nodes}
+    if spec.mode == "zookeeper":
+        need["zookeeper"] = spec.zk_nodes
+    if spec.controller_nodes:
+        need["controller"] = spec.controller_nodes
+    if spec.connect:
+        need["connect"] = spec.connect.nodes
+    if spec.schema_registry:
+        need["registry"] = spec.schema_registry.nodes
+    for role, count in need.items():
+        have = spec._hosts_with(role)
+        if have < count:
+            p.append(f"hosts: {count} {role} node(s) need {count} host(s) with role {role}, "
+                     f"and {have} have it; add '{role}' to the roles of more hosts")
+    if spec.mode == "kraft" and not spec.controller_nodes and spec._hosts_with("controller"):
+        p.append("hosts: role controller is given but the cluster has no controllers section "
+                 "(combined nodes); add controllers: {nodes: N} or drop the role")
+    if spec.mode == "kraft" and spec._hosts_with("zookeeper"):
+        p.append("hosts: role zookeeper is given, but a KRaft cluster has no ZooKeeper; drop the role")
+    seen: dict[tuple[str, int], str] = {}
+    for hname, h in spec.hosts.items():
+        if len(set(h.roles)) != len(h.roles):
+            p.append(f"hosts.{hname}.roles: {h.roles} names a role twice")
+        other = seen.setdefault((h.address.lower(), h.port), hname)
+        if other != hname:
+            p.append(f"hosts.{hname}.address: {h.address}:{h.port} is also the address of host {other}; "
+                     "give each machine one host entry (several roles per host are fine)")
+        if h.key is not None and not _is_file(h.key):
+            p.append(f"hosts.{hname}.key: {_short(h.key)}: no such file")
+    return p

@@ -1,0 +1,1 @@
+"""day-two operations: upgrades, the ZooKeeper-to-KRaft migration, a command on a node."""

@@ -1,0 +1,1 @@
+"""the executor, its gates, the preflight, the status and the lifecycle operations."""

@@ -1,0 +1,307 @@
+"""One status builder for both providers: observed nodes + probe results -> ClusterStatus.
+
+:func:`build` is pure (unit-tested on recorded probe results); :func:`collect` runs the
+probes (a Kafka client on the bootstrap addresses, ZooKeeper's ``srvr`` and the KRaft
+voters' ``quorum-state`` through the provider). The JSON is the same for every driver.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+from kops.kafka import health
+from kops.services import metrics, registry
+from kops.plan import NodeObs, Observed
+from kops.model.topology import ROLE_ORDER, Topology
+
+ZK_OK = ("leader", "follower", "standalone")
+CONNECTOR_PROBLEM = "connect: connector "   # how a failed connector or task starts its problem line
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    role: str
+    id: int
+    state: str                      # running | exited | created | missing | active | inactive ...
+    addresses: dict[str, str] = field(default_factory=dict)   # host / network / containers / jmx
+    health: str = ""                # leader | follower | standalone | registered | not registered ...
+    healthy: bool = False
+    started_at: str | None = None
+    where: str = ""                 # container name or host
+    metrics: dict | None = None     # figures read from the node's Prometheus endpoint (metrics on)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        if d["metrics"] is None:   # metrics off: the JSON as it always was
+            del d["metrics"]
+        return d
+
+
+@dataclass
+class ClusterStatus:
+    name: str
+    driver: str
+    mode: str
+    version: str
+    nodes: list[NodeStatus]
+    kafka: dict
+    state: str                      # healthy | degraded | stopped | not-found
+    problems: list[str] = field(default_factory=list)
+    bootstrap: str = ""
+    security: str | None = None     # "tls" or "tls,scram-sha-512" (None: plaintext)
+    connect: dict | None = None     # Kafka Connect: its workers and connectors (None: no workers)
+    schema_registry: dict | None = None   # the registry: its URL and nodes (None: no registry)
+
+    @property
+    def exit_code(self) -> int:
+        return {"healthy": 0, "degraded": 1}.get(self.state, 3)
+
+    @property
+    def controller(self) -> int | None:
+        return (self.kafka or {}).get("controller")
+
+    def as_dict(self) -> dict:
+        return {"cluster": self.name, "driver": self.driver, "mode": self.mode,
+                "kafka_version": self.version, "state": self.state, "problems": self.problems,
+                "bootstrap_servers": self.bootstrap, "security": self.security, "kafka": self.kafka,
+                "nodes": [n.as_dict() for n in self.nodes],
+                **({"connect": self.connect} if self.connect is not None else {}),
+                **({"schema_registry": self.schema_registry} if self.schema_registry is not None else {})}
+
+
+@dataclass
+class Probes:
+    kafka: health.KafkaHealth
+    zk: dict[str, str | None] = field(default_factory=dict)        # node -> srvr mode
+    quorum: dict[str, dict | None] = field(default_factory=dict)   # voter -> quorum-state
+    metrics: dict[str, dict] = field(default_factory=dict)         # node -> figures (kops.metrics)
+    connect: dict[str, dict] = field(default_factory=dict)         # worker -> kops.connect.worker_status
+    registry: dict[str, dict] = field(default_factory=dict)        # node -> kops.registry.node_status
+
+
+@dataclass(frozen=True)
+class View:
+    """A node as the status shows it: from the topology when there is one, else observed."""
+
+    name: str
+    role: str
+    id: int
+    addresses: dict[str, str]
+
+
+def views(topo: Topology | None, observed: Observed) -> list[View]:
+    out = {}
+    if topo is not None:
+        for n in topo.nodes:
+            out[n.name] = View(n.name, n.role, n.id, topo.addresses(n))
+    for o in observed.nodes.values():
+        out.setdefault(o.name, View(o.name, o.role or "?", o.id, dict(o.addresses)))
+    return sorted(out.values(), key=lambda v: (ROLE_ORDER.get(v.role, 9), v.name))
+
+
+def bootstrap(topo: Topology | None, observed: Observed) -> str:
+    if topo is not None:
+        return topo.bootstrap_servers
+    return ",".join(v.addresses["host"] for v in views(None, observed)
+                    if v.role in ("broker", "combined") and v.addresses.get("host"))
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+def collect(provider, topo: Topology | None, observed: Observed, mode: str, timeout: float = 4,
+            client: health.Client | None = None) -> Probes:
+    """Run every probe the status needs, in parallel."""
+    vs = views(topo, observed)
+    running = {n for n, o in observed.nodes.items() if o.running}
+    zks = [v.name for v in vs if v.role == "zookeeper" and v.name in running]
+    voters = [v.name for v in vs if v.role in ("controller", "combined") and v.name in running] \
+        if mode == "kraft" else []
+    brokers_up = any(v.role in ("broker", "combined") and v.name in running for v in vs)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        target = client.at(bootstrap(topo, observed)) if client else bootstrap(topo, observed)
+        kh = pool.submit(health.kafka_health, target, timeout) if brokers_up else None
+        zk = dict(zip(zks, pool.map(lambda n: health.zk_mode(provider.zk_srvr(n) or ""), zks)))
+        quorum = dict(zip(voters, pool.map(provider.quorum_state, voters)))
+        scraped = pool.submit(metrics.collect, {v.name: v.addresses["metrics"] for v in vs
+                                                if v.name in running and v.addresses.get("metrics")})
+        kafka = kh.result() if kh else health.KafkaHealth(error="no broker is running")
+        workers = {v.name: v.addresses["host"] for v in vs
+                   if v.role == "connect" and v.name in running and v.addresses.get("host")}
+        rest = dict(zip(workers, pool.map(lambda a: _connect().worker_status(a), workers.values())))
+        regs = {v.name: v.addresses["host"] for v in vs
+                if v.role == "registry" and v.name in running and v.addresses.get("host")}
+        reg = dict(zip(regs, pool.map(registry.node_status, regs.values())))
+    return Probes(kafka, zk, quorum, scraped.result(), rest, reg)
+
+
+def _connect():
+    from kops.services import connect
+
+    return connect
+
+
+# -- the builder ----------------------------------------------------------------------------
+
+def kraft_leader(states: dict[str, dict | None], voter_ids: dict[str, int]) -> dict:
+    """The KRaft leader as the running voters record it in ``quorum-state``: the highest
+    epoch they agree on, and only while a majority of the voters runs. ``voter_ids``:
+    every configured voter (name -> id); ``states``: the running ones' files."""
+    read = [s for s in states.values() if s]
+    if not read or len(read) != len(states):
+        return {"leader": None, "voters": set(voter_ids.values()), "epoch": None, "known": False}
+    known = [(s.get("leaderEpoch", -1), s.get("leaderId", -1)) for s in read if s.get("leaderId", -1) >= 0]
+    ids = {v["voterId"] for s in read for v in s.get("currentVoters") or [] if "voterId" in v}
+    ids = ids or set(voter_ids.values())
+    if not known:
+        return {"leader": None, "voters": ids, "epoch": None, "known": True}
+    epoch, leader = max(known)
+    majority = 2 * len(states) > len(ids)
+    return {"leader": leader if majority else None, "voters": ids, "epoch": epoch, "known": True}
+
+
+def _exit_words(o: NodeObs, scope: str) -> str:
+    if o.state not in ("exited", "dead", "failed"):
+        return ""
+    oom = ", OOM-killed" if o.oom else ""
+    code = f"exit code {o.exit_code}{oom}; " if o.exit_code is not None else ""
+    return f" ({code}kops logs {o.name}{scope})"
+
+
+def build(name: str, driver: str, mode: str, version: str, topo: Topology | None, observed: Observed,
+          probes: Probes | None, *, scope: str = "") -> ClusterStatus:
+    """The status of a cluster from what was observed and probed (pure)."""
+    if not observed.nodes:
+        return ClusterStatus(name, driver, mode, version, [], {}, "not-found",
+                             [f"no nodes of cluster {name} found"])
+    kh = probes.kafka if probes else health.KafkaHealth(error="not probed")
+    problems: list[str] = []
+    vs = views(topo, observed)
+    voter_ids = {v.name: v.id for v in vs if v.role in ("controller", "combined")}
+    quorum: dict = {}
+    running_brokers = [v for v in vs if v.role in ("broker", "combined") and observed.get(v.name).running]
+    if mode == "kraft" and probes is not None and probes.quorum:
+        quorum = kraft_leader(probes.quorum, voter_ids)
+    if mode == "kraft":
+        # KRaft clients are shown a random broker as "controller": the quorum leader is the truth
+        kh.controller = quorum.get("leader")
+        if running_brokers and kh.controller is None:
+            alive = sum(1 for n in voter_ids if observed.get(n).running)
+            if quorum and not quorum.get("known"):
+                unread = sorted(n for n, s in (probes.quorum if probes else {}).items() if not s)
+                problems.append(f"kraft: the controller quorum's leader is unknown: the quorum state of "
+                                f"{', '.join(unread)} could not be read")
+            else:
+                problems.append(f"kraft: the controller quorum has no leader ({alive} of {len(voter_ids)} "
+                                "voter(s) running)")
+    nodes: list[NodeStatus] = []
+    inventory = {n.name for n in topo.nodes} if topo is not None else None
+    for v in vs:
+        o = observed.get(v.name)
+        words, ok = _node_health(v, o, kh, quorum, probes, mode)
+        if inventory is not None and v.name not in inventory and not o.running:
+            # left stopped outside the inventory (a ZooKeeper after `kops migrate --to-kraft`): not a problem
+            words, ok = ("retired (migrated to KRaft)" if v.role == "zookeeper" and mode == "kraft"
+                         else "stopped, not in the inventory"), True
+        if not o.exists:
+            problems.append(f"{v.name}: missing (in the inventory, not on the {driver} target)")
+        elif not ok and (o.running or o.crashed or any(x.running for x in observed.nodes.values())):
+            problems.append(f"{v.name}: {'crashed, ' if o.crashed else ''}{o.state}{_exit_words(o, scope)}"
+                            + (f", {words}" if words and o.running else ""))
+        nodes.append(NodeStatus(v.name, v.role, v.id, o.state, v.addresses, words, ok, o.started_at,
+                                o.where, (probes.metrics.get(v.name) if probes else None)
+                                if v.addresses.get("metrics") else None))
+    if running_brokers:
+        if kh.error:
+            problems.append(f"kafka: {kh.error}")
+        else:
+            if kh.controller is None and mode != "kraft":  # KRaft: reported above
+                problems.append("kafka: no active controller")
+            if kh.offline:
+                problems.append(f"kafka: {len(kh.offline)} offline partition(s): {', '.join(kh.offline[:5])}")
+            if kh.under_replicated:
+                problems.append(f"kafka: {len(kh.under_replicated)} under-replicated partition(s): "
+                                f"{', '.join(kh.under_replicated[:5])}")
+    connect = _connect_summary(vs, observed, probes, problems)
+    regs = [v for v in vs if v.role == "registry"]
+    reg = {"url": f"http://{regs[0].addresses['host']}{registry.API}" if regs[0].addresses.get("host") else None,
+                "nodes": {v.name: {"state": observed.get(v.name).state, "rest": v.addresses.get("host"),
+                                   **((probes.registry if probes else {}).get(v.name) or {})} for v in regs}} \
+        if regs else None
+    if not any(o.running for o in observed.nodes.values()):
+        # stopped by `kops down` (or cleanly), or crashed: a cluster that should run is degraded
+        st = "degraded" if any(o.crashed for o in observed.nodes.values()) else "stopped"
+    else:
+        st = "degraded" if problems else "healthy"
+    kafka = kh.as_dict()
+    kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
+    return ClusterStatus(name, driver, mode, version, nodes, kafka, st, problems, bootstrap(topo, observed),
+                         security_of(topo, observed), connect, reg)
+
+
+def _connect_summary(vs: list[View], observed: Observed, probes: Probes | None, problems: list[str]) -> dict | None:
+    """Kafka Connect as the status shows it: each worker's state, the connectors (as any
+    answering worker lists them), and a problem for each connector or task that failed."""
+    workers = [v for v in vs if v.role == "connect"]
+    if not workers:
+        return None
+    answers = (probes.connect if probes else {})
+    listed = next((a["connectors"] for a in answers.values() if "connectors" in a), {})
+    out = {"workers": {v.name: {"state": observed.get(v.name).state, "rest": v.addresses.get("host"),
+                                **({"error": answers[v.name]["error"]} if "error" in answers.get(v.name, {}) else {})}
+                       for v in workers},
+           "connectors": listed}
+    for name, c in listed.items():
+        failed = [i for i, t in enumerate(c["tasks"]) if t == "FAILED"]
+        if c["state"] == "FAILED" or failed:
+            problems.append(f"{CONNECTOR_PROBLEM}{name} is {c['state']}"
+                            + (f", task(s) {', '.join(map(str, failed))} FAILED" if failed else "")
+                            + " (kops connect status NAME; kops connect restart NAME)")
+    return out
+
+
+def security_of(topo: Topology | None, observed: Observed) -> str | None:
+    if topo is not None:
+        sec = topo.spec.security
+        return ("tls" + (f",{sec.sasl}" if sec.sasl else "")) if sec.tls else None
+    return observed.meta.get("security")
+
+
+def _node_health(v: View, o: NodeObs, kh: health.KafkaHealth, quorum: dict, probes: Probes | None,
+                 mode: str) -> tuple[str, bool]:
+    if not o.running:
+        if o.crashed:
+            return "crashed" + (f" (exit code {o.exit_code}{', OOM' if o.oom else ''})"
+                                if o.exit_code is not None else ""), False
+        return ("stopped by kops down" if o.stopped_by_kops else "stopped") if o.exists else "", False
+    if v.role == "connect":
+        answer = (probes.connect if probes else {}).get(v.name) or {"error": "not probed"}
+        if "error" in answer:
+            return f"REST not answering ({answer['error']})", False
+        n = len(answer["connectors"])
+        return f"REST ok, {n} connector{'s' if n != 1 else ''}", True
+    if v.role == "registry":
+        answer = (probes.registry if probes else {}).get(v.name) or {"error": "not probed"}
+        if "error" in answer:
+            return f"registry not ready ({answer['error']})", False
+        n = answer["subjects"]
+        return f"REST ok, {n} subject{'s' if n != 1 else ''}, {answer.get('compatibility') or '?'}", True
+    if v.role == "zookeeper":
+        zmode = probes.zk.get(v.name) if probes else None
+        return zmode or "no answer", zmode in ZK_OK
+    parts, ok = [], True
+    if v.role in ("broker", "combined"):
+        reg = v.id in kh.brokers
+        parts.append("registered" if reg else "not registered")
+        ok = reg
+    if v.role in ("controller", "combined") and quorum.get("known"):
+        if kh.controller == v.id:
+            parts.append("active controller")
+        else:
+            parts.append("voter" if v.id in quorum.get("voters", ()) else "not a voter")
+        if v.role == "controller":
+            ok = v.id in quorum.get("voters", ())
+    elif v.role in ("controller", "combined", "broker") and mode != "kraft" and kh.controller == v.id:
+        parts.append("active controller")
+    return ", ".join(parts) or "running", ok

@@ -1,0 +1,1 @@
+"""the services around Kafka: Connect workers, the schema registry, metrics endpoints."""
