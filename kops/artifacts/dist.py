@@ -36,6 +36,7 @@ from pathlib import Path
 
 from kops.core import paths
 from kops.core.errors import DistError, InputError
+from kops.artifacts import tools
 
 SCALA = "2.13"
 DEFAULT_APACHE_URL = "https://archive.apache.org/dist"
@@ -553,7 +554,6 @@ def _add_kops_files(dist: Path, version: str) -> None:
     name, text = default_log_config(version)
     if not (cfg / name).exists():
         (cfg / name).write_text(text)
-    from kops.artifacts import tools
 
     tools.write(dist, version)   # Kafka's tools as bin/*.sh launchers (kops.tools)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from kops.artifacts import cds, tools
 from kops.artifacts.dist import EXTRAS, Distribution
 from kops.core.errors import EngineError, KopsError
+from kops.core import engine
 
 DEFAULT_BASE = "eclipse-temurin:21-jre"
 OFFLINE_BASE = "kops-base:bookworm-jre17"   # scripts/build-base-image.sh: debootstrap, no registry
@@ -32,7 +33,6 @@ def default_base() -> str:
         return os.environ["KOPS_BASE_IMAGE"]
     import docker
 
-    from kops.core import engine
 
     try:
         engine.client(timeout=30).images.get(OFFLINE_BASE)
@@ -111,7 +111,6 @@ def _context(dist: Distribution, base: str) -> io.BytesIO:
 def ensure(dist: Distribution, *, base: str = DEFAULT_BASE, tag: str | None = None,
            force: bool = False, log=lambda msg: None) -> ImageInfo:
     """Build ``tag`` from ``base`` + ``dist`` unless an identical one exists."""
-    from kops.core import engine
 
     import docker
 
@@ -182,7 +181,6 @@ def ensure_registry(*, base: str | None = None, log=lambda msg: None) -> ImageIn
     once from the cached application (fetched from Maven the first time)."""
     import docker
 
-    from kops.core import engine
     from kops.services import registry
 
     cli = engine.client(timeout=600)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kops.core import paths
 from kops.core.errors import DistError, InputError
+from kops.artifacts import dist
 
 DIR = "plugins"   # under the worker's config folder
 
@@ -107,7 +108,6 @@ def _cache(coord: tuple[str, str, str]) -> Path:
 
 def fetch(entry: Entry, repo: str | None = None, log=lambda m: None) -> Path:
     """A Maven plugin's folder of jars in the cache (fetched the first time)."""
-    from kops.artifacts import dist
 
     target = _cache(entry.coordinate)
     marker = target / ".kops-complete"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from kops.artifacts import cds
 
 KAFKA_MAIN = "kafka.Kafka"
 CONNECT_MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
@@ -86,7 +87,6 @@ class Launch:
                 *self.extra_opts]
 
     def _cds(self, role: str) -> list[str]:
-        from kops.artifacts import cds
 
         return cds.flags(role) if self.cds else []
 

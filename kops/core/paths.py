@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import platformdirs
+from kops.core.errors import InputError
+from kops.core.errors import KopsError
 
 _PKG = Path(__file__).resolve().parent.parent   # the kops package (this file is kops/core/paths.py)
 
@@ -48,7 +50,6 @@ def read_input(path, what: str, max_bytes: int, *, hint: str | None = None) -> b
     (read in bounded chunks), its content never echoed. InputError (exit 2) names ``what``."""
     import stat
 
-    from kops.core.errors import InputError
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -84,7 +85,6 @@ def load_json(data: bytes, what: str, *, max_depth: int = 64):
     input (exit 2), not a crash."""
     import json
 
-    from kops.core.errors import InputError
 
     depth = deepest = 0
     in_string = escaped = False
@@ -120,7 +120,6 @@ def write_output(path, data: str | bytes, what: str, *, mode: int = 0o644) -> Pa
     import stat
     import tempfile
 
-    from kops.core.errors import InputError
 
     target = Path(path)
     try:
@@ -170,7 +169,6 @@ def read_json(path: Path, what: str, default, *, hint: str | None = None):
     not JSON, or not of the default's type, is an error naming it (never read as empty)."""
     import json
 
-    from kops.core.errors import KopsError
 
     if not path.is_file():
         return default

@@ -23,6 +23,9 @@ from typing import Iterable
 from kops.core import paths
 from kops.core.errors import InputError, KopsError, NotFoundError, WaitTimeout
 from kops.model.spec import MAX_PARTITIONS, TopicSpec, _short, _topic_name
+from kops.model.spec import ConfigKey
+from kops.model.spec import ConfigValue
+from kops.model.spec import SpecError
 
 INTERNAL_PREFIX = "__"
 
@@ -228,7 +231,6 @@ def parse_configs(items: Iterable[str], flag: str = "-c") -> dict[str, str]:
     """``-c key=value`` pairs (topic configs)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from kops.model.spec import ConfigKey, ConfigValue
 
     out = {}
     for item in items:
@@ -501,7 +503,6 @@ def plan_topics(session: Session, wanted: dict[str, TopicSpec], *, validate: boo
             except InputError as exc:
                 problems.append(f"topics.{c.topic}: Kafka refuses it: {exc.message.split(': ', 1)[-1]}")
     if problems:
-        from kops.model.spec import SpecError
 
         raise SpecError("topics", problems)
     return plan

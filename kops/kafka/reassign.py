@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from kops.core import wait as waiting
 from kops.core.errors import InputError, KopsError, NotYet
 from kops.bundle.render import CLIENT_PROPERTIES
+from kops.kafka import health
+from kops.kafka.health import _quiet_conf
+from kops.kafka.health import kafka_error
 
 TP = tuple[str, int]
 TOOL_MAIN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
@@ -178,7 +181,6 @@ def still_moving(todo: list[Move], parts: dict[TP, tuple[list[int], list[int]]])
 # -- against a cluster ------------------------------------------------------------------------------
 
 def current_assignment(client) -> dict[TP, list[int]]:
-    from kops.kafka import health
 
     return {(t, p): list(replicas) for t, p, replicas, _isr, _leader in health.partitions(client, timeout=10)
             if not skipped(t)}
@@ -187,7 +189,6 @@ def current_assignment(client) -> dict[TP, list[int]]:
 def plan_for(client, brokers: list[int]) -> tuple[list[Move], dict[TP, list[int]]]:
     """(moves, current) to place the cluster's partitions on ``brokers``; InputError (exit 2,
     nothing changed) when a topic's replication factor exceeds them."""
-    from kops.kafka import health
 
     try:
         current = current_assignment(client)
@@ -205,7 +206,6 @@ def plan_for(client, brokers: list[int]) -> tuple[list[Move], dict[TP, list[int]
 def _admin(client):
     from confluent_kafka.admin import AdminClient
 
-    from kops.kafka.health import _quiet_conf
 
     return AdminClient(_quiet_conf(client, 10))
 
@@ -213,7 +213,6 @@ def _admin(client):
 def _alter(client, resources: list, what: str) -> None:
     from confluent_kafka import KafkaException
 
-    from kops.kafka.health import kafka_error
 
     if not resources:
         return
@@ -285,7 +284,6 @@ def tool_argv(nb, bootstrap: str, args: list[str]) -> list[str]:
 
 def execute(ctx, todo: list[Move], brokers: list[int], *, rate: int, deadline: float, bundle) -> dict:
     """Move ``todo`` with the throttle on; returns timings. The throttle is removed in every case."""
-    from kops.kafka import health
 
     if not todo:
         return {"moved": 0, "seconds": 0.0}

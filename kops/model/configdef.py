@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kops.core import paths
 from kops.core.errors import KopsError
+from kops.core import engine
 
 MAIN = "kafka.server.KafkaConfig"
 # keys with a per-listener prefix: listener.name.<listener>[.<sasl mechanism>].<key>
@@ -82,7 +83,6 @@ def catalogue(version: str, *, image: str | None = None, log=lambda m: None) -> 
 def _from_image(image: str) -> dict[str, dict] | None:
     import docker
 
-    from kops.core import engine
 
     cli = engine.client()
     try:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from kops.core import paths
 from kops.core.errors import InputError
 from kops.model.spec import DEFAULT_PRESET, NAME_RE, RULES_ERROR, ClusterSpec, HostSpec, NodeOverride, SpecError, TopicSpec, _short, rules
+from kops.model import topology
 
 MAX_BYTES = 1 << 20        # an inventory is a few KiB; 1 MiB is plenty
 MAX_ALIASES = 64           # YAML aliases (*x) in one document
@@ -175,7 +176,6 @@ def loads(text: str, source: str = "<inventory>") -> ClusterSpec:
 
 def validate(data: dict, source: str = "<inventory>") -> ClusterSpec:
     """Model rules, whole-spec rules and topology checks of an already parsed inventory."""
-    from kops.model import topology  # topology imports spec, never this module: no cycle
 
     problems: list[str] = []
     counts_ok = True

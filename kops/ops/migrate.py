@@ -45,12 +45,17 @@ from kops.kafka.zookeeper import metadata_migrated, migration_znode, zk_shell  #
 from kops.plan import ClusterAction, NodeObs, Observed, Plan, Remove, Stop, Wait, plan_up
 from kops.model.spec import ClusterSpec
 from kops.model.topology import Topology
+from kops.model import inventory
+from kops.orchestration import gates
+from kops.orchestration import lifecycle
+from kops.orchestration import execute
+from kops.orchestration import preflight as upgrade
+from kops.plan import quorum
 
 def kraft_spec(zk: ClusterSpec, controllers: int | None = None) -> ClusterSpec:
     """The inventory of the cluster after the migration: KRaft, dedicated controllers (on
     SSH: on the ZooKeeper hosts, which get the controller role instead), no ZooKeeper;
     ZooKeeper-only settings (``zookeeper.*``, the pinned inter-broker protocol) left out."""
-    from kops.model import inventory
 
     data = zk.model_dump(mode="json", exclude_unset=True, by_alias=True)
     data.setdefault("kafka", {})["mode"] = "kraft"
@@ -251,7 +256,6 @@ def describe(name: str) -> dict:
 
 
 def _context(spec, view: PhaseView, provider, log, scope, again: str = "--to-kraft"):
-    from kops.orchestration import gates, lifecycle
 
     return gates.Context(view.topo, provider, log, scope, client=lifecycle._client(spec, view.topo),
                          again=f"kops migrate{scope} {again}")
@@ -260,7 +264,6 @@ def _context(spec, view: PhaseView, provider, log, scope, again: str = "--to-kra
 def _run(spec, view: PhaseView, plan: Plan, provider, deadline: float, log, scope: str,
          again: str = "--to-kraft") -> None:
     """One phase's own plan (stops, removals, znodes, a gate) through the executor."""
-    from kops.orchestration import execute
 
     execute.run(plan, _context(spec, view, provider, log, scope, again), view.bundle, deadline)
 
@@ -268,7 +271,6 @@ def _run(spec, view: PhaseView, plan: Plan, provider, deadline: float, log, scop
 def _apply_view(spec, view: PhaseView, provider, deadline: float, log, scope: str,
                 again: str = "--to-kraft") -> Plan:
     """Converge the nodes onto one phase's bundle with the planner and its gates."""
-    from kops.orchestration import lifecycle
 
     observed = provider.observe(view.bundle)
     plan = plan_up(view.bundle, observed)
@@ -295,8 +297,6 @@ def _stop_zookeeper(view: PhaseView, observed: Observed, purge: bool) -> Plan:
 def migrate(spec: ClusterSpec, provider, *, controllers: int | None = None, purge_zookeeper: bool = False,
             dry_run: bool = False, timeout: float = 1800, log=print, scope: str = "") -> Outcome:
     """Migrate (or resume migrating) ``spec``'s ZooKeeper-mode cluster to KRaft."""
-    from kops.orchestration import lifecycle, preflight as upgrade
-    from kops.plan import quorum
 
     t0 = time.monotonic()
     deadline = t0 + seconds(timeout, low=1)
@@ -419,7 +419,6 @@ def _without_zk(observed: Observed) -> Observed:
 
 
 def _zk_of(cp: dict) -> ClusterSpec:
-    from kops.model import inventory
 
     return inventory.validate(cp["zk_inventory"], f"cluster {cp['cluster']} before the migration (kops's record)")
 
@@ -469,7 +468,6 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
     zk = _zk_of(cp)
     kr = kraft_spec(zk, cp["controllers"])
     cid = cp["cluster_id"]
-    from kops.orchestration import lifecycle
 
     published = lifecycle.published_ports(kr, provider, persist=False)
     out = Outcome(zk.name, dry_run=dry_run, rolled_back=not dry_run)
@@ -532,7 +530,6 @@ def rollback(spec: ClusterSpec, provider, *, dry_run: bool = False, timeout: flo
         _save(zk.name, cp)
     cp.update(state="rolled-back", current="", error=None, rolled_back_at=time.time())
     _save(zk.name, cp)
-    from kops.orchestration import preflight as upgrade
 
     upgrade.note(zk.name, version=zk.kafka.version, mode="zookeeper")
     out.status = lifecycle.get_status(zk, provider, scope=scope)

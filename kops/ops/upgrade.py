@@ -29,6 +29,10 @@ from kops.artifacts import dist
 from kops.core.errors import InputError, KopsError
 from kops.orchestration.preflight import Preflight, check_up, config_problems, java_major, java_needed, minor, note, preflight, recorded, running_mode, running_version, target_spec, vtuple
 from kops.model.spec import ClusterSpec
+from kops.orchestration import gates
+from kops.orchestration import lifecycle
+from kops.core.errors import NotFoundError
+from kops.plan import node_action
 
 FEATURE_MAIN = "org.apache.kafka.tools.FeatureCommand"
 
@@ -120,9 +124,6 @@ def upgrade(spec: ClusterSpec, provider, to: str, *, finalize_now: bool = False,
     and ``finalize_now`` (or ``confirm(question)`` says yes), the feature level finalized."""
     import time
 
-    from kops.orchestration import gates, lifecycle
-    from kops.core.errors import NotFoundError
-    from kops.plan import node_action
 
     t0 = time.monotonic()
     dist.check_version(to)

@@ -20,6 +20,11 @@ from kops.core.errors import InputError, KopsError, NotFoundError, NotYet, WaitT
 from kops.plan import Observed, Plan, plan_down, plan_restart, plan_up
 from kops.model.spec import ClusterSpec, SpecError
 from kops.orchestration.status import ClusterStatus
+from kops.store import migration_record
+from kops.orchestration import preflight as upgrade
+from kops.plan import quorum
+from kops.plan import scale
+from kops.kafka import data
 
 
 @dataclass
@@ -259,9 +264,6 @@ def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: st
 def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
        scope: str = "", source: str | None = None, reshape: bool = False, upgrade_checked: bool = False,
        throttle: int | None = None) -> Result:
-    from kops.store import migration_record
-    from kops.orchestration import preflight as upgrade
-    from kops.plan import quorum, scale
 
     t0 = time.monotonic()
     deadline = t0 + seconds(timeout, low=1)
@@ -325,7 +327,6 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
 
 
 def _session(spec: ClusterSpec, topo):
-    from kops.kafka import data
 
     c = _client(spec, topo)
     return data.Session(c.bootstrap, dict(c.settings))
@@ -336,7 +337,6 @@ def _topics_before(spec: ClusterSpec, topo, observed: Observed, log):
     Kafka cannot make (fewer partitions, another replication factor) or refuses (a config
     value) is exit 2 naming the topic. A cluster that is not running: every topic is new
     for the plan, and the comparison happens once it is ready."""
-    from kops.kafka import data
 
     if not spec.topics:
         return None
@@ -353,7 +353,6 @@ def _topics_before(spec: ClusterSpec, topo, observed: Observed, log):
 
 def _topics_after(spec: ClusterSpec, topo, log):
     """After the final gate: create and alter the inventory's topics (never delete or shrink)."""
-    from kops.kafka import data
 
     if not spec.topics:
         return None

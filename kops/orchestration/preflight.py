@@ -14,6 +14,9 @@ from kops.artifacts import dist
 from kops.core import paths
 from kops.core.errors import InputError, KopsError
 from kops.model.spec import ClusterSpec, SpecError
+from kops.model import inventory
+from kops.core import engine
+from kops.artifacts import images
 
 def java_needed(version: str) -> int:
     """The oldest Java a Kafka broker of ``version`` runs on (Kafka 4 dropped 8 and 11)."""
@@ -103,7 +106,6 @@ def target_spec(spec: ClusterSpec, version: str, mode: str | None) -> ClusterSpe
     data["kafka"]["mode"] = mode or spec.mode
     if spec.kafka.image and spec.kafka.image.endswith(":" + spec.kafka.version):
         data["kafka"]["image"] = spec.kafka.image[: -len(spec.kafka.version)] + version
-    from kops.model import inventory
 
     return inventory.validate(data, f"cluster {spec.name} at Kafka {version}")
 
@@ -133,7 +135,6 @@ def config_problems(spec_to: ClusterSpec, source: str, defs_from: dict | None, d
 def _java_of_image(image: str) -> str:
     import docker
 
-    from kops.core import engine
 
     try:
         out = engine.client().containers.run(image, ["java", "-version"], remove=True, stdout=True,
@@ -149,7 +150,6 @@ def java_versions(spec_to: ClusterSpec, provider) -> dict[str, str]:
     """where -> `java -version` output: the target image (or the base it is built on) on
     Docker, every host over SSH ("" where Java is missing: kops installs Java 17 there)."""
     if spec_to.driver == "docker":
-        from kops.artifacts import images
 
         ref = spec_to.kafka.image_ref
         text = _java_of_image(ref)

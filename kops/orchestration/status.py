@@ -14,6 +14,7 @@ from kops.kafka import health
 from kops.services import metrics, registry
 from kops.plan import NodeObs, Observed
 from kops.model.topology import ROLE_ORDER, Topology
+from kops.services import connect
 
 ZK_OK = ("leader", "follower", "standalone")
 CONNECTOR_PROBLEM = "connect: connector "   # how a failed connector or task starts its problem line
@@ -137,7 +138,6 @@ def collect(provider, topo: Topology | None, observed: Observed, mode: str, time
 
 
 def _connect():
-    from kops.services import connect
 
     return connect
 

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 from kops.core import wait as waiting
 from kops.bundle.render import Bundle, NodeBundle
+from kops.services.registry import topic_names
+from kops.services import registry
 
 SETTLE = 10.0   # seconds a live cluster must stay ready after one of its nodes came back
 FAST_SETTLE = 3.0   # the same for the fast profile (tests, laptops): the other gates still guard each step
@@ -208,7 +210,6 @@ class StorageTopics(ClusterAction):
                 "replication factor min(3, brokers), retention forever)")
 
     def execute(self, ctx, bundle, deadline: float) -> None:
-        from kops.services import registry
 
         registry.ensure_topics(ctx, deadline)
 
@@ -343,7 +344,6 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
 
         def topics():
             if any(decided[nb.name][0] == "create" for nb in registries):
-                from kops.services.registry import topic_names
 
                 plan.add(StorageTopics(topics=topic_names(topo.spec), reason="the schema registry's storage"))
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kops.kafka import reassign
-from kops.core.errors import InputError
+from kops.core.errors import InputError, NotYet
+from kops.kafka import health, reassign
 from kops.plan import ClusterAction, Observed, Plan, Remove, Stop, Wait
 
 
@@ -154,7 +154,6 @@ def _moves_onto(client, brokers: list[int]) -> list[reassign.Move]:
 def _resume(plan: Plan, bundle, observed: Observed, client, rate: int) -> Plan:
     """A broker of the inventory that holds no replica while others do: an earlier move onto
     it did not finish (kops stopped, a time-out). Moving onto it again makes `up` resumable."""
-    from kops.kafka.health import NotYet
 
     if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
         return plan
@@ -183,11 +182,10 @@ def _unseen_brokers(bundle, observed: Observed, client) -> list[str]:
     """SSH: the provider observes the inventory's nodes only, so a broker left out of the
     inventory is not seen as leaving. Kafka still lists it: refuse rather than leave it
     running unmanaged (draining it over SSH is not supported yet)."""
-    from kops.kafka.health import kafka_health
 
     if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
         return []
-    h = kafka_health(client, timeout=5)
+    h = health.kafka_health(client, timeout=5)
     extra = sorted(set(h.brokers) - {n.id for n in bundle.topo.brokers}) if not h.error else []
     if not extra:
         return []

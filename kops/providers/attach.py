@@ -18,6 +18,7 @@ import threading
 import time
 
 from kops.core.errors import EngineError
+from kops.bundle.launch import shell_line
 
 
 def _pump_stdin(raw, stop: threading.Event) -> None:
@@ -105,7 +106,6 @@ def _follow_window(api, exec_id: str) -> None:
 def ssh_remote(env: dict[str, str], bin_dir: str, argv: list[str], *, sudo: bool = False) -> str:
     """The command line the host's login shell runs: ``argv`` under ``env`` with ``bin_dir``
     first on PATH. Every word is quoted; only the host's own ``$PATH`` is expanded there."""
-    from kops.bundle.launch import shell_line
 
     words = shell_line([f"{k}={v}" for k, v in env.items()])
     return (f"exec {'sudo -n -- ' if sudo else ''}env {words} PATH={shlex.quote(bin_dir)}:\"$PATH\" "

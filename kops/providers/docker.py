@@ -26,6 +26,9 @@ from kops.core.errors import EngineError, InputError, KopsError, combined
 from kops.plan import Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost, Reconfigure, Remove, RemoveHost, Restart, Start, Stop
 from kops.providers.base import ProviderInfo
 from kops.bundle.render import GATEWAY, LABEL, Bundle, NodeBundle, network_name
+from kops.artifacts import tools
+from kops.core import engine
+from kops.providers.attach import docker_exec
 
 ENGINE = "docker"     # the one "host" of this provider
 PREVIOUS = "-previous"  # a reconfigured node's old container, kept stopped until the new one is ready
@@ -92,7 +95,6 @@ class DockerProvider:
     @property
     def cli(self):
         if self._cli is None:
-            from kops.core import engine
 
             self._cli = engine.client(timeout=180)
         return self._cli
@@ -577,7 +579,6 @@ class DockerProvider:
     def exec_attached(self, node: str, argv: list[str], *, tty: bool, env: dict[str, str] | None = None) -> int:
         """`kops exec`/`kops shell`: ``argv`` in the node's container, as its service user,
         attached to this terminal (kops.providers.attach); the command's exit code."""
-        from kops.providers.attach import docker_exec
 
         c = self.containers().get(node)
         if c is None or c.status != "running":
@@ -618,7 +619,6 @@ HEALTH_INTERVAL_NS = 15_000_000_000
 
 def _tools_current(labels: dict) -> bool:
     """A kops image carries the launchers of Kafka's tools its version has now."""
-    from kops.artifacts import tools
 
     version = labels.get(f"{LABEL}.kafka.version", "")
     return not dist.VERSION_RE.match(version) or labels.get(images.TOOLS_LABEL) == tools.fingerprint(version)

@@ -31,6 +31,12 @@ from kops.bundle.launch import shell_line
 from kops.plan import Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost, Reconfigure, Remove, RemoveHost, Restart, Start, Stop
 from kops.providers.base import ProviderInfo
 from kops.bundle.render import KAFKA_USER, Bundle, NodeBundle, kafka_home, profile_path
+from kops.store import hostkeys
+from kops.providers.docker import _interleaved
+from kops.providers.docker import _labeller
+from kops.providers.docker import _merged
+from kops.providers.attach import ssh_argv
+from kops.providers.attach import ssh_remote
 
 NOTHING_KEPT = "kops: no previous files kept"
 JAVA_PACKAGES = {"apt": "openjdk-17-jre-headless", "dnf": "java-17-openjdk-headless",
@@ -185,7 +191,6 @@ class SSHProvider:
             raise EngineError("cannot reach every host; nothing was changed on any host:\n  - "
                               + "\n  - ".join(problems),
                               hint="is the host up, the address right and sshd listening on that port?")
-        from kops.store import hostkeys
 
         verified = hostkeys.verify(spec.hosts, spec.ssh.known_hosts, self.accept_new, self.log)
         self._known = verified
@@ -670,7 +675,6 @@ class SSHProvider:
              prefix: bool = False):
         """journald lines of ``nodes`` (interleaved by time with a node prefix when
         ``prefix``); with ``follow``, new lines as they come, until interrupted."""
-        from kops.providers.docker import _interleaved, _labeller, _merged
 
         label = _labeller(nodes, prefix)
 
@@ -715,7 +719,6 @@ class SSHProvider:
         through the system's ssh and the host keys kops verified."""
         import subprocess
 
-        from kops.providers.attach import ssh_argv, ssh_remote
 
         nb = self._bundle.nodes[node]
         h = self.spec.hosts[nb.node.host_key]

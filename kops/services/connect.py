@@ -19,6 +19,7 @@ from kops.core import paths
 from kops.core.errors import InputError, KopsError, NotFoundError
 from kops.core import wait as waiting
 from kops.kafka.health import NotYet
+from kops.bundle.launch import CONNECT_PROPERTIES
 
 # Plugins the workers must list before Connect counts as ready (Kafka's own, always there)
 BUILTIN_PLUGINS = ("org.apache.kafka.connect.file.FileStreamSourceConnector",
@@ -69,7 +70,6 @@ def worker_settings(topo, node, lay) -> list[tuple[str, object]]:
 
 
 def node_files(topo, node, lay) -> dict[str, str]:
-    from kops.bundle.launch import CONNECT_PROPERTIES
     from kops.bundle.render import render_template
 
     files = {CONNECT_PROPERTIES: render_template("connect/connect-distributed.properties.j2", cluster=topo.name,

@@ -22,6 +22,8 @@ from kops.core import paths
 from kops.core.errors import KopsError
 from kops.core import wait as waiting
 from kops.kafka.health import NotYet
+from kops.kafka import data
+from kops.artifacts import dist
 
 GROUP = "io.apicurio"
 ARTIFACT = "apicurio-registry-app"
@@ -179,7 +181,6 @@ def url(topo) -> str | None:
 
 def ensure_topics(ctx, deadline: float) -> list[str]:
     """Create the storage topics where missing (the StorageTopics action); returns those made."""
-    from kops.kafka import data
 
     client = ctx.kafka()
     session = data.Session(client.bootstrap, dict(client.settings), timeout=30.0)
@@ -203,7 +204,6 @@ def app(repo: str | None = None, log=lambda m: None):
     import tempfile
     from pathlib import Path
 
-    from kops.artifacts import dist
 
     target = cache_dir()
     marker = target / ".kops-complete"
