@@ -71,15 +71,15 @@ def leftovers(cache: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory) -> Path:
     """kafka_2.13-3.9.2.tgz in the official layout, packed from the cached distribution."""
-    d = kops.dist.cached(VERSION) or kops.dist.fetch(VERSION, "maven")
+    d = kops.artifacts.dist.cached(VERSION) or kops.artifacts.dist.fetch(VERSION, "maven")
     out = tmp_path_factory.mktemp("tgz")
-    tgz = kops.dist.tarball(d, out)
+    tgz = kops.artifacts.dist.tarball(d, out)
     assert tgz.name == f"{NAME}.tgz"
     with tarfile.open(tgz) as tar:
         names = set(tar.getnames())
     assert f"{NAME}/libs/{NAME}.jar" in names
     assert f"{NAME}/config/log4j.properties" in names
-    assert not any(n.endswith(kops.dist.MARKER) for n in names)
+    assert not any(n.endswith(kops.artifacts.dist.MARKER) for n in names)
     return tgz
 
 
@@ -101,7 +101,7 @@ def mirror(tmp_path_factory, tarball):
         data[i] ^= 0xFF
     (bad / tarball.name).write_bytes(bytes(data))
     (bad / f"{tarball.name}.sha512").write_text(sha)
-    assert hashlib.sha512(data).hexdigest() != kops.dist.parse_sha512(sha)
+    assert hashlib.sha512(data).hexdigest() != kops.artifacts.dist.parse_sha512(sha)
 
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -131,7 +131,7 @@ def test_served_sha512_is_apache_style(mirror, tarball):
     assert text.startswith(f"{tarball.name}: ")
     assert len(text.strip().splitlines()) == 3
     assert re.search(r"^[0-9A-F]{8}( [0-9A-F]{8})+$", text.splitlines()[1].strip())
-    assert kops.dist.parse_sha512(text) == hashlib.sha512(tarball.read_bytes()).hexdigest()
+    assert kops.artifacts.dist.parse_sha512(text) == hashlib.sha512(tarball.read_bytes()).hexdigest()
 
 
 def test_fetch_from_apache_mirror(apache_fetch):
@@ -143,7 +143,7 @@ def test_fetch_from_apache_mirror(apache_fetch):
     assert (path / "libs" / f"{NAME}.jar").is_file()
     assert len(list((path / "libs").glob("*.jar"))) > 50
     assert (path / "config" / "log4j.properties").is_file()
-    meta = json.loads((path / kops.dist.MARKER).read_text())
+    meta = json.loads((path / kops.artifacts.dist.MARKER).read_text())
     assert meta["version"] == VERSION
     assert meta["source"].startswith("apache:")
     assert meta["source"] == f"apache:{base}"
@@ -158,7 +158,7 @@ def test_fetch_from_apache_mirror(apache_fetch):
 def test_second_fetch_is_cached(apache_fetch):
     cache, base, first = apache_fetch
     assert first.returncode == 0, first.stderr
-    marker = cache / "dist" / NAME / kops.dist.MARKER
+    marker = cache / "dist" / NAME / kops.artifacts.dist.MARKER
     before = marker.read_text()
     proc = run_kops(["dist", "fetch", VERSION, "--apache-url", base], cache)
     assert proc.returncode == 0, proc.stderr
@@ -285,7 +285,7 @@ def test_from_directory(tmp_path, tarball):
     assert path == cache / "dist" / NAME
     assert sorted(p.name for p in (path / "libs").iterdir()) == \
         sorted(p.name for p in (dist_dir / "libs").iterdir())
-    meta = json.loads((path / kops.dist.MARKER).read_text())
+    meta = json.loads((path / kops.artifacts.dist.MARKER).read_text())
     assert meta["source"] == f"local:{dist_dir}"
     assert leftovers(cache) == [NAME]
     # the source folder is copied, not moved

@@ -95,7 +95,7 @@ def test_installed_templates_come_from_the_wheel(venv):
     py = venv / "bin" / "python"
     # inventories ship only once the source tree has some (an empty folder is not packed)
     has_inventories = bool(_files_under(REPO / "inventories"))
-    code = "import kops; from kops import paths; print(kops.__file__); print(paths.templates_dir())"
+    code = "import kops; from kops.core import paths; print(kops.__file__); print(paths.templates_dir())"
     if has_inventories:
         code += "; print(paths.inventories_dir())"
     proc = _run([py, "-c", code], env=_clean_env())
@@ -118,7 +118,7 @@ def test_installed_templates_come_from_the_wheel(venv):
 def test_installed_renders_default_log_config(venv):
     """The installed package can render a template (jinja finds the shipped files)."""
     py = venv / "bin" / "python"
-    proc = _run([py, "-c", "from kops.render import default_log_config; "
+    proc = _run([py, "-c", "from kops.bundle.render import default_log_config; "
                  "n, t = default_log_config('3.9.2'); print(n); print(len(t))"], env=_clean_env())
     name, size = proc.stdout.strip().splitlines()
     assert name == "log4j.properties"
