@@ -35,6 +35,7 @@ from pathlib import Path
 
 
 from kops.core import paths
+from kops.model import spec
 from kops.core.errors import DistError, InputError
 from kops.artifacts import tools
 
@@ -42,7 +43,7 @@ SCALA = "2.13"
 DEFAULT_APACHE_URL = "https://archive.apache.org/dist"
 DEFAULT_MAVEN_REPO = "https://repo1.maven.org/maven2"
 MARKER = "kops-dist.json"
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+VERSION_RE = spec.VERSION_RE   # one pattern for every command (ASCII digits, bounded)
 
 # The extras (see the module docstring); EXTRAS changes when the set does, so older caches
 # and images are completed (once) when a cluster needs them.
@@ -86,9 +87,12 @@ class Distribution:
 
 
 def check_version(version: str) -> str:
-    if not VERSION_RE.fullmatch(version or ""):
-        raise InputError(f"Kafka version {version!r} is not of the form X.Y.Z",
-                         hint="for example 3.9.2 or 4.1.1; 'latest' works with --from maven")
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
+        raise InputError(f"Kafka version {str(version)[:40]!r} is not of the form X.Y.Z (ASCII digits, no leading "
+                         "zeros)", hint="for example 3.9.2 or 4.1.1; 'latest' works with --from maven")
+    if int(version.split(".")[0]) < 3:
+        raise InputError(f"Kafka version {version}: kops runs Kafka 3.x (ZooKeeper or KRaft) and 4.x (KRaft)",
+                         hint="for example 3.9.2 or 4.1.1")
     return version
 
 
@@ -322,7 +326,7 @@ def maven_versions(repo: str | None = None) -> list[str]:
     except requests.RequestException as exc:
         raise DistError(f"cannot read {url}: {exc}", hint="check --maven-repo / KOPS_MAVEN_REPO") from exc
     versions = [v.text for v in ET.fromstring(resp.content).iter("version")
-                if v.text and VERSION_RE.match(v.text)]
+                if v.text and VERSION_RE.fullmatch(v.text)]
     if not versions:
         raise DistError(f"{url} lists no released Kafka version")
     return sorted(set(versions), key=lambda v: tuple(int(x) for x in v.split(".")))
@@ -444,7 +448,7 @@ def served_version(group: str, artifact: str, version: str, repo: str) -> str:
         raise DistError(f"cannot read {base}: {exc}", hint="check --maven-repo / KOPS_MAVEN_REPO") from exc
     key = lambda v: tuple(int(x) for x in v.split("."))   # noqa: E731
     older = sorted((v.text for v in ET.fromstring(resp.content).iter("version")
-                    if v.text and VERSION_RE.match(v.text) and v.text.split(".")[0] == version.split(".")[0]
+                    if v.text and VERSION_RE.fullmatch(v.text) and v.text.split(".")[0] == version.split(".")[0]
                     and key(v.text) < key(version)), key=key)
     if not older:
         raise DistError(f"{repo} serves no {group}:{artifact} for Kafka {version}",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
+
 from pathlib import Path
 
 import click
 
+from kops.core import paths
 from kops.core.errors import InputError
 from kops.cli.common import handle_errors, print_json, progress
 from kops.cli.config import inventory_options, load_spec
@@ -37,6 +38,9 @@ def client_config(user, spec_source, out):
     from kops.model import topology
     from kops.orchestration.lifecycle import credentials
 
+    if user is not None and not user.strip():
+        raise InputError("client-config: the user name is empty",
+                         hint="name a user of security.users, or leave USER out for kops's own admin")
     spec = _secure_spec(spec_source)
     sec = spec.security
     user = user or secrets.ADMIN
@@ -65,11 +69,7 @@ def client_config(user, spec_source, out):
     written = []
     for path, text in ((ca, secrets.ca_pem(spec.name)), (dest / "client.properties", "\n".join(java) + "\n"),
                        (dest / "librdkafka.conf", "\n".join(rdkafka) + "\n")):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(path, 0o600)
-        written.append(str(path))
+        written.append(str(paths.write_output(path, text, "-o", mode=0o600)))
     progress(f"wrote the client settings of {user} for cluster {spec.name} (0600; they hold the password)")
     for p in written:
         click.echo(p)

@@ -119,6 +119,9 @@ def check_value(key: str, value, d: dict) -> str | None:
             return None
         if kind in ("int", "long", "short", "double"):
             num = _number(value, kind)
+            bits = {"short": 15, "int": 31, "long": 63}.get(kind)
+            if bits and not -(2 ** bits) <= num < 2 ** bits:
+                return f"{value!r} does not fit Java's {kind} ({-(2 ** bits)} to {2 ** bits - 1})"
             rng = re.fullmatch(r"\[(-?[\d.]+),\.\.\.(?:,(-?[\d.]+))?\]", valid)
             if rng:
                 lo, hi = float(rng.group(1)), float(rng.group(2)) if rng.group(2) else None

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints,
-                      ValidationInfo, model_validator)
+                      ValidationInfo, field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 from kops.core.errors import InputError
 
 NAME_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?", re.ASCII)
-VERSION_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", re.ASCII)
+# X.Y.Z in ASCII digits, no leading zeros, bounded: the one check of a version for every command
+VERSION_RE = re.compile(r"(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})", re.ASCII)
 DEFAULT_PRESET = "zk-single-kafka-single"
 RULES_ERROR = "kops_rules"
 
@@ -128,8 +129,31 @@ class SpecError(InputError):
                               "working inventory to start from")
 
 
+def _numeric(annotation) -> bool:
+    """A number field (int or float, optional or constrained), not one that also takes a bool."""
+    import typing
+
+    args = [annotation]
+    found: set = set()
+    while args:
+        a = args.pop()
+        if a in (int, float, bool, str):
+            found.add(a)
+        else:
+            args += [x for x in typing.get_args(a) if x is not type(None)]
+    return bool(found & {int, float}) and not found & {bool, str}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v, info):
+        """YAML's true is not 1: a port, a count or a size given as a boolean is refused."""
+        if isinstance(v, bool) and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"{str(v).lower()} is a boolean, not a number")
+        return v
 
 
 class DownloadSpec(_Strict):
@@ -337,6 +361,7 @@ class TopicSpec(_Strict):
     partitions: int = Field(default=1, ge=1, le=MAX_PARTITIONS)
     replication_factor: int | None = Field(default=None, ge=1, le=MAX_BROKERS)  # None: the brokers' default
     config: Config = Field(default_factory=dict)
+    internal: bool = False   # deliberately one of Kafka's, Connect's or the registry's own topics
 
 
 class ClusterSpec(_Strict):
@@ -371,6 +396,11 @@ class ClusterSpec(_Strict):
             raise PydanticCustomError(RULES_ERROR, "{text}",
                                       {"text": "; ".join(problems), "problems": problems})
         return self
+
+    @property
+    def connect_group(self) -> str:
+        """The Connect workers' group id (its internal topics are named after it)."""
+        return (self.connect.group if self.connect and self.connect.group else None) or f"{self.name}-connect"
 
     @property
     def mode(self) -> str:
@@ -475,10 +505,28 @@ def rules(spec: ClusterSpec) -> list[str]:
     return p
 
 
+def internal_topics(spec: ClusterSpec) -> set[str]:
+    """The topics that belong to Kafka's machinery, Connect's group or the registry (by name;
+    every name starting with '__' is Kafka's)."""
+    from kops.services.registry import JOURNAL, SNAPSHOTS
+
+    out = set()
+    if spec.connect is not None:
+        out |= {f"{spec.connect_group}-{k}" for k in ("configs", "offsets", "status")}
+    if spec.schema_registry is not None:
+        out |= {JOURNAL, SNAPSHOTS}
+    return out
+
+
 def _topic_rules(spec: ClusterSpec) -> list[str]:
     p: list[str] = []
     seen: dict[str, str] = {}
+    internal = internal_topics(spec)
     for name, t in spec.topics.items():
+        if (name.startswith("__") or name in internal) and not t.internal:
+            p.append(f"topics.{name}: {'Kafka' if name.startswith('__') else 'Connect or the registry'} keeps this "
+                     "topic for itself; changing it from the inventory can break the cluster. Remove it, or set "
+                     f"topics.{name}.internal: true to change it deliberately")
         if t.replication_factor and t.replication_factor > spec.broker_nodes:
             p.append(f"topics.{name}.replication_factor: {t.replication_factor} is above the number of brokers "
                      f"({spec.broker_nodes}); use at most {spec.broker_nodes} or add brokers")

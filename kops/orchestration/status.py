@@ -176,27 +176,49 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
         return ClusterStatus(name, driver, mode, version, [], {}, "not-found",
                              [f"no nodes of cluster {name} found"])
     kh = probes.kafka if probes else health.KafkaHealth(error="not probed")
-    problems: list[str] = []
     vs = views(topo, observed)
-    voter_ids = {v.name: v.id for v in vs if v.role in ("controller", "combined")}
-    quorum: dict = {}
     running_brokers = [v for v in vs if v.role in ("broker", "combined") and observed.get(v.name).running]
-    if mode == "kraft" and probes is not None and probes.quorum:
-        quorum = kraft_leader(probes.quorum, voter_ids)
-    if mode == "kraft":
-        # KRaft clients are shown a random broker as "controller": the quorum leader is the truth
-        kh.controller = quorum.get("leader")
-        if running_brokers and kh.controller is None:
-            alive = sum(1 for n in voter_ids if observed.get(n).running)
-            if quorum and not quorum.get("known"):
-                unread = sorted(n for n, s in (probes.quorum if probes else {}).items() if not s)
-                problems.append(f"kraft: the controller quorum's leader is unknown: the quorum state of "
-                                f"{', '.join(unread)} could not be read")
-            else:
-                problems.append(f"kraft: the controller quorum has no leader ({alive} of {len(voter_ids)} "
-                                "voter(s) running)")
+    problems: list[str] = []
+    quorum = _kraft(mode, vs, observed, probes, kh, running_brokers, problems)
+    nodes = _node_rows(vs, topo, observed, probes, kh, quorum, mode, driver, scope, problems)
+    if running_brokers:
+        problems += _kafka_problems(kh, mode)
+    connect = _connect_summary(vs, observed, probes, problems)
+    kafka = kh.as_dict()
+    kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
+    return ClusterStatus(name, driver, mode, version, nodes, kafka, _state(observed, problems), problems,
+                         bootstrap(topo, observed), security_of(topo, observed), connect,
+                         _registry_summary(vs, observed, probes))
+
+
+def _kraft(mode: str, vs: list[View], observed: Observed, probes: Probes | None, kh: health.KafkaHealth,
+           running_brokers: list[View], problems: list[str]) -> dict:
+    """KRaft: the quorum as the voters' files tell it; the leader becomes the controller
+    (clients are shown a random broker as "controller"); a missing leader is a problem."""
+    if mode != "kraft":
+        return {}
+    voter_ids = {v.name: v.id for v in vs if v.role in ("controller", "combined")}
+    quorum = kraft_leader(probes.quorum, voter_ids) if probes is not None and probes.quorum else {}
+    kh.controller = quorum.get("leader")
+    if running_brokers and kh.controller is None:
+        alive = sum(1 for n in voter_ids if observed.get(n).running)
+        if quorum and not quorum.get("known"):
+            unread = sorted(n for n, s in (probes.quorum if probes else {}).items() if not s)
+            problems.append(f"kraft: the controller quorum's leader is unknown: the quorum state of "
+                            f"{', '.join(unread)} could not be read")
+        else:
+            problems.append(f"kraft: the controller quorum has no leader ({alive} of {len(voter_ids)} "
+                            "voter(s) running)")
+    return quorum
+
+
+def _node_rows(vs: list[View], topo: Topology | None, observed: Observed, probes: Probes | None,
+               kh: health.KafkaHealth, quorum: dict, mode: str, driver: str, scope: str,
+               problems: list[str]) -> list[NodeStatus]:
+    """A row per node, and a problem for each node that should run and does not, or runs unwell."""
     nodes: list[NodeStatus] = []
     inventory = {n.name for n in topo.nodes} if topo is not None else None
+    any_running = any(x.running for x in observed.nodes.values())
     for v in vs:
         o = observed.get(v.name)
         words, ok = _node_health(v, o, kh, quorum, probes, mode)
@@ -206,38 +228,45 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
                          else "stopped, not in the inventory"), True
         if not o.exists:
             problems.append(f"{v.name}: missing (in the inventory, not on the {driver} target)")
-        elif not ok and (o.running or o.crashed or any(x.running for x in observed.nodes.values())):
+        elif not ok and (o.running or o.crashed or any_running):
             problems.append(f"{v.name}: {'crashed, ' if o.crashed else ''}{o.state}{_exit_words(o, scope)}"
                             + (f", {words}" if words and o.running else ""))
-        nodes.append(NodeStatus(v.name, v.role, v.id, o.state, v.addresses, words, ok, o.started_at,
-                                o.where, (probes.metrics.get(v.name) if probes else None)
-                                if v.addresses.get("metrics") else None))
-    if running_brokers:
-        if kh.error:
-            problems.append(f"kafka: {kh.error}")
-        else:
-            if kh.controller is None and mode != "kraft":  # KRaft: reported above
-                problems.append("kafka: no active controller")
-            if kh.offline:
-                problems.append(f"kafka: {len(kh.offline)} offline partition(s): {', '.join(kh.offline[:5])}")
-            if kh.under_replicated:
-                problems.append(f"kafka: {len(kh.under_replicated)} under-replicated partition(s): "
-                                f"{', '.join(kh.under_replicated[:5])}")
-    connect = _connect_summary(vs, observed, probes, problems)
+        metrics = (probes.metrics.get(v.name) if probes else None) if v.addresses.get("metrics") else None
+        nodes.append(NodeStatus(v.name, v.role, v.id, o.state, v.addresses, words, ok, o.started_at, o.where,
+                                metrics))
+    return nodes
+
+
+def _kafka_problems(kh: health.KafkaHealth, mode: str) -> list[str]:
+    """What the brokers' metadata says is wrong (a running cluster)."""
+    if kh.error:
+        return [f"kafka: {kh.error}"]
+    out = []
+    if kh.controller is None and mode != "kraft":  # KRaft: reported with the quorum
+        out.append("kafka: no active controller")
+    if kh.offline:
+        out.append(f"kafka: {len(kh.offline)} offline partition(s): {', '.join(kh.offline[:5])}")
+    if kh.under_replicated:
+        out.append(f"kafka: {len(kh.under_replicated)} under-replicated partition(s): "
+                   f"{', '.join(kh.under_replicated[:5])}")
+    return out
+
+
+def _registry_summary(vs: list[View], observed: Observed, probes: Probes | None) -> dict | None:
     regs = [v for v in vs if v.role == "registry"]
-    reg = {"url": f"http://{regs[0].addresses['host']}{registry.API}" if regs[0].addresses.get("host") else None,
-                "nodes": {v.name: {"state": observed.get(v.name).state, "rest": v.addresses.get("host"),
-                                   **((probes.registry if probes else {}).get(v.name) or {})} for v in regs}} \
-        if regs else None
+    if not regs:
+        return None
+    answers = probes.registry if probes else {}
+    return {"url": f"http://{regs[0].addresses['host']}{registry.API}" if regs[0].addresses.get("host") else None,
+            "nodes": {v.name: {"state": observed.get(v.name).state, "rest": v.addresses.get("host"),
+                               **(answers.get(v.name) or {})} for v in regs}}
+
+
+def _state(observed: Observed, problems: list[str]) -> str:
     if not any(o.running for o in observed.nodes.values()):
         # stopped by `kops down` (or cleanly), or crashed: a cluster that should run is degraded
-        st = "degraded" if any(o.crashed for o in observed.nodes.values()) else "stopped"
-    else:
-        st = "degraded" if problems else "healthy"
-    kafka = kh.as_dict()
-    kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
-    return ClusterStatus(name, driver, mode, version, nodes, kafka, st, problems, bootstrap(topo, observed),
-                         security_of(topo, observed), connect, reg)
+        return "degraded" if any(o.crashed for o in observed.nodes.values()) else "stopped"
+    return "degraded" if problems else "healthy"
 
 
 def _connect_summary(vs: list[View], observed: Observed, probes: Probes | None, problems: list[str]) -> dict | None:

@@ -313,7 +313,31 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
     for name in sorted(set(observed.nodes) - set(bundle.nodes)):
         plan.summary[name] = ("orphan", "not in the inventory: left alone (kops down --purge removes the "
                                         "whole cluster)")
+    todo = [nb for nb in bundle if decided[nb.name][0] in NODE_CHANGES]
+    if not todo:
+        return plan
+    act = _actor(decided)
+    _prepare_hosts(plan, todo, observed)
+    zks = [nb for nb in todo if nb.node.role == "zookeeper"]
+    kafka = [nb for nb in todo if nb.node.is_kafka]
+    if _cold_start_together(topo, bundle, zks, kafka, observed):
+        # Nothing of the cluster runs: ZooKeeper and the brokers start at once (a broker
+        # waits for the ensemble by itself, zookeeper.connection.timeout.ms), then both gates.
+        plan.add(*[act(nb) for nb in zks + kafka])
+        plan.add(Wait(gate="zookeeper-quorum"))
+        plan.add(Wait(gate="kafka-ready"))
+    else:
+        if zks:
+            _converge_group(plan, zks, [nb for nb in bundle if nb.node.role == "zookeeper"], decided, observed,
+                            act, gate="zookeeper-quorum", settle=0.0, order=lambda nb: nb.node.id)
+        if kafka:
+            _plan_kafka(plan, bundle, kafka, decided, observed, act)
+    _plan_services(plan, bundle, todo, decided, observed, act)
+    return plan
 
+
+def _actor(decided: dict):
+    """The action of a node whose decision is create, reconfigure or start."""
     def act(nb: NodeBundle) -> Action:
         kind, reason, changed = decided[nb.name]
         if kind == "create":
@@ -321,62 +345,23 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
         if kind == "reconfigure":
             return Reconfigure(node=nb.name, host=nb.node.host_key, reason=reason, changed=changed)
         return Start(node=nb.name, host=nb.node.host_key, reason=reason)
+    return act
 
-    todo = [nb for nb in bundle if decided[nb.name][0] in NODE_CHANGES]
-    if not todo:
-        return plan
+
+def _prepare_hosts(plan: Plan, todo: list[NodeBundle], observed: Observed) -> None:
     hosts = sorted({nb.node.host_key for nb in todo})
     plan.add(*[PrepareHost(host=h, needs=observed.hosts[h].missing,
                            reason="; ".join(map(str, observed.hosts[h].missing)))
                for h in hosts if h in observed.hosts and observed.hosts[h].missing])
 
-    zks = [nb for nb in todo if nb.node.role == "zookeeper"]
-    kafka = [nb for nb in todo if nb.node.is_kafka]
-    workers = [nb for nb in todo if nb.node.role == "connect"]
-    registries = [nb for nb in todo if nb.node.role == "registry"]
 
-    def done() -> Plan:
-        """Connect workers and the schema registry last: after Kafka is ready (their groups
-        and topics live in it); the registry's topics are made before its first start. When
-        neither group runs yet, both start at once (they do not need each other)."""
-        def live(role):
-            return any(observed.get(nb.name).running for nb in bundle if nb.node.role == role)
-
-        def topics():
-            if any(decided[nb.name][0] == "create" for nb in registries):
-
-                plan.add(StorageTopics(topics=topic_names(topo.spec), reason="the schema registry's storage"))
-
-        if workers and registries and not live("connect") and not live("registry"):
-            topics()
-            plan.add(*[act(nb) for nb in workers + registries])
-            plan.add(Wait(gate="connect-ready"))
-            plan.add(Wait(gate="registry-ready"))
-            return plan
-        if workers:
-            _converge_group(plan, workers, [nb for nb in bundle if nb.node.role == "connect"], decided, observed,
-                            act, gate="connect-ready", settle=0.0, order=lambda nb: nb.node.id)
-        if registries:
-            topics()
-            _converge_group(plan, registries, [nb for nb in bundle if nb.node.role == "registry"], decided,
-                            observed, act, gate="registry-ready", settle=0.0, order=lambda nb: nb.node.id)
-        return plan
-
-    if _cold_start_together(topo, bundle, zks, kafka, observed):
-        # Nothing of the cluster runs: ZooKeeper and the brokers start at once (a broker
-        # waits for the ensemble by itself, zookeeper.connection.timeout.ms), then both gates.
-        plan.add(*[act(nb) for nb in zks + kafka])
-        plan.add(Wait(gate="zookeeper-quorum"))
-        plan.add(Wait(gate="kafka-ready"))
-        return done()
-    if zks:
-        _converge_group(plan, zks, [nb for nb in bundle if nb.node.role == "zookeeper"], decided, observed,
-                        act, gate="zookeeper-quorum", settle=0.0, order=lambda nb: nb.node.id)
-
-    if not kafka:
-        return done()
-    if topo.mode == "zookeeper" and topo.spec.security.sasl and any(
-            decided[nb.name][0] == "create" for nb in kafka):
+def _plan_kafka(plan: Plan, bundle: Bundle, kafka: list[NodeBundle], decided: dict, observed: Observed,
+                act) -> None:
+    """Kafka's nodes of a cluster that is (partly) running: the SCRAM user first (ZooKeeper
+    mode), old sessions expired, KRaft storage formatted, then the group converged."""
+    topo = bundle.topo
+    creates = any(decided[nb.name][0] == "create" for nb in kafka)
+    if topo.mode == "zookeeper" and topo.spec.security.sasl and creates:
         zk = next(nb for nb in bundle if nb.node.role == "zookeeper")
         plan.add(Bootstrap(node=zk.name, host=zk.node.host_key,
                            reason=f"the brokers' {topo.spec.security.mechanism} user, written to ZooKeeper"))
@@ -385,9 +370,18 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
                          if (o := observed.get(nb.name)).exists and o.crashed and o.finished_at is not None)
         if sessions:
             plan.add(Wait(gate="zookeeper-sessions", nodes=tuple(s[0] for s in sessions), sessions=sessions))
+    _plan_formats(plan, bundle, kafka, observed)
+    _converge_group(plan, kafka, [nb for nb in bundle if nb.node.is_kafka], decided, observed, act,
+                    gate="kafka-ready", settle=FAST_SETTLE if topo.spec.profile == "fast" else SETTLE,
+                    order=lambda nb: _rank(nb, observed.controller))
+
+
+def _plan_formats(plan: Plan, bundle: Bundle, kafka: list[NodeBundle], observed: Observed) -> None:
+    """KRaft storage formatted once, before a node's first start; a new controller of a
+    dynamic quorum that has controllers already joins it (an observer, then added)."""
+    topo = bundle.topo
     formats = [nb for nb in kafka if nb.format_argv is not None
                and (not observed.get(nb.name).exists or observed.get(nb.name).formatted is False)]
-    # a dynamic quorum that has controllers already: a new controller joins it (an observer, then added)
     quorum_exists = topo.quorum == "dynamic" and any(
         observed.get(nb.name).exists and observed.get(nb.name).formatted for nb in bundle if nb.node.is_controller)
     plan.add(*[Format(node=nb.name, host=nb.node.host_key, cluster_id=topo.cluster_id,
@@ -395,10 +389,36 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
                       reason="KRaft storage not formatted yet" + (": joins the quorum as an observer"
                                                                   if quorum_exists and nb.node.is_controller else ""))
                for nb in formats])
-    _converge_group(plan, kafka, [nb for nb in bundle if nb.node.is_kafka], decided, observed, act,
-                    gate="kafka-ready", settle=FAST_SETTLE if topo.spec.profile == "fast" else SETTLE,
-                    order=lambda nb: _rank(nb, observed.controller))
-    return done()
+
+
+def _plan_services(plan: Plan, bundle: Bundle, todo: list[NodeBundle], decided: dict, observed: Observed,
+                   act) -> None:
+    """Connect workers and the schema registry last: after Kafka is ready (their groups and
+    topics live in it); the registry's topics are made before its first start. When neither
+    group runs yet, both start at once (they do not need each other)."""
+    workers = [nb for nb in todo if nb.node.role == "connect"]
+    registries = [nb for nb in todo if nb.node.role == "registry"]
+
+    def live(role):
+        return any(observed.get(nb.name).running for nb in bundle if nb.node.role == role)
+
+    def topics():
+        if any(decided[nb.name][0] == "create" for nb in registries):
+            plan.add(StorageTopics(topics=topic_names(bundle.topo.spec), reason="the schema registry's storage"))
+
+    if workers and registries and not live("connect") and not live("registry"):
+        topics()
+        plan.add(*[act(nb) for nb in workers + registries])
+        plan.add(Wait(gate="connect-ready"))
+        plan.add(Wait(gate="registry-ready"))
+        return
+    if workers:
+        _converge_group(plan, workers, [nb for nb in bundle if nb.node.role == "connect"], decided, observed,
+                        act, gate="connect-ready", settle=0.0, order=lambda nb: nb.node.id)
+    if registries:
+        topics()
+        _converge_group(plan, registries, [nb for nb in bundle if nb.node.role == "registry"], decided,
+                        observed, act, gate="registry-ready", settle=0.0, order=lambda nb: nb.node.id)
 
 
 def _cold_start_together(topo, bundle: Bundle, zks: list[NodeBundle], kafka: list[NodeBundle],

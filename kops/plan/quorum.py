@@ -227,29 +227,12 @@ def extend(plan: Plan, bundle, observed: Observed, info) -> Plan:
     leaving = sorted((o for o in observed.nodes.values() if o.role == "controller" and o.name not in bundle.nodes),
                      key=lambda o: (o.id == observed.controller, o.name))
     if not info.sees_unlisted_nodes:
-        # a provider that sees the inventory's nodes only (SSH): a controller left out is known from kops's state
-        gone = sorted(set(known(topo.name)) - controllers)
-        if gone:
-            raise InputError(f"controllers {', '.join(gone)} ran in cluster {topo.name} and are not in the inventory: "
-                             "removing controllers over SSH is not supported yet; nothing was changed",
-                             hint=f"keep controllers.nodes at {len(controllers) + len(gone)}")
+        _refuse_unseen(topo.name, controllers)
     resumed = [n for n in pending(topo.name) if n in controllers and n not in created
                and observed.get(n).exists]
     if not created and not leaving and not resumed:
         return plan
-    if topo.quorum != "dynamic":
-        raise InputError(
-            f"cluster {topo.name} has a static KRaft quorum (controller.quorum.voters): its voters cannot change "
-            f"at run time, so {'adding ' + ', '.join(created) if created else 'removing ' + ', '.join(o.name for o in leaving)} "
-            "is refused; nothing was changed",
-            hint="keep controllers.nodes as it is; a dynamic quorum (KIP-853) is what kops gives new KRaft clusters "
-                 "of Kafka 4.1+: make a new cluster and move the data (e.g. MirrorMaker 2), or upgrade its "
-                 "kraft.version with Kafka's own tools and rewrite its controller settings by hand")
-    serving = any(o.running for o in had)
-    if leaving and not serving:
-        raise InputError("controllers " + ", ".join(o.name for o in leaving) + " would leave a quorum that is not "
-                         "running: they must be removed from the voters first; start the cluster with the "
-                         "previous inventory, then change controllers.nodes")
+    _refuse(topo, created, leaving, serving=any(o.running for o in had))
     out = Plan(summary=dict(plan.summary))
     for o in leaving:
         out.add(RemoveController(node=o.name, voter=o.id, reason="left the inventory"))
@@ -257,23 +240,52 @@ def extend(plan: Plan, bundle, observed: Observed, info) -> Plan:
         out.add(Remove(node=o.name, host=o.where or None, reason="left the inventory: container/unit, data and "
                                                                  "logs removed"))
         out.summary[o.name] = ("remove", "left the inventory: removed from the quorum's voters, stopped, removed")
-    adds = [bundle.nodes[n] for n in created + resumed]
     steps = list(plan.steps)
-    # the new controllers join right after they started and were awaited (before the other
-    # nodes roll onto the new bootstrap list); without such a wait, at the end
-    at = len(steps)
-    if created:
-        first = next(i for i, s in enumerate(steps) if any(a.kind == "create" and a.node in created for a in s))
-        at = next((i + 1 for i in range(first + 1, len(steps)) if isinstance(steps[i][0], Wait)), len(steps))
+    at = _join_point(steps, created)
     for s in steps[:at]:
         out.add(*s)
-    for nb in adds:
-        out.add(AddController(node=nb.name, voter=nb.node.id, reason="new in the inventory"
-                              if nb.name in created else "an earlier add did not finish"))
-        out.summary.setdefault(nb.name, ("create", "joins the KRaft quorum"))
+    for n in created + resumed:
+        out.add(AddController(node=n, voter=bundle.nodes[n].node.id, reason="new in the inventory"
+                              if n in created else "an earlier add did not finish"))
+        out.summary.setdefault(n, ("create", "joins the KRaft quorum"))
     for s in steps[at:]:
         out.add(*s)
     return out
+
+
+def _refuse_unseen(cluster: str, controllers: set[str]) -> None:
+    """A provider that sees the inventory's nodes only (SSH): a controller left out of the
+    inventory is known from kops's state, and removing it is refused before anything."""
+    gone = sorted(set(known(cluster)) - controllers)
+    if gone:
+        raise InputError(f"controllers {', '.join(gone)} ran in cluster {cluster} and are not in the inventory: "
+                         "removing controllers over SSH is not supported yet; nothing was changed",
+                         hint=f"keep controllers.nodes at {len(controllers) + len(gone)}")
+
+
+def _refuse(topo, created: list[str], leaving: list, *, serving: bool) -> None:
+    """A static quorum cannot change its voters; voters cannot leave a quorum that is down."""
+    if topo.quorum != "dynamic":
+        what = "adding " + ", ".join(created) if created else "removing " + ", ".join(o.name for o in leaving)
+        raise InputError(
+            f"cluster {topo.name} has a static KRaft quorum (controller.quorum.voters): its voters cannot change "
+            f"at run time, so {what} is refused; nothing was changed",
+            hint="keep controllers.nodes as it is; a dynamic quorum (KIP-853) is what kops gives new KRaft clusters "
+                 "of Kafka 4.1+: make a new cluster and move the data (e.g. MirrorMaker 2), or upgrade its "
+                 "kraft.version with Kafka's own tools and rewrite its controller settings by hand")
+    if leaving and not serving:
+        raise InputError("controllers " + ", ".join(o.name for o in leaving) + " would leave a quorum that is not "
+                         "running: they must be removed from the voters first; start the cluster with the "
+                         "previous inventory, then change controllers.nodes")
+
+
+def _join_point(steps: list, created: list[str]) -> int:
+    """Where new controllers join: right after they started and were awaited (before the
+    other nodes roll onto the new bootstrap list); without such a wait, at the end."""
+    if not created:
+        return len(steps)
+    first = next(i for i, s in enumerate(steps) if any(a.kind == "create" and a.node in created for a in s))
+    return next((i + 1 for i in range(first + 1, len(steps)) if isinstance(steps[i][0], Wait)), len(steps))
 
 
 def pending_of(plan: Plan) -> list[str]:

@@ -621,7 +621,7 @@ def _tools_current(labels: dict) -> bool:
     """A kops image carries the launchers of Kafka's tools its version has now."""
 
     version = labels.get(f"{LABEL}.kafka.version", "")
-    return not dist.VERSION_RE.match(version) or labels.get(images.TOOLS_LABEL) == tools.fingerprint(version)
+    return not dist.VERSION_RE.fullmatch(version) or labels.get(images.TOOLS_LABEL) == tools.fingerprint(version)
 
 
 def _gone(remove, **kwargs) -> bool:

@@ -31,7 +31,7 @@ TIMEOUT = 10.0
 
 
 def group_id(spec) -> str:
-    return spec.connect.group or f"{spec.name}-connect"
+    return spec.connect_group
 
 
 def worker_settings(topo, node, lay) -> list[tuple[str, object]]:
@@ -211,8 +211,11 @@ def worker_status(address: str, timeout: float = 3.0) -> dict:
 def _path(name: str) -> str:
     from urllib.parse import quote
 
-    if not name or len(name) > 249 or any(ord(c) < 32 for c in name):
-        raise InputError(f"connector name {name[:60]!r} is not usable", hint="1-249 printable characters")
+    if not name or len(name) > 249 or name in (".", "..") or any(not c.isprintable() for c in name):
+        # "." and ".." would name another REST path (/connectors/../config is /config); control
+        # characters would reach the terminal
+        raise InputError(f"connector name {name[:60]!r} is not usable",
+                         hint="1-249 printable characters, not '.' or '..'")
     return quote(name, safe="")
 
 
