@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import stat
 import typing
 from pathlib import Path
@@ -280,6 +281,11 @@ def _describe(err: dict, data: dict) -> list[str]:
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         hint = f" (did you mean {'.'.join(str(p) for p in loc[:-1] + (close[0],))}?)" if close else ""
         known = f"; known keys: {', '.join(allowed)}" if allowed else ""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", key):
+            # not the shape of a key: a file that is no inventory (its lines may be secrets): not echoed
+            parent = ".".join(str(p) for p in loc[:-1])
+            return [f"{parent + ': ' if parent else ''}a key that is not a key name (not shown: is this an inventory?)"
+                    f"{known}"]
         return [f"{_cut(where)}: unknown key{hint}{known}"]
     value = err.get("input")
     shown = _short(value) if not isinstance(value, dict) else "a mapping"

@@ -262,3 +262,13 @@ def test_connector_names(name):
 def test_client_config_refuses_an_empty_user(tmp_path):
     p = run("client-config", "", "--preset", "zk-single-kafka-single", "-o", str(tmp_path / "c"))
     assert p.returncode == 2 and "user name is empty" in p.stderr and not (tmp_path / "c").exists()
+
+
+@reg(reason="-i /etc/shadow echoed the file's first line in the error")
+def test_a_file_that_is_no_inventory_is_not_echoed(tmp_path):
+    f = tmp_path / "shadow"
+    f.write_text("root:$y$j9T$SECRETHASHVALUE:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    with pytest.raises(SpecError) as exc:
+        inventory.load(f)
+    text = exc.value.message + "\n".join(exc.value.problems)
+    assert "SECRETHASHVALUE" not in text and "is this an inventory?" in text
