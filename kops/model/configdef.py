@@ -140,6 +140,17 @@ def check_value(key: str, value, d: dict) -> str | None:
     return None
 
 
+def unchecked_sections(spec) -> list[str]:
+    """The config sections whose keys are not checked against definitions (with keys in them)."""
+    out = [s for s, cfg in (("zookeeper.config", spec.zk.config if spec.zookeeper else {}),
+                            ("connect.config", spec.connect.config if spec.connect else {}),
+                            ("schema_registry.config", spec.schema_registry.config if spec.schema_registry else {}))
+           if cfg]
+    out += [f"nodes.{n}.config" for n, o in spec.nodes.items()
+            if o.config and not re.fullmatch(r"(kafka|controller)[0-9]+", n)]
+    return out
+
+
 def problems(spec, defs: dict[str, dict]) -> list[str]:
     """Every Kafka config key and value of the inventory checked against ``defs``."""
     custom = list(spec.kafka.custom_keys)

@@ -237,6 +237,10 @@ def check_config(spec: ClusterSpec, log=print) -> None:
     found = configdef.problems(spec, defs)
     if found:
         raise SpecError(f"cluster {spec.name}", found)
+    unchecked = configdef.unchecked_sections(spec)
+    if unchecked:
+        log("note: " + ", ".join(unchecked) + " passed as written (ZooKeeper, Connect and the registry have no "
+            "definitions kops reads; only the keys kops sets itself are refused there)")
 
 
 def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: str | None) -> None:
