@@ -14,7 +14,7 @@ from rich.table import Table
 
 from kops.orchestration import lifecycle
 from kops.core.errors import InputError, KopsError
-from kops.model.spec import DEFAULT_PRESET, _short
+from kops.model.spec import DEFAULT_PRESET, NAME_RE, _short
 from kops.cli.common import Seconds, err_console, handle_errors, out_console, print_json, progress
 from kops.cli.config import inventory_options, load_spec
 
@@ -26,6 +26,10 @@ class Target:
     def __init__(self, spec_source, name: str | None = None, *, allow_name: bool = True,
                  existing: bool = True):
         inventory, preset, self.accept_new = spec_source
+        if name is not None and not NAME_RE.fullmatch(name):
+            # it names folders and labels: never a path (../..) or anything but a cluster name
+            raise InputError(f"--name {_short(name)} is not a cluster name",
+                             hint="1-32 lowercase letters, digits and '-', starting with a letter (kops ls lists them)")
         if name and (inventory or preset):
             raise InputError("give --name, or -i FILE / --preset NAME, not both",
                              hint="--name finds a running cluster by name; -i/--preset load an inventory")

@@ -35,7 +35,8 @@ def forget(name: str) -> None:
     """After a purge: the next cluster of this name starts fresh."""
     import shutil
 
-    shutil.rmtree(paths.state_dir() / "clusters" / name, ignore_errors=True)
+    clusters = paths.state_dir() / "clusters"
+    shutil.rmtree(paths.inside(clusters, clusters / name), ignore_errors=True)   # never a folder above it
 
 
 # -- who stopped what ---------------------------------------------------------------------------

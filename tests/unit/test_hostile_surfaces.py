@@ -272,3 +272,22 @@ def test_a_file_that_is_no_inventory_is_not_echoed(tmp_path):
         inventory.load(f)
     text = exc.value.message + "\n".join(exc.value.problems)
     assert "SECRETHASHVALUE" not in text and "is this an inventory?" in text
+
+
+@reg(reason="kops down --name ../../etc --purge removed a folder above kops's state (found this round)")
+@pytest.mark.parametrize("name", ["../../etc", "..", "a/b", "", "UPPER", "x" * 40])
+def test_a_cluster_name_from_the_command_line_is_a_name(name, tmp_path):
+    victim = tmp_path / "etc"
+    victim.mkdir()
+    p = run("down", "--name", name, "--purge", env={**os.environ, "KOPS_STATE_DIR": str(tmp_path / "state" / "kops")})
+    assert p.returncode == 2 and "is not a cluster name" in p.stderr and victim.is_dir()
+
+
+def test_forget_never_leaves_the_state_folder(tmp_path, monkeypatch):
+    from kops.store import state
+
+    monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "keep").mkdir()
+    with pytest.raises(ValueError):
+        state.forget("../../keep")
+    assert (tmp_path / "keep").is_dir()
