@@ -25,6 +25,7 @@ from kops.services import registry
 from kops.core.errors import EngineError, InputError, KopsError, combined
 from kops.plan import Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost, Reconfigure, Remove, RemoveHost, Restart, Start, Stop
 from kops.providers.base import ProviderInfo
+from kops.providers.common import interleaved as _interleaved, labeller as _labeller, merged as _merged
 from kops.bundle.render import GATEWAY, LABEL, Bundle, NodeBundle, network_name
 from kops.artifacts import tools
 from kops.core import engine
@@ -640,34 +641,6 @@ def _gone(remove, **kwargs) -> bool:
         if "No such container" in text or "is already in progress" in text or "No such volume" in text:
             return False
         raise
-
-
-def _labeller(nodes: list[str], prefix: bool):
-    width = max((len(n) for n in nodes), default=0)
-    return (lambda n: f"{n:<{width}} | ") if prefix else (lambda n: "")
-
-
-def _interleaved(texts: dict[str, str], label, prefix: bool, message):
-    """Each node's "<timestamp> <rest>" lines; ordered by time across nodes when
-    ``prefix`` (all nodes), each reduced to ``message(rest)`` behind its label."""
-    rows = [(stamp, n, message(rest)) for n, text in texts.items()
-            for stamp, _, rest in (line.partition(" ") for line in text.splitlines())]
-    if prefix:
-        rows.sort(key=lambda r: r[0])
-    for _, n, text in rows:
-        yield label(n) + text
-
-
-def _merged(nodes: list[str], pump):
-    """Lines from one reader thread per node, as they arrive (for --follow)."""
-    import queue
-    import threading
-
-    out: queue.Queue = queue.Queue()
-    for n in nodes:
-        threading.Thread(target=pump, args=(n, out), daemon=True).start()
-    while True:
-        yield out.get()
 
 
 def _port_free(port: int) -> bool:

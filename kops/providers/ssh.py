@@ -32,9 +32,7 @@ from kops.plan import Action, Bootstrap, Create, Format, HostObs, Need, NodeObs,
 from kops.providers.base import ProviderInfo
 from kops.bundle.render import KAFKA_USER, Bundle, NodeBundle, kafka_home, profile_path
 from kops.store import hostkeys
-from kops.providers.docker import _interleaved
-from kops.providers.docker import _labeller
-from kops.providers.docker import _merged
+from kops.providers.common import interleaved as _interleaved, labeller as _labeller, merged as _merged
 from kops.providers.attach import ssh_argv
 from kops.providers.attach import ssh_remote
 
