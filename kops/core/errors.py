@@ -84,3 +84,22 @@ def seconds(value, what: str = "timeout", low: float = 0, high: float = 86400) -
         raise InputError(f"{what}: {value!r} is not a number of seconds from {low:g} to {high:g}",
                          hint=f"e.g. {what}=300")
     return float(value)
+
+
+def run_all(jobs: list) -> None:
+    """Run the callables ``jobs`` at once (one thread each) and wait for all of them; every
+    KopsError among them is raised together (:func:`combined`), any other exception as itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    errors: list[KopsError] = []
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        for f in [pool.submit(fn) for fn in jobs]:
+            try:
+                f.result()
+            except KopsError as exc:
+                errors.append(exc)
+    if errors:
+        raise combined(errors)

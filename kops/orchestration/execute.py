@@ -22,11 +22,10 @@ on the context for ``--output json``.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from kops.orchestration import gates
 from kops.kafka import health
-from kops.core.errors import KopsError, WaitTimeout, combined
+from kops.core.errors import KopsError, WaitTimeout, run_all
 from kops.plan import ClusterAction, Create, Plan, Reconfigure, Restart, Start, Wait
 
 
@@ -81,18 +80,7 @@ def _act(ctx: gates.Context, acts: list, bundle, deadline: float) -> None:
         jobs.append((", ".join(a.node or a.host or a.kind for a in node),
                      lambda: ctx.provider.apply(node, bundle)))
     jobs += [(a.describe().split("\n")[0], (lambda a=a: a.execute(ctx, bundle, deadline))) for a in cluster]
-    if len(jobs) == 1:
-        jobs[0][1]()
-        return
-    errors: list[KopsError] = []
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-        for f in [pool.submit(fn) for _, fn in jobs]:
-            try:
-                f.result()
-            except KopsError as exc:
-                errors.append(exc)
-    if errors:
-        raise combined(errors)
+    run_all([fn for _, fn in jobs])
 
 
 def _announce(ctx: gates.Context, acts: list, bundle) -> None:

@@ -17,12 +17,11 @@ import re
 import socket
 import tarfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from kops.artifacts import dist, images, plugins
 from kops.services import registry
-from kops.core.errors import EngineError, InputError, KopsError, combined
+from kops.core.errors import EngineError, InputError, KopsError, run_all
 from kops.plan import Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost, Reconfigure, Remove, RemoveHost, Restart, Start, Stop
 from kops.providers.base import ProviderInfo
 from kops.providers.common import interleaved as _interleaved, labeller as _labeller, merged as _merged
@@ -285,16 +284,7 @@ class DockerProvider:
     # -- apply ----------------------------------------------------------------------------
 
     def apply(self, step: list[Action], bundle: Bundle | None) -> None:
-        with ThreadPoolExecutor(max_workers=max(1, len(step))) as pool:
-            futures = [pool.submit(self._apply_one, a, bundle) for a in step]
-            errors = []
-            for f in futures:
-                try:
-                    f.result()
-                except KopsError as exc:
-                    errors.append(exc)
-        if errors:
-            raise combined(errors)
+        run_all([lambda a=a: self._apply_one(a, bundle) for a in step])
 
     def _apply_one(self, a: Action, bundle: Bundle | None) -> None:
         import docker
