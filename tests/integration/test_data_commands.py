@@ -280,9 +280,10 @@ def test_group_lag_reset_and_refusal_while_active(cluster):
     try:
         def joined():
             d = json.loads(c.ok("group", "describe", "g-it", "--output", "json", "--name", c.name).stdout)
-            return d if d["members"] else None
-        d = poll(joined, timeout=60, what="the consumer to join group g-it")
-        assert d["state"] == "STABLE"
+            return d if d["members"] and d["state"] == "STABLE" else None
+        # a join passes through PREPARING/COMPLETING_REBALANCING before the group settles
+        d = poll(joined, timeout=60, what="the consumer to join group g-it and the group to settle")
+        assert len(d["members"]) == 1
         refused = c.on("group", "reset-offsets", "g-it", "--to-earliest", "--execute")
         assert refused.returncode == 2 and "active member" in refused.stderr
         proc.send_signal(signal.SIGINT)
