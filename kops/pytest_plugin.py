@@ -9,8 +9,12 @@
 Options (command line, or ``[pytest] kops_preset = ...`` in the ini file):
   --kops-preset NAME      the preset to start (default kraft-single; any preset of kops)
   --kops-inventory FILE   an inventory instead of a preset
+  --kops-name NAME        the cluster's name (default pytest-<preset>-<6 hex>, or
+                          pytest-<preset> with --kops-reuse); a name ending in '-' is a prefix
+                          that gets 6 hex digits, for several sessions on one engine
   --kops-reuse            keep the cluster after the session and reuse it next time (found
-                          by its name on the Docker engine; nothing is restarted)
+                          by its name on the Docker engine; nothing is restarted); the
+                          topics ``topic()`` made are deleted at the session's end
   --kops-artifacts DIR    where a failed test leaves the nodes' logs and the status JSON
                           (default .kops-artifacts)
 The cluster runs under a name and on host ports of its own (``--name``, ``ports: auto``), so
@@ -33,16 +37,26 @@ def pytest_addoption(parser):
     group = parser.getgroup("kops", "a real Kafka cluster (kops)")
     group.addoption("--kops-preset", default=None, help="preset of the kafka_cluster fixture (default kraft-single)")
     group.addoption("--kops-inventory", default=None, help="inventory file of the kafka_cluster fixture")
+    group.addoption("--kops-name", default=None,
+                    help="name of the kafka_cluster fixture's cluster (ending in '-': a prefix)")
     group.addoption("--kops-reuse", action="store_true", default=False,
                     help="keep the cluster after the session and reuse it the next time")
     group.addoption("--kops-artifacts", default=None, help="folder for logs and status of failed tests")
     parser.addini("kops_preset", "preset of the kafka_cluster fixture", default="kraft-single")
     parser.addini("kops_inventory", "inventory file of the kafka_cluster fixture", default="")
+    parser.addini("kops_name", "name (or prefix ending in '-') of the kafka_cluster fixture's cluster", default="")
     parser.addini("kops_artifacts", "folder for logs and status of failed tests", default=".kops-artifacts")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "kops: uses the kafka_cluster fixture (a real Kafka cluster)")
+    given = config.getoption("--kops-name", None) or config.getini("kops_name") or None
+    if given:
+        from kops.model.spec import NAME_RE
+
+        if not NAME_RE.fullmatch(given + "abcdef" if given.endswith("-") else given):
+            raise pytest.UsageError(f"--kops-name {given!r} is not a cluster name: 1-32 lowercase letters, digits "
+                                    "and '-', starting with a letter (a prefix ends in '-', then 6 hex digits)")
 
 
 class KafkaCluster:
@@ -59,6 +73,7 @@ class KafkaCluster:
         self._lifecycle = lifecycle
         self.status_data: dict = {}
         self._client = None
+        self.topics_made: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -107,6 +122,7 @@ class KafkaCluster:
         rf = replication or min(3, brokers)
         admin = self.admin()
         admin.create_topics([NewTopic(name, partitions, rf, config=config or {})])[name].result(timeout)
+        self.topics_made.append(name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             md = admin.list_topics(name, timeout=10).topics.get(name)
@@ -115,6 +131,19 @@ class KafkaCluster:
                 return name
             time.sleep(0.2)
         raise TimeoutError(f"topic {name} has no leader for every partition after {timeout:.0f} s")
+
+    def drop_topics_made(self, timeout: float = 30) -> None:
+        """Delete the topics ``topic()`` made (a reused cluster does not pile them up)."""
+        from kops.kafka import health
+
+        if self.topics_made:
+            health.drop_topics(self._kops_client(), self.topics_made, timeout)
+            self.topics_made = []
+
+    def _kops_client(self):
+        from kops.orchestration import lifecycle
+
+        return lifecycle.client_for(self.name, self.bootstrap_servers, self.status_data.get("security"))
 
     def _container(self, node: str):
         containers = self._provider.containers()
@@ -149,10 +178,13 @@ def _spec(config):
     spec = inventory.load(inv, preset)
     if spec.driver != "docker":
         raise pytest.UsageError("the kafka_cluster fixture runs on the Docker engine (driver: docker)")
-    if config.getoption("--kops-reuse"):
-        name = f"pytest-{spec.name}"[:32].rstrip("-")
+    given = config.getoption("--kops-name") or config.getini("kops_name") or None
+    reuse = config.getoption("--kops-reuse")
+    if given and not given.endswith("-"):
+        name = given
     else:
-        name = f"pytest-{spec.name}"[:24].rstrip("-") + "-" + uuid.uuid4().hex[:6]
+        base = given.rstrip("-") if given else f"pytest-{spec.name}"
+        name = base[:32].rstrip("-") if reuse and not given else base[:25].rstrip("-") + "-" + uuid.uuid4().hex[:6]
     return spec.model_copy(update={"name": name, "ports": "auto"})
 
 
@@ -188,6 +220,11 @@ def kafka_cluster(request):
     yield cluster
     if not request.config.getoption("--kops-reuse"):
         cluster.purge()
+        return
+    try:
+        cluster.drop_topics_made()
+    except KopsError as exc:   # the session's result stands; the next one says what is left
+        _say(request.config, f"kops: the topics of this session could not be deleted: {exc.message}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -80,17 +80,29 @@ def test_kafka_cluster_fixture(pytester, docker_client, tmp_path, monkeypatch):
 
 
 def test_reuse_keeps_the_cluster_and_restarts_nothing(pytester, docker_client, tmp_path, monkeypatch):
+    import uuid
+
     monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path / "state"))
-    name = "pytest-kraft-single"
-    kops("down", "--purge", "--name", name, timeout=None)
+    name = f"kops-suite-reuse-{uuid.uuid4().hex[:6]}"   # never a user's own pytest-<preset> cluster
     pytester.makepyfile(test_inner="def test_it(kafka_cluster):\n    assert kafka_cluster.topic()\n")
     try:
-        first = pytester.runpytest_subprocess("--kops-reuse", "-p", "no:cacheprovider")
+        first = pytester.runpytest_subprocess("--kops-reuse", "--kops-name", name, "-p", "no:cacheprovider")
         first.assert_outcomes(passed=1)
         before = _started(docker_client, name)
         assert before and set(before) == {"kafka1"}, before
-        second = pytester.runpytest_subprocess("--kops-reuse", "-p", "no:cacheprovider")
+        second = pytester.runpytest_subprocess("--kops-reuse", "--kops-name", name, "-p", "no:cacheprovider")
         second.assert_outcomes(passed=1)
         assert _started(docker_client, name) == before, "--kops-reuse restarted the cluster"
+        # the topics each session made are gone: a reused cluster does not pile them up
+        listed = kops("topic", "list", "--output", "json", "--name", name)
+        assert listed.returncode == 0, listed.stderr
+        assert not [t for t in json.loads(listed.stdout) if str(t.get("name", t)).startswith("test-")], listed.stdout
     finally:
         kops("down", "--purge", "--name", name, timeout=None)
+
+
+def test_a_bad_name_is_a_usage_error(pytester):
+    pytester.makepyfile(test_inner="def test_it(kafka_cluster):\n    pass\n")
+    result = pytester.runpytest_subprocess("--kops-name", "../Bad Name", "-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--kops-name '../Bad Name' is not a cluster name*"])
