@@ -208,6 +208,16 @@ def _settled_status(spec: ClusterSpec, provider, scope: str, deadline: float, lo
     return get_status(spec, provider, scope=scope, wait=wait, log=log)
 
 
+def _drop_kept_aside(provider, observed: Observed, st: ClusterStatus, log) -> None:
+    """A node's previous container kept aside by a roll that was interrupted (Ctrl-C) is
+    dropped once the cluster is healthy on the running ones: a rollback no longer needs it."""
+    kept = [n for n in (observed.meta.get("kept_aside") or "").split(",") if n]
+    if kept and st.state == "healthy":
+        provider.settle(kept)
+        log(f"removed the previous container of {', '.join(kept)} kept aside by an interrupted run "
+            "(the cluster is healthy on the running ones)")
+
+
 def _observed_client(name: str, topo, observed: Observed) -> health.Client:
     bootstrap = status.bootstrap(topo, observed)
     if topo is not None:
@@ -298,6 +308,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
             upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
         topics = _topics_after(spec, topo, log)
         st = _settled_status(spec, provider, scope, deadline, log)
+        _drop_kept_aside(provider, observed, st, log)
         return Result(plan, st, time.monotonic() - t0, bool(topics and topics.pending), topics=topics)
     ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     state.note_source(spec.name, source)
@@ -324,6 +335,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     topics = _topics_after(spec, topo, log)
     after = time.monotonic()
     st = _settled_status(spec, provider, scope, deadline, log)
+    _drop_kept_aside(provider, observed, st, log)
     timeline = [("load, observe and plan", t0, ctx.timeline[0][1] - t0 if ctx.timeline else 0.0),
                 *ctx.timeline, ("status", after, time.monotonic() - after)]
     return Result(plan, st, time.monotonic() - t0, True, topics=topics,

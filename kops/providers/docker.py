@@ -167,7 +167,12 @@ class DockerProvider:
             quorum=(lab.get(f"{LABEL}.quorum") or "static") if lab.get(f"{LABEL}.cluster-id") else None)
 
     def observe(self, bundle: Bundle | None) -> Observed:
-        cs = self.containers()
+        found = self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster={self.cluster}"},
+                                         ignore_removed=True)
+        cs = {c.labels[f"{LABEL}.node"]: c for c in found
+              if f"{LABEL}.node" in c.labels and not c.name.endswith(PREVIOUS)}
+        kept_aside = sorted(c.labels[f"{LABEL}.node"] for c in found
+                            if f"{LABEL}.node" in c.labels and c.name.endswith(PREVIOUS))
         nodes = {n: self._node(c) for n, c in cs.items()}
         missing: list[Need] = []
         if not self.cli.networks.list(filters={"label": f"{LABEL}.cluster={self.cluster}"}):
@@ -189,6 +194,8 @@ class DockerProvider:
             meta = {"mode": c.labels.get(f"{LABEL}.mode", "?"),
                     "version": c.labels.get(f"{LABEL}.kafka-version", "?"),
                     **({"security": c.labels[f"{LABEL}.security"]} if c.labels.get(f"{LABEL}.security") else {})}
+        if kept_aside:   # a roll interrupted before its node was ready: `up` drops them once healthy
+            meta["kept_aside"] = ",".join(kept_aside)
         return Observed(nodes=nodes, hosts={ENGINE: HostObs(ENGINE, tuple(missing))}, meta=meta)
 
     def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:

@@ -238,6 +238,16 @@ def test_check_and_up_leave_no_topics_and_status_fits(docker_client, clusters, e
         ok(kops(env, "check", "-i", inv, "--messages", "20"))
     assert not [t for t in topics(bs) if t.startswith("__kops")], topics(bs)
 
+    # a roll interrupted (Ctrl-C) after kafka2's new container started leaves the old one
+    # kept aside: the next `up` that finds the cluster healthy drops it
+    k2 = docker_client.containers.get(f"{name}-kafka2")
+    aside = docker_client.containers.create(k2.image.id, command=["true"], name=f"{name}-kafka2-previous",
+                                            labels=k2.labels)
+    again = ok(kops(env, "up", "-i", inv))
+    assert "nothing to change" in again.stderr and "kept aside by an interrupted run" in again.stderr, again.stderr
+    assert not [c for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL}={name}"})
+                if c.id == aside.id], "the kept-aside container survived a healthy up"
+
     st = ok(kops(env, "status", "-i", inv))
     lines = st.stdout.splitlines()
     assert max(len(ln) for ln in lines) <= 100, "\n".join(lines)
