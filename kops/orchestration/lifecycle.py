@@ -7,13 +7,14 @@ callers use these functions directly; the CLI only parses flags and prints.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 from kops.model import configdef, topology
 from kops.orchestration import execute, gates, status
 from kops.kafka import health
-from kops.bundle import render
+from kops.bundle import diff, render
 from kops.store import secrets, state
 from kops.core import wait as waiting
 from kops.core.errors import InputError, KopsError, NotFoundError, NotYet, WaitTimeout, seconds
@@ -208,6 +209,28 @@ def _settled_status(spec: ClusterSpec, provider, scope: str, deadline: float, lo
     return get_status(spec, provider, scope=scope, wait=wait, log=log)
 
 
+def _name_changed_keys(plan: Plan, bundle, observed: Observed, provider) -> None:
+    """A reconfigured node's reason names the keys that change (read from the node), not
+    only the file: ``server.properties (log.retention.hours 168 -> 24)``."""
+    for node, (action, reason) in list(plan.summary.items()):
+        obs = observed.get(node)
+        if action != "reconfigure" or node not in bundle.nodes or obs.files is None:
+            continue
+        nb = bundle.nodes[node]
+        changed = nb.changed_files(obs.files)
+        props = [p for p in changed if p.endswith(diff.PROPERTIES) and p not in nb.secret]
+        if not props:
+            continue
+        try:
+            old = provider.read_files(node, props)
+        except KopsError:
+            continue
+        what = f"rendered {', '.join(diff.words(p, old.get(p), nb.files[p]) for p in changed)} changed; data kept"
+        plan.summary[node] = (action, what)
+        plan.steps = [[dataclasses.replace(a, reason=what) if a.kind == "reconfigure" and a.node == node else a
+                       for a in step] for step in plan.steps]
+
+
 def _drop_kept_aside(provider, observed: Observed, st: ClusterStatus, log) -> None:
     """A node's previous container kept aside by a roll that was interrupted (Ctrl-C) is
     dropped once the cluster is healthy on the running ones: a rollback no longer needs it."""
@@ -296,6 +319,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     plan = scale.extend(plan, bundle, observed, _client(spec, topo), provider.info,
                         rate=throttle or scale.reassign.DEFAULT_RATE)
     plan = quorum.extend(plan, bundle, observed, provider.info)   # controllers added or removed (KIP-853)
+    _name_changed_keys(plan, bundle, observed, provider)
     if plan.changes:
         provider.preflight(plan, bundle, observed)
     topics = _topics_before(spec, topo, observed, log)   # a change Kafka cannot make: exit 2 here

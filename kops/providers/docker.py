@@ -574,6 +574,25 @@ class DockerProvider:
         code, out = c.exec_run(argv, user="kafka", demux=False)
         return code, (out or b"").decode(errors="replace")
 
+    def read_files(self, node: str, paths: list[str]) -> dict[str, str]:
+        import docker
+        import io
+        import tarfile
+
+        c = self.containers().get(node)
+        out: dict[str, str] = {}
+        for path in paths if c is not None else []:
+            try:
+                stream, _ = c.get_archive(path)
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                    member = tar.next()
+                    f = tar.extractfile(member) if member is not None else None
+                    if f is not None:
+                        out[path] = f.read().decode(errors="replace")
+            except (docker.errors.APIError, tarfile.TarError):
+                continue
+        return out
+
     def exec_attached(self, node: str, argv: list[str], *, tty: bool, env: dict[str, str] | None = None) -> int:
         """`kops exec`/`kops shell`: ``argv`` in the node's container, as its service user,
         attached to this terminal (kops.providers.attach); the command's exit code."""

@@ -663,6 +663,15 @@ class SSHProvider:
 
     # -- logs and node-local probes --------------------------------------------------------
 
+    def read_files(self, node: str, paths: list[str]) -> dict[str, str]:
+        nb = self._bundle.nodes[node]
+        out: dict[str, str] = {}
+        for path in paths:
+            ok, text = self.run(nb.node.host_key, ["cat", path])
+            if ok:
+                out[path] = text
+        return out
+
     def tail(self, node: str, lines: int = 30) -> str:
         nb = self._bundle.nodes[node]
         ok, text = self.run(nb.node.host_key, ["journalctl", "-u", nb.unit, "-n", str(lines), "--no-pager",

@@ -248,6 +248,13 @@ def test_check_and_up_leave_no_topics_and_status_fits(docker_client, clusters, e
     assert not [c for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL}={name}"})
                 if c.id == aside.id], "the kept-aside container survived a healthy up"
 
+    # the dry run names the keys that change, read from the nodes, secrets never shown
+    changed = inventory(tmp_path, name, base, brokers=3, file="changed.yaml",
+                        extra={"kafka": {"config": {"log.retention.hours": 24}}})
+    dry = ok(kops(env, "up", "-i", changed, "--dry-run"))
+    # (the fast profile sets 168 hours; the node's own file is read, not the inventory)
+    assert dry.stdout.count("server.properties (log.retention.hours 168 -> 24) changed; data kept") == 6, dry.stdout
+
     st = ok(kops(env, "status", "-i", inv))
     lines = st.stdout.splitlines()
     assert max(len(ln) for ln in lines) <= 100, "\n".join(lines)
