@@ -3,6 +3,7 @@ a Docker client for integration tests."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import pytest
 TESTS = str(Path(__file__).resolve().parent)
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
+
+# A user's own `eval "$(kops env --name X)"` exports KOPS_CLUSTER, which every kops command
+# takes as its --name: the suite's commands name their own clusters, never the user's.
+os.environ.pop("KOPS_CLUSTER", None)
 
 SETUP_HINT = "run `make test` (or scripts/setup.sh) to install and start a Docker engine"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,78 +12,219 @@ from rich import box
 from rich.table import Table
 
 from kops.orchestration import lifecycle
-from kops.core.errors import InputError, KopsError
+from kops.core.errors import InputError, KopsError, NotFoundError
 from kops.model.spec import DEFAULT_PRESET, NAME_RE, _short
 from kops.cli.common import Seconds, err_console, handle_errors, out_console, print_json, progress
 from kops.cli.config import inventory_options, load_spec
 
 
+ENV_CLUSTER = "KOPS_CLUSTER"   # the default of --name (`kops env` exports it)
+
+
+def env_cluster() -> str | None:
+    """$KOPS_CLUSTER, checked like --name; None when unset or empty."""
+    import os
+
+    value = os.environ.get(ENV_CLUSTER, "").strip()
+    if not value:
+        return None
+    if not NAME_RE.fullmatch(value):
+        raise InputError(f"{ENV_CLUSTER}={_short(value)} is not a cluster name",
+                         hint=f"unset {ENV_CLUSTER}, or set it to a cluster kops ls lists")
+    return value
+
+
+def choose_default(names: list[str]) -> str | None:
+    """No target given: the cluster meant, from the kops clusters on the engine. None: the
+    default preset's (there is no other, or none at all). The only cluster there is meant;
+    among several, guessing could act on the wrong one: InputError naming them."""
+    names = sorted(names)
+    if not names or names == [DEFAULT_PRESET]:
+        return None
+    if len(names) == 1:
+        return names[0]
+    why = (f"{len(names)} kops clusters are on the Docker engine" if DEFAULT_PRESET in names else
+           f"the default cluster ({DEFAULT_PRESET}) is not on the Docker engine, but other clusters are")
+    raise InputError(f"which cluster? {why}: {', '.join(names)}",
+                     hint="name it: " + "; ".join(f"--name {n}" for n in names)
+                          + f" (or -i FILE / --preset NAME, or export {ENV_CLUSTER}=NAME)")
+
+
+def port_moves(kept: dict[str, dict[str, int]] | None, fixed: dict[str, dict[str, int]]) -> list[str]:
+    """``node kind: kept -> fixed`` for every host port that `--move-ports` would move."""
+    out = []
+    for node, kinds in sorted((kept or {}).items()):
+        for kind, port in sorted(kinds.items()):
+            new = fixed.get(node, {}).get(kind)
+            if new is not None and new != port:
+                out.append(f"{node} {kind}: {port} -> {new}")
+    return out
+
+
+def kept_ports_words(kept: dict[str, dict[str, int]]) -> str:
+    return ", ".join(f"{node} {port}" for node, kinds in sorted(kept.items())
+                     for kind, port in sorted(kinds.items()) if kind in ("external", "client", "rest"))
+
+
 class Target:
     """What a command acts on: a spec (-i/--preset, or the default preset) or a cluster name,
-    and the words that repeat that choice in every hint kops prints."""
+    and the words that repeat that choice in every hint kops prints.
+
+    The name is --name, else $KOPS_CLUSTER, else (a command on an existing cluster) the only
+    kops cluster on the engine. A command that needs an inventory (``allow_name=False``:
+    up, restart, upgrade, ...) given only a name loads the inventory that cluster was made
+    from (kept by kops), renamed. What sticks to a cluster (the host ports `ports: auto` /
+    --any-port picked, the profile `up --profile` gave it) is applied to the spec."""
 
     def __init__(self, spec_source, name: str | None = None, *, allow_name: bool = True,
                  existing: bool = True):
         inventory, preset, self.accept_new = spec_source
+        self._given = (inventory, preset)
+        self.notes: list[str] = []
+        self.moves: list[str] = []   # --move-ports: the host ports that move
+        self.source: str | None = None
         if name is not None and not NAME_RE.fullmatch(name):
             # it names folders and labels: never a path (../..) or anything but a cluster name
             raise InputError(f"--name {_short(name)} is not a cluster name",
                              hint="1-32 lowercase letters, digits and '-', starting with a letter (kops ls lists them)")
-        if name and (inventory or preset):
+        explicit = bool(inventory or preset)
+        if name and explicit and allow_name:
             raise InputError("give --name, or -i FILE / --preset NAME, not both",
                              hint="--name finds a running cluster by name; -i/--preset load an inventory")
-        if existing and not (name or inventory or preset):
-            self._refuse_if_ambiguous()
-        self.spec = None if (name and allow_name) else load_spec(spec_source)
+        implied = False
+        if name is None and not explicit:
+            name = env_cluster()
+        if existing and not (name or explicit):
+            name = self._default_name()
+            implied = name is not None
+        if name and allow_name:
+            self.spec = None
+        elif name:
+            self.spec = self._spec_as(name, implied)
+        else:
+            self.spec = load_spec(spec_source)
         self.name = name if self.spec is None else self.spec.name
-        self.scope = (f" -i {shlex.quote(inventory)}" if inventory else f" --preset {preset}" if preset
-                      else f" --name {name}" if name else "")
-        self.source = (f"file {Path(inventory).resolve()}" if inventory
-                       else f"preset {preset or DEFAULT_PRESET}")
+        if self.spec is not None and not name:
+            self.source = (f"file {Path(inventory).resolve()}" if inventory
+                           else f"preset {preset or DEFAULT_PRESET}")
+        self.scope = (f" --name {name}" if name else f" -i {shlex.quote(inventory)}" if inventory
+                      else f" --preset {preset}" if preset else "")
+        self._raw = self.spec   # the spec before what sticks to the cluster is applied
+        self._said: set[str] = set()
+        if self.spec is not None:
+            self._keep()
+            if existing:
+                self.say(kept=False)
 
-    def adjust(self, rename: str | None, any_port: bool, profile: str | None = None) -> None:
-        """`up --name NAME|auto`, `--any-port` and `--profile`: the same inventory, another cluster."""
-        import secrets
+    def say(self, kept: bool = True) -> None:
+        """The notes on what the target took from what kops keeps (once each); ``kept``:
+        also those on the kept ports and profile (the commands that render the cluster)."""
+        for note in self.notes:
+            if note not in self._said and (kept or " keeps " not in note):
+                self._said.add(note)
+                progress(f"note: {note}")
 
-        from kops.model.spec import NAME_RE
+    def _spec_as(self, name: str, implied: bool = False):
+        """The spec of cluster ``name`` for a command that needs one: -i/--preset renamed,
+        else the inventory the cluster was made from (kept), else the default preset's."""
+        from kops.model import inventory as invlib
+        from kops.store import state
 
+        inventory, preset = self._given
+        if not (inventory or preset):
+            kept = state.kept_source(name)
+            if kept is not None:
+                inventory, preset = kept
+                if inventory and not Path(inventory).is_file():
+                    raise InputError(f"cluster {name} was made from {inventory}, which is not there any more",
+                                     hint=f"give its inventory: -i FILE --name {name} (or --preset NAME)")
+                self.notes.append(f"cluster {name}: from the inventory it was made from "
+                                  f"({'file ' + inventory if inventory else 'preset ' + preset})")
+            elif implied:
+                raise InputError(f"cluster {name} is the only kops cluster on the Docker engine, but this "
+                                 "machine keeps no inventory of it",
+                                 hint=f"give the inventory it was made from: -i FILE (or --name {name} "
+                                      f"for the default preset's shape)")
+        spec = invlib.load(inventory, preset)
+        self.source = (f"file {Path(inventory).resolve()}" if inventory else f"preset {preset or DEFAULT_PRESET}")
+        if spec.name != name:
+            spec = spec.model_copy(update={"name": name})
+            self.source += f" as {name}"
+        return spec
+
+    def _keep(self, profile: str | None = None, move_ports: bool = False) -> None:
+        """What sticks to the cluster, onto the spec: its profile (given by `up --profile`,
+        or the inventory's) and its kept host ports (moved only with ``move_ports``)."""
+        from kops.store import state
+
+        spec, name = self._raw, self._raw.name
+        self.notes = [n for n in self.notes if " keeps " not in n]
         update = {}
-        if rename:
-            name = f"{self.spec.name[:24]}-{secrets.token_hex(3)}" if rename == "auto" else rename
-            if not NAME_RE.fullmatch(name):
-                raise InputError(f"--name {_short(rename)} is not DNS-safe",
-                                 hint="1-32 lowercase letters, digits and '-', starting with a letter; or auto")
-            update["name"] = name
-        if any_port:
-            if self.spec.driver != "docker":
-                raise InputError("--any-port picks free ports on the Docker engine's host; over SSH give the ports")
-            update["ports"] = "auto"
+        kept_profile = state.profile(name)
         if profile:
             update["profile"] = profile
-        if update:
-            self.spec = self.spec.model_copy(update=update)
-            self.name = self.spec.name
-            if rename:
-                self.scope = f" --name {self.name}"
-                self.source = f"{self.source} as {self.name}"
+        elif kept_profile and kept_profile != spec.profile:
+            update["profile"] = kept_profile
+            self.notes.append(f"cluster {name} keeps the {kept_profile} profile `kops up --profile {kept_profile}` "
+                              f"gave it (--profile {spec.profile} changes it)")
+        kept = state.ports(name)
+        self.moves = []
+        if kept and spec.ports != "auto":
+            if move_ports:
+                from kops.model import topology
+
+                fixed = topology.build(spec, "AAAAAAAAAAAAAAAAAAAAAA")
+                self.moves = port_moves(kept, {n.name: dict(n.ports) for n in fixed.nodes}) or \
+                    ["(none: the kept ports are the inventory's)"]
+            else:
+                update["ports"] = "auto"
+                self.notes.append(f"cluster {name} keeps its host ports ({kept_ports_words(kept)}); "
+                                  f"the inventory's fixed ports need --move-ports")
+        self.spec = spec.model_copy(update=update) if update else spec
+
+    def adjust(self, rename: str | None, any_port: bool, profile: str | None = None,
+               move_ports: bool = False) -> None:
+        """`up --name NAME|auto`, `--any-port`, `--profile`, `--move-ports`: the same inventory,
+        another cluster, or the same cluster with its kept settings (the notes say which)."""
+        import secrets
+
+        if rename == "auto":
+            name = f"{self._raw.name[:24]}-{secrets.token_hex(3)}"
+            self._raw = self._raw.model_copy(update={"name": name})
+            self.source = f"{self.source} as {name}"
+            self.name, self.scope = name, f" --name {name}"
+        elif rename:
+            if not NAME_RE.fullmatch(rename):
+                raise InputError(f"--name {_short(rename)} is not DNS-safe",
+                                 hint="1-32 lowercase letters, digits and '-', starting with a letter; or auto")
+            self.notes = []
+            self._raw = self._spec_as(rename)
+            self.name, self.scope = rename, f" --name {rename}"
+        if any_port:
+            if self._raw.driver != "docker":
+                raise InputError("--any-port picks free ports on the Docker engine's host; over SSH give the ports")
+            if move_ports:
+                raise InputError("--move-ports moves a cluster's kept host ports to the inventory's fixed ones; "
+                                 "--any-port keeps them",
+                                 hint="give one of them")
+            self._raw = self._raw.model_copy(update={"ports": "auto"})
+        self._keep(profile, move_ports)
+        self.say()
 
     @staticmethod
-    def _refuse_if_ambiguous() -> None:
-        """No target given: the default preset's cluster is meant. When it is not there but
-        others are, or others are there too, guessing could act on the wrong one."""
+    def _default_name() -> str | None:
+        """No target given: the default preset's cluster, or the only cluster on the engine;
+        InputError when several are there (see choose_default)."""
         from kops.providers.docker import DockerProvider
 
         try:
             names = sorted(DockerProvider("", progress).clusters())
         except KopsError:
-            return   # no engine: the command will say so itself
-        if not names or names == [DEFAULT_PRESET]:
-            return
-        why = (f"{len(names)} kops clusters are on the Docker engine" if DEFAULT_PRESET in names else
-               f"the default cluster ({DEFAULT_PRESET}) is not on the Docker engine, but other clusters are")
-        raise InputError(f"which cluster? {why}: {', '.join(names)}",
-                         hint="name it: " + "; ".join(f"--name {n}" for n in names)
-                              + " (or -i FILE / --preset NAME)")
+            return None   # no engine: the command will say so itself
+        name = choose_default(names)
+        if name:
+            progress(f"cluster {name} (the only kops cluster on the Docker engine)")
+        return name
 
     @contextmanager
     def provider(self):
@@ -100,19 +240,23 @@ class Target:
 
 def status_table(st, wide: bool = False) -> Table:
     """Fits 80-100 columns: the host address whole, health wrapped when it must be;
-    ``wide`` adds the cluster-network and other-container addresses (Docker)."""
+    ``wide`` adds (Docker) each node's container name (what `docker exec` takes) and the
+    cluster-network and other-container addresses."""
     t = Table(title=f"cluster {st.name} · {st.mode} · Kafka {st.version} · {st.state}",
               title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     cols = ["NODE", "ROLE", "ID", "STATE", "HEALTH", "ADDRESS"]
     docker = st.driver == "docker"
     shown = wide and any(n.metrics is not None for n in st.nodes)
     if wide:
-        cols += ["NETWORK"] + (["CONTAINERS"] if docker else []) + (["METRICS"] if shown else [])
+        cols += (["CONTAINER"] if docker else []) + ["NETWORK"] + (["CONTAINERS"] if docker else []) \
+            + (["METRICS"] if shown else [])
     for col in cols:
         t.add_column(col, no_wrap=col != "HEALTH", overflow="fold")
     for n in st.nodes:
         row = [n.name, n.role, str(n.id), n.state, n.health or "-", n.addresses.get("host", "-")]
         if wide:
+            if docker:
+                row.append(n.where or container_name(st.name, n.name))
             row += [n.addresses.get("network", "-")] + ([n.addresses.get("containers", "-")] if docker else [])
             if shown:
                 row.append(_metrics_words(n.metrics))
@@ -178,52 +322,92 @@ def print_plan(res, what: str) -> None:
                                        "a fresh one (<name>-<6 hex>), for throwaway clusters.")
 @click.option("--any-port", is_flag=True, help="Pick free host ports (kept for the cluster's life) instead of "
                                                "the inventory's: clusters side by side, CI jobs on one runner.")
+@click.option("--move-ports", is_flag=True, help="Move a cluster's kept host ports (from --any-port or ports: "
+                                                 "auto) to the inventory's fixed ones; --dry-run shows which.")
 @click.option("--profile", type=click.Choice(["standard", "fast"]), default=None,
               help="Override the inventory's profile: fast = JVMs that start quickly and stay small "
-                   "(tests, CI); give it again on later `up`s of the cluster.")
+                   "(tests, CI); kept for the cluster's later commands.")
 @click.option("--throttle", type=click.IntRange(1, 100000), metavar="MIB_S",
               help="Replication throttle per broker while partitions move onto added brokers or off leaving "
                    "ones (MiB/s; default 50).")
 @handle_errors
-def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, profile, throttle):
+def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, move_ports, profile, throttle):
     """Bring a cluster up (default preset: zk-single-kafka-single) and wait until it is ready.
 
     Ready means observed: every broker registered, an active controller, no offline
     partitions and a produce/consume round trip. Re-running changes only what changed.
+    A cluster keeps its host ports and profile: `kops up --name NAME` after `kops down`
+    brings it back as it was (from the inventory it was made from).
     """
+    from kops.store import state
+
     t = Target(spec_source, allow_name=False, existing=False)
-    t.adjust(rename, any_port, profile)
+    t.adjust(rename, any_port, profile, move_ports)
     spec = t.spec
     progress(f"cluster {spec.name}: {spec.mode} mode, Kafka {spec.kafka.version}, driver {spec.driver}")
+    if move_ports and t.moves:
+        progress(f"host ports moving (--move-ports): {'; '.join(t.moves)}")
+
+    def remember() -> None:   # what sticks to the cluster, once `up` changed it
+        if not dry_run:
+            state.note_profile(spec.name, profile)
+            if move_ports and spec.ports != "auto":   # moved to the inventory's fixed ports
+                state.forget_ports(spec.name)
+
     with t.provider() as prov:
-        res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope,
-                           source=t.source, reshape=reshape, throttle=throttle * 1024 * 1024 if throttle else None)
+        try:
+            res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope,
+                               source=t.source, reshape=reshape,
+                               throttle=throttle * 1024 * 1024 if throttle else None)
+        except InputError:
+            raise   # refused before anything changed
+        except KopsError:
+            remember()
+            raise
+    remember()
     if output == "json":
-        print_json(res.as_dict())
+        print_json({**res.as_dict(), **({"host_ports_moving": t.moves} if move_ports else {})})
         if res.status and res.status.exit_code:
             sys.exit(res.status.exit_code)
         return
     if dry_run:
-        print_plan(res, f"kops up{t.scope}")
+        if move_ports and t.moves:
+            click.echo("host ports (--move-ports):")
+            for line in t.moves:
+                click.echo(f"  {line}")
+            click.echo("")
+        print_plan(res, f"kops up{t.scope}" + (" --move-ports" if move_ports else ""))
         return
     print_status(res.status)
     if res.status.exit_code != 0:
         out_console.print(f"\ncluster {spec.name} is {res.status.state} after `kops up` "
                           f"({res.seconds:.1f} s): see the problems above", markup=False)
+        progress(f"`kops logs{t.scope}` shows the nodes' log lines; `kops status{t.scope}` looks again")
         sys.exit(res.status.exit_code)
     verb = "ready" if res.changed else "already up to date"
     out_console.print(f"\ncluster {spec.name} {verb} in {res.seconds:.1f} s", markup=False)
     out_console.print(f"  bootstrap servers:  {res.status.bootstrap}", markup=False)
     out_console.print(f"  status:             kops status{t.scope}", markup=False)
+    node = next((n.name for n in res.status.nodes if n.role in ("broker", "combined")), None)
+    if node:
+        out_console.print(f"  shell on a node:    kops shell {node}{t.scope}"
+                          + (f"   (or: docker exec -it {container_name(spec.name, node)} bash)"
+                             if spec.driver == "docker" else ""), markup=False)
     out_console.print(f"  stop (keeps data):  kops down{t.scope}", markup=False)
     out_console.print(f"  remove everything:  kops down{t.scope} --purge", markup=False)
+
+
+def container_name(cluster: str, node: str) -> str:
+    """The Docker container of a node: ``<cluster>-<node>`` (what `docker exec` takes)."""
+    return f"{cluster}-{node}"
 
 
 @click.command("status")
 @inventory_options
 @click.option("--name", help="Cluster name (instead of an inventory).")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
-@click.option("--wide", is_flag=True, help="Also the cluster-network and other-container addresses "
+@click.option("--wide", is_flag=True, help="Also each node's container (Docker: <cluster>-<node>, for "
+                                           "`docker exec -it`), the cluster-network and other-container addresses "
                                            "(and, with metrics on, figures from each node's endpoint).")
 @click.option("--wait", "wait_s", type=Seconds(0, lifecycle.MAX_WAIT), default=0, metavar="SECONDS",
               help="While the cluster is degraded, look again for up to SECONDS (a CI job right after "
@@ -243,7 +427,8 @@ def status(spec_source, name, output, wide, wait_s):
     if output == "json":
         print_json(st.as_dict())
     elif st.state == "not-found":
-        err_console.print(f"cluster {t.name} not found", markup=False)
+        err_console.print(f"cluster {t.name} not found; `kops up{t.scope}` creates it (kops ls lists the "
+                          "clusters there are)", markup=False)
     else:
         print_status(st, wide)
     sys.exit(st.exit_code)
@@ -263,20 +448,42 @@ def down(spec_source, name, purge, dry_run):
     """
     t = Target(spec_source, name)
     with t.provider() as prov:
+        nothing = purge and _nothing_on_engine(prov)
         res = lifecycle.down(t.spec, prov, name=t.name, purge=purge, dry_run=dry_run, log=progress)
     if dry_run:
         print_plan(res, f"kops down{t.scope}" + (" --purge" if purge else ""))
         return
     stopped = [a.node for a in res.plan.of("stop")]
-    if purge:
-        what = ("units, configs, data, logs and the distribution removed from the hosts"
-                if t.spec is not None and t.spec.driver == "ssh" else "containers, volumes and network removed")
-        click.echo(f"cluster {t.name} purged ({len(res.plan.of('remove'))} nodes): {what}")
+    removed = len(res.plan.of("remove"))
+    if purge and not removed and (nothing or not res.plan.changes):
+        click.echo(f"cluster {t.name}: nothing to purge (no " + ("container, volume or network of it on the Docker "
+                   "engine)" if nothing else "node of it exists)"))
+    elif purge:
+        ssh = t.spec is not None and t.spec.driver == "ssh"
+        what = ("units, configs, data, logs and the distribution removed from the hosts" if ssh
+                else "containers, volumes and network removed" if removed else "its leftovers removed")
+        click.echo(f"cluster {t.name} purged ({removed} nodes): {what}")
     elif stopped:
         click.echo(f"cluster {t.name} stopped: {' '.join(stopped)}; data kept")
         progress(f"`kops up{t.scope}` starts it again")
     else:
         click.echo(f"cluster {t.name}: nothing running")
+
+
+def _nothing_on_engine(prov) -> bool:
+    """Docker: no container, volume or network of the cluster is on the engine (a purge
+    would remove nothing). False when it cannot tell (SSH)."""
+    from kops.bundle.render import LABEL
+
+    cli, cluster = getattr(prov, "cli", None), getattr(prov, "cluster", None)
+    if cli is None or not cluster:
+        return False
+    flt = {"label": f"{LABEL}.cluster={cluster}"}
+    try:
+        return not (cli.containers.list(all=True, filters=flt) or cli.volumes.list(filters=flt)
+                    or cli.networks.list(filters=flt))
+    except Exception:   # noqa: BLE001 - only the words of the answer depend on it
+        return False
 
 
 @click.command("ls")
@@ -361,7 +568,8 @@ def check(spec_source, name, messages, timeout, output):
     with t.provider() as prov:
         st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
     if st.state in ("not-found", "stopped"):
-        err_console.print(f"cluster {t.name} is {st.state}", markup=False)
+        err_console.print(f"cluster {t.name} is {st.state}; `kops up{t.scope}` "
+                          f"{'creates' if st.state == 'not-found' else 'starts'} it", markup=False)
         sys.exit(st.exit_code)
     result = lifecycle.check(st, messages=messages, timeout=timeout,
                              client=lifecycle.client_for(st.name, st.bootstrap, st.security))
@@ -379,18 +587,19 @@ def check(spec_source, name, messages, timeout, output):
 
 @click.command("restart")
 @inventory_options
+@click.option("--name", help="Cluster name (its inventory: the one it was made from).")
 @click.option("--node", "nodes", multiple=True, help="Only these nodes (repeatable; ZooKeeper nodes too).")
 @click.option("--timeout", default=600, show_default=True, type=Seconds(1))
 @click.option("--force", is_flag=True, help="Roll even if the cluster is not healthy now.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @handle_errors
-def restart(spec_source, nodes, timeout, force, dry_run):
+def restart(spec_source, name, nodes, timeout, force, dry_run):
     """Rolling restart of the Kafka nodes, one at a time, active controller last.
 
     Before each broker stops, no partition may drop below min.insync.replicas; after it
     is back, the cluster must be healthy (registered, ISRs whole) before the next one.
     """
-    t = Target(spec_source, allow_name=False)
+    t = Target(spec_source, name, allow_name=False)
     with t.provider() as prov:
         res = lifecycle.restart(t.spec, prov, nodes=list(nodes) or None, timeout=timeout, force=force,
                                 dry_run=dry_run, log=progress, scope=t.scope)
@@ -399,6 +608,14 @@ def restart(spec_source, nodes, timeout, force, dry_run):
         return
     for a in res.plan.of("restart"):
         click.echo(f"{a.node}\trestarted")
+
+
+def _unpicked_ports(spec, st) -> list[str]:
+    """``ports: auto``: the brokers of the inventory not created yet, so with no host port
+    picked: any address of theirs would be a guess, another one on every call."""
+    if spec is None or spec.ports != "auto":
+        return []
+    return [n.name for n in st.nodes if n.role in ("broker", "combined") and n.state == "missing"]
 
 
 @click.command("env")
@@ -420,8 +637,13 @@ def env(spec_source, name, shell, output, write_dir):
     with t.provider() as prov:
         st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope)
     if st.state == "not-found":
-        err_console.print(f"cluster {t.name} not found", markup=False)
+        err_console.print(f"cluster {t.name} not found; `kops up{t.scope}` creates it", markup=False)
         sys.exit(st.exit_code)
+    unpicked = _unpicked_ports(t.spec, st)
+    if unpicked:
+        raise NotFoundError(f"cluster {t.name}: {', '.join(unpicked)} not created yet, so no host port is picked "
+                            "for it (ports: auto)",
+                            hint=f"kops up{t.scope} creates it; kops env --name {t.name} gives the nodes there are")
     values = {"KAFKA_BOOTSTRAP_SERVERS": st.bootstrap, "KOPS_CLUSTER": st.name}
     zks = [n.addresses.get("host") for n in st.nodes if n.role == "zookeeper" and n.addresses.get("host")]
     if zks:

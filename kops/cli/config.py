@@ -41,10 +41,12 @@ def load_spec(spec_source):
 @click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="Preset to start from.")
 @click.option("-o", "--output", "out", default="cluster.yaml", show_default=True, help="File to write.")
 @click.option("--name", help="The cluster's name (default: the file's name, e.g. dev for dev.yaml).")
+@click.option("--any-port", is_flag=True, help="Write `ports: auto`: host ports picked free at the first "
+                                               "`kops up` and kept for the cluster.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--list", "list_", is_flag=True, help="List the presets and exit.")
 @handle_errors
-def init(preset, out, name, force, list_):
+def init(preset, out, name, any_port, force, list_):
     """Write an inventory to start from: a preset's, named after its file (not after the
     preset, so that editing it never takes over the preset's own cluster).
 
@@ -77,10 +79,45 @@ def init(preset, out, name, force, list_):
     text, n = re.subn(r"^name: .*$", f"name: {scalar}", src.read_text(), count=1, flags=re.M)
     if not n:
         text = f"name: {scalar}\n" + text
+    if any_port:
+        text = with_auto_ports(text)
+    if re.search(r"^ports:\s*[\"']?auto\b", text, flags=re.M):
+        text = auto_ports_header(text)
     invlib.loads(text, str(dest))   # what is written must load
     paths.write_output(dest, text, "-o")
     progress(f"wrote {dest} (cluster {cluster}, from preset {preset}); edit it, then: kops up -i {dest}")
     click.echo(str(dest))
+
+
+AUTO_PORTS_NOTE = ("# Host ports: picked free by the first `kops up` and kept for the cluster "
+                   "(`kops status` / `kops env` show them).")
+_FIXED_ADDRESS = re.compile(r"(?:127\.0\.0\.1|localhost|host\.docker\.internal)?:\d{2,5}\b")
+
+
+def with_auto_ports(text: str) -> str:
+    """The inventory with ``ports: auto`` (replacing a ``ports:`` line, else after ``name:``)."""
+    text, n = re.subn(r"^ports:.*$", "ports: auto", text, count=1, flags=re.M)
+    if not n:
+        text, n = re.subn(r"^(name: .*)$", r"\1\nports: auto", text, count=1, flags=re.M)
+    return text if n else "ports: auto\n" + text
+
+
+def auto_ports_header(text: str) -> str:
+    """A ``ports: auto`` inventory's header comment names no fixed host port: the lines of
+    the leading comment block that name one give way to a line saying how ports are picked."""
+    lines = text.splitlines(keepends=True)
+    head = 0
+    while head < len(lines) and lines[head].startswith("#"):
+        head += 1
+    kept, at = [], None
+    for line in lines[:head]:
+        if _FIXED_ADDRESS.search(line):
+            at = len(kept) if at is None else at   # where the first fixed address was
+        else:
+            kept.append(line)
+    if AUTO_PORTS_NOTE + "\n" not in kept:
+        kept.insert(len(kept) if at is None else at, AUTO_PORTS_NOTE + "\n")
+    return "".join(kept + lines[head:])
 
 
 MARKER = ".kops-render"

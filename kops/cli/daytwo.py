@@ -24,7 +24,8 @@ from kops.cli.config import inventory_options
               help="Seconds for the whole roll.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @click.option("--name", "rename", help="The cluster's name, when `kops up --name` gave it one.")
-@click.option("--any-port", is_flag=True, help="The cluster was made with `kops up --any-port`.")
+@click.option("--any-port", is_flag=True, help="Not needed any more: a cluster keeps the host ports "
+                                               "`kops up --any-port` picked.")
 @handle_errors
 def upgrade(spec_source, to, finalize, dry_run, timeout, output, rename, any_port):
     """Roll a running cluster onto Kafka VERSION: every problem first (exit 2, nothing
@@ -37,8 +38,8 @@ def upgrade(spec_source, to, finalize, dry_run, timeout, output, rename, any_por
     from kops.artifacts.dist import check_version
 
     check_version(to)   # before anything is looked at: exit 2
-    t = Target(spec_source, allow_name=False)
-    t.adjust(rename, any_port)
+    t = Target(spec_source, rename, allow_name=False)   # its kept host ports and profile too
+    t.adjust(None, any_port)
     confirm = None
     if finalize is None and sys.stdin.isatty() and output != "json":
         confirm = lambda q: click.confirm(q, default=False, err=True)   # noqa: E731
@@ -94,9 +95,10 @@ def upgrade(spec_source, to, finalize, dry_run, timeout, output, rename, any_por
 @click.option("--timeout", default=1800, show_default=True, type=Seconds(1),
               help="Seconds for the whole migration.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("--name", help="Cluster name (its inventory: the one it was made from).")
 @handle_errors
 def migrate(spec_source, to_kraft, controllers, show_status, rollback, purge_zookeeper, write, dry_run,
-            timeout, output):
+            timeout, output, name):
     """Migrate a running ZooKeeper-mode cluster to KRaft, phase by phase, each a checkpoint:
     controllers deployed in migration mode, brokers rolled into migration, the metadata
     copied, brokers rolled to KRaft, controllers out of migration (no way back after this),
@@ -110,7 +112,7 @@ def migrate(spec_source, to_kraft, controllers, show_status, rollback, purge_zoo
 
     if not (to_kraft or show_status or rollback):
         raise click.UsageError("say what to do: --to-kraft (migrate or resume), --status or --rollback")
-    t = Target(spec_source, allow_name=False)
+    t = Target(spec_source, name, allow_name=False)
     if show_status:
         d = mig.describe(t.spec.name)
         if output == "json":

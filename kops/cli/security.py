@@ -10,23 +10,32 @@ import click
 from kops.core import paths
 from kops.core.errors import InputError
 from kops.cli.common import handle_errors, print_json, progress
-from kops.cli.config import inventory_options, load_spec
+from kops.cli.config import inventory_options
+
+_name = click.option("--name", help="Cluster name (its inventory: the one it was made from).")
 
 
-def _secure_spec(spec_source):
-    spec = load_spec(spec_source)
-    if not spec.security.tls:
-        raise InputError(f"cluster {spec.name} has no security section (tls/sasl): clients connect in plaintext",
-                         hint="add security: {tls: true, sasl: scram-sha-512} to the inventory")
-    return spec
+def _secure_target(spec_source, name=None):
+    """The target (its spec: -i/--preset, or the inventory cluster NAME was made from) of a
+    secure cluster; InputError for a plaintext one."""
+    from kops.cli.cluster import Target
+
+    t = Target(spec_source, name, allow_name=False)
+    if not t.spec.security.tls:
+        raise InputError(f"cluster {t.spec.name} has no security section (tls/sasl): clients connect in plaintext",
+                         hint="add security: {tls: true, sasl: scram-sha-512} to the inventory"
+                              + (f" ({t.source.split(' as ')[0][5:]})" if (t.source or "").startswith("file ") else "")
+                              + f", then kops up{t.scope}")
+    return t
 
 
 @click.command("client-config")
 @click.argument("user", required=False)
 @inventory_options
+@_name
 @click.option("-o", "--output", "out", required=True, help="Folder to write into (made 0700).")
 @handle_errors
-def client_config(user, spec_source, out):
+def client_config(user, spec_source, name, out):
     """Write what a client needs to reach a secure cluster as USER (default: kops's own admin):
     ca.pem, client.properties (Kafka's Java tools) and librdkafka.conf, each 0600.
 
@@ -41,7 +50,7 @@ def client_config(user, spec_source, out):
     if user is not None and not user.strip():
         raise InputError("client-config: the user name is empty",
                          hint="name a user of security.users, or leave USER out for kops's own admin")
-    spec = _secure_spec(spec_source)
+    spec = _secure_target(spec_source, name).spec
     sec = spec.security
     user = user or secrets.ADMIN
     if user != secrets.ADMIN and user not in sec.users:
@@ -77,18 +86,20 @@ def client_config(user, spec_source, out):
 
 @click.command("certs")
 @inventory_options
+@_name
 @click.option("--output", type=click.Choice(["table", "json"]), default="table")
 @handle_errors
-def certs(spec_source, output):
+def certs(spec_source, name, output):
     """The cluster CA and node certificates kops made: names and expiry."""
     from kops.store import secrets
 
-    spec = _secure_spec(spec_source)
+    t = _secure_target(spec_source, name)
+    spec = t.spec
     rows = [{"what": w, "not_after": t.isoformat(), "names": n} for w, t, n in secrets.expiry(spec.name)]
     if output == "json":
         print_json(rows)
         return
     if not rows:
-        click.echo(f"no certificates yet for {spec.name}: `kops up` makes them")
+        click.echo(f"no certificates yet for {spec.name}: `kops up{t.scope}` makes them")
     for r in rows:
         click.echo(f"{r['what']:14} until {r['not_after'][:10]}  {', '.join(r['names']) or '(CA)'}")

@@ -98,3 +98,46 @@ def note_ports(name: str, picked: dict[str, dict[str, int]]) -> None:
     path = paths.state_dir() / "clusters" / name / "ports.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(picked, indent=1, sort_keys=True))
+
+
+def forget_ports(name: str) -> None:
+    """After `up --move-ports`: the cluster's host ports are the inventory's again."""
+    (paths.state_dir() / "clusters" / name / "ports.json").unlink(missing_ok=True)
+
+
+# -- what sticks to a cluster -------------------------------------------------------------------
+# `kops up --profile fast` is a choice about the cluster, not about one command: kept here,
+# the later commands of that cluster (an `up` after a `down`, an upgrade's roll) render it the
+# same way. The host ports stick the same way (ports.json above).
+
+def profile(name: str) -> str | None:
+    """The profile `kops up --profile` gave the cluster, or None (the inventory's)."""
+    path = paths.state_dir() / "clusters" / name / "profile"
+    return (path.read_text().strip() or None) if path.is_file() else None
+
+
+def note_profile(name: str, value: str | None) -> None:
+    if not value:
+        return
+    path = paths.state_dir() / "clusters" / name / "profile"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
+
+
+def kept_source(name: str) -> tuple[str | None, str | None] | None:
+    """(inventory file, preset) the cluster was last made from, as `-i`/`--preset` take them;
+    None when kops keeps no source of it (or an unreadable one)."""
+    src = source_of(name)
+    if not src:
+        return None
+    from kops.model.spec import NAME_RE
+
+    kind, _, where = src.partition(" ")
+    head, sep, tail = where.rpartition(" as ")
+    if sep and NAME_RE.fullmatch(tail):   # "file /x/dev.yaml as walk1": made under another name
+        where = head
+    if kind == "file" and where:
+        return where, None
+    if kind == "preset" and where:
+        return None, where
+    return None
