@@ -424,14 +424,23 @@ def status(spec_source, name, output, wide, wait_s):
     t = Target(spec_source, name)
     with t.provider() as prov:
         st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope, wait=wait_s, log=progress)
+        remains = prov.remains() if st.state == "not-found" else []
     if output == "json":
-        print_json(st.as_dict())
+        print_json({**st.as_dict(), **({"remains": remains} if remains else {})})
     elif st.state == "not-found":
-        err_console.print(f"cluster {t.name} not found; `kops up{t.scope}` creates it (kops ls lists the "
-                          "clusters there are)", markup=False)
+        err_console.print(_not_found_words(t, remains), markup=False)
     else:
         print_status(st, wide)
     sys.exit(st.exit_code)
+
+
+def _not_found_words(t: Target, remains: list[str]) -> str:
+    if not remains:
+        return (f"cluster {t.name} not found; `kops up{t.scope}` creates it (kops ls lists the clusters there "
+                "are)")
+    return (f"cluster {t.name} has no node, but its {', '.join(remains)} remain (a first `kops up` interrupted "
+            f"before its nodes were created): `kops up{t.scope}` creates the nodes on them, `kops down{t.scope} "
+            "--purge` removes them")
 
 
 @click.command("down")
@@ -496,6 +505,9 @@ def ls(output):
 
     rows = []
     prov = DockerProvider("", progress)
+    for name, left in sorted(prov.leftovers().items()):   # an interrupted first up: no node yet
+        rows.append({"cluster": name, "nodes": 0, "running": 0, "mode": None, "kafka_version": None,
+                     "bootstrap_servers": "", "remains": left})
     for name, cs in sorted(prov.clusters().items()):
         cs = [c for c in cs if f"{LABEL}.node" in c.labels and not c.name.endswith("-previous")]
         running = sum(1 for c in cs if c.status == "running")
@@ -514,9 +526,10 @@ def ls(output):
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("CLUSTER", "MODE", "KAFKA", "RUNNING", "BOOTSTRAP SERVERS"):
         t.add_column(col, overflow="fold")
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["cluster"]):
         t.add_row(r["cluster"], r["mode"] or "?", r["kafka_version"] or "?", f"{r['running']}/{r['nodes']}",
-                  r["bootstrap_servers"] or "-")
+                  r["bootstrap_servers"] or ("no node yet: volumes/network kept (kops down --purge --name "
+                                             f"{r['cluster']} removes them)" if r.get("remains") else "-"))
     out_console.print(t)
 
 

@@ -54,6 +54,11 @@ class Provider(Protocol):
     def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
         """name -> (running, state word), cheaply, for fail-fast checks during waits."""
 
+    def remains(self) -> list[str]:
+        """What is left of a cluster that has no node (an interrupted first `up`): its
+        volumes and network, in words ("volume x", "network y"); [] when nothing is."""
+        return []
+
     def read_files(self, node: str, paths: list[str]) -> dict[str, str]:
         """The current content of ``paths`` on ``node`` (running or stopped); a path that
         cannot be read is left out. For the plan's words only: never a decision."""

@@ -129,6 +129,21 @@ class DockerProvider:
         return {c.labels[f"{LABEL}.node"]: c for c in found if f"{LABEL}.node" in c.labels
                 and c.name.endswith(PREVIOUS) == previous}
 
+    def remains(self) -> list[str]:
+        return self.leftovers().get(self.cluster, [])
+
+    def leftovers(self) -> dict[str, list[str]]:
+        """cluster -> its volumes and networks, for every cluster that has no container."""
+        with_containers = set(self.clusters())
+        out: dict[str, list[str]] = {}
+        for kind, items in (("volume", self.cli.volumes.list(filters={"label": f"{LABEL}.cluster"})),
+                            ("network", self.cli.networks.list(filters={"label": f"{LABEL}.cluster"}))):
+            for item in items:
+                name = (item.attrs.get("Labels") or {}).get(f"{LABEL}.cluster")
+                if name and name not in with_containers:
+                    out.setdefault(name, []).append(f"{kind} {item.name}")
+        return out
+
     def clusters(self) -> dict[str, list]:
         out: dict[str, list] = {}
         for c in self.cli.containers.list(all=True, filters={"label": f"{LABEL}.cluster"}, ignore_removed=True):

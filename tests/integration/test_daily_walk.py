@@ -164,3 +164,23 @@ def test_purge_forgets_and_a_second_purge_says_nothing_was_there(walk, env):
     from pathlib import Path
 
     assert not (Path(env["KOPS_STATE_DIR"]) / "clusters" / NAME).exists()
+
+
+def test_an_interrupted_first_up_is_listed_and_purged(env, docker_client, own_clusters):
+    """Ctrl-C in a first `up` after the network and a volume were made, before any container:
+    `status` and `ls` say what remains (not "not found"), and `down --purge` removes it."""
+    name = own_clusters(f"walk-i-{uuid.uuid4().hex[:6]}")
+    docker_client.volumes.create(f"{name}-kafka1-data", labels={LABEL: name, "io.kops.node": "kafka1"})
+    docker_client.networks.create(f"kops-{name}", labels={LABEL: name})
+    st = kops(env, "status", "--name", name)
+    assert st.returncode == 3, st
+    assert f"volume {name}-kafka1-data, network kops-{name} remain" in st.stderr, st.stderr
+    assert f"`kops down --name {name} --purge` removes them" in st.stderr, st.stderr
+    js = json_of(kops(env, "status", "--name", name, "--output", "json"))
+    assert js["state"] == "not-found" and len(js["remains"]) == 2, js
+    row = next(r for r in json_of(ok(kops(env, "ls", "--output", "json"))) if r["cluster"] == name)
+    assert row["nodes"] == 0 and row["remains"], row
+    ok(kops(env, "down", "--name", name, "--purge"))
+    assert not docker_client.volumes.list(filters={"label": f"{LABEL}={name}"})
+    assert not docker_client.networks.list(filters={"label": f"{LABEL}={name}"})
+    assert not [r for r in json_of(ok(kops(env, "ls", "--output", "json"))) if r["cluster"] == name]
