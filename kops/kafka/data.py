@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,18 +33,61 @@ INTERNAL_PREFIX = "__"
 
 # -- the connection ------------------------------------------------------------------------------
 
+# librdkafka's words for credentials the brokers refused (error_cb, or an operation's error)
+AUTH_CODES = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED")
+# ... and for a principal the brokers know but whose ACLs do not allow the operation
+DENIED_CODES = ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED",
+                "TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
+
+
 class _Quiet:
     """librdkafka's own log lines (connection refused while a broker starts) stay out of the
-    output; the last error is kept so that a timeout can say why."""
+    output; the last error is kept so that a timeout can say why, and an authentication
+    failure so that the waits stop at once (librdkafka itself retries until the timeout)."""
 
     def __init__(self):
         self.last: str | None = None
+        self.auth: str | None = None
 
     def log(self, *args, **kwargs):
         pass
 
     def error(self, err) -> None:
         self.last = err.str() if hasattr(err, "str") else str(err)
+        name = err.name() if hasattr(err, "name") else ""
+        if name in AUTH_CODES:
+            self.auth = self.last
+
+
+def principal(settings: dict[str, str]) -> str:
+    """Who the client is to the brokers, in words (the password never shown):
+    "user 'app' (SASL SCRAM-SHA-512 over SASL_SSL)", "no SASL user (SSL)"."""
+    proto = settings.get("security.protocol", "PLAINTEXT").upper()
+    mech = settings.get("sasl.mechanisms") or settings.get("sasl.mechanism") or ("GSSAPI" if "SASL" in proto else "")
+    if "SASL" in proto:
+        return f"user {settings.get('sasl.username', '(none set)')!r} (SASL {mech.upper()} over {proto})"
+    return f"no SASL user ({proto}: the brokers see an anonymous or certificate principal)"
+
+
+def auth_failure(bootstrap: str, settings: dict[str, str], detail: str) -> KopsError:
+    """The brokers refused the credentials (exit 1): who, how, where, what to check."""
+    detail = re.sub(r"^[a-z_]+://\S+?: ", "", detail)   # librdkafka's "sasl_ssl://host:port/bootstrap: "
+    return KopsError(f"authentication failed for {principal(settings)} at {bootstrap}: {detail}",
+                     hint="the user name or password is wrong, or the mechanism is not the cluster's (check "
+                          "--command-config and -X sasl.username/sasl.password/sasl.mechanisms); for a kops "
+                          "cluster `kops client-config USER -i INVENTORY -o DIR` writes working settings, or "
+                          "leave out --command-config and give -i/--name")
+
+
+def denied(what: str, settings: dict[str, str], code: str, detail: str) -> KopsError:
+    """The brokers know the principal, and its ACLs do not allow ``what`` (exit 1)."""
+    on = {"TOPIC_AUTHORIZATION_FAILED": "the topic", "GROUP_AUTHORIZATION_FAILED": "the consumer group",
+          "CLUSTER_AUTHORIZATION_FAILED": "the cluster",
+          "TRANSACTIONAL_ID_AUTHORIZATION_FAILED": "the transactional id"}.get(code, "the resource")
+    return KopsError(f"{what}: not authorized: {principal(settings)} has no ACL allowing this on {on} ({detail})",
+                     hint="authentication worked: this user lacks the permission. Add an ACL for it "
+                          "(kafka-acls --add --allow-principal User:NAME ...), or use a user that has it; for a "
+                          "kops cluster `kops client-config -i INVENTORY -o DIR` writes kops's own admin settings")
 
 
 @dataclass
@@ -73,6 +117,24 @@ class Session:
     def why(self) -> str:
         return f" (last client error: {self._quiet.last})" if self._quiet.last else ""
 
+    def check(self, client=None, *, poll: bool = True) -> None:
+        """Raise the authentication failure a client of this session reported (error_cb,
+        served by ``client``'s poll, or the admin's), if any: at once, not at the timeout.
+        ``poll=False``: the caller's own poll serves the callbacks (a consumer's would
+        consume)."""
+        if client is None:
+            client = self._admin
+        if poll and client is not None and self._quiet.auth is None:
+            try:
+                client.poll(0)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+        if self._quiet.auth is not None:
+            raise auth_failure(self.bootstrap, self.settings, self._quiet.auth)
+
+    def denied(self, what: str, code: str, detail: str) -> KopsError:
+        return denied(what, self.settings, code, detail)
+
 
 def _built(cls, conf: dict):
     from confluent_kafka import KafkaException
@@ -96,16 +158,29 @@ def _code(exc: Exception) -> str:
 
 
 def _result(fut, session: Session, what: str):
-    """A future's result; a timeout or a client error becomes a KopsError naming ``what``."""
+    """A future's result; a timeout or a client error becomes a KopsError naming ``what``;
+    credentials the brokers refuse fail at once (not at the timeout)."""
     from confluent_kafka import KafkaException
 
+    end = time.monotonic() + session.timeout + 5
     try:
-        return fut.result(timeout=session.timeout + 5)
+        while True:
+            try:
+                return fut.result(timeout=min(0.25, max(end - time.monotonic(), 0.01)))
+            except FutureTimeout:
+                session.check()
+                if time.monotonic() >= end:
+                    raise
     except FutureTimeout:
         raise WaitTimeout(f"{what}: no answer from {session.bootstrap} within {session.timeout:.0f} s"
                           + session.why()) from None
     except KafkaException as exc:
         code = _code(exc)
+        if code in AUTH_CODES:
+            raise auth_failure(session.bootstrap, session.settings, _err(exc)) from None
+        if code in DENIED_CODES:
+            raise session.denied(what, code, _err(exc)) from None
+        session.check()
         if code in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "GROUP_ID_NOT_FOUND"):
             raise NotFoundError(f"{what}: {_err(exc)}") from None
         if code in ("INVALID_CONFIG", "INVALID_PARTITIONS", "INVALID_REPLICATION_FACTOR", "POLICY_VIOLATION",
@@ -264,12 +339,28 @@ def list_topics(session: Session, *, internal: bool = False) -> list[dict]:
 def _metadata(session: Session, topic: str | None = None):
     from confluent_kafka import KafkaException
 
-    try:
-        return session.admin().list_topics(topic, timeout=session.timeout)
-    except KafkaException as exc:
-        raise KopsError(f"cannot read the cluster's metadata from {session.bootstrap}: {_err(exc)}"
-                        + session.why(),
-                        hint="is the cluster running (kops status) and are the client settings right?") from None
+    admin = session.admin()
+    end = time.monotonic() + session.timeout
+    step = 1.0
+    while True:
+        # short tries, so that refused credentials (error_cb) end the wait at once: librdkafka
+        # itself retries a failed authentication until the timeout, as if the network were down
+        try:
+            return admin.list_topics(topic, timeout=min(step, max(end - time.monotonic(), 0.1)))
+        except KafkaException as exc:
+            code = _code(exc)
+            if code in AUTH_CODES:
+                raise auth_failure(session.bootstrap, session.settings, _err(exc)) from None
+            if code in DENIED_CODES:
+                raise session.denied("read the cluster's metadata", code, _err(exc)) from None
+            session.check()
+            if code in ("_TIMED_OUT", "_TRANSPORT", "_ALL_BROKERS_DOWN") and time.monotonic() < end:
+                step = min(step * 2, 8.0)
+                continue
+            raise KopsError(f"cannot read the cluster's metadata from {session.bootstrap}: {_err(exc)}"
+                            + session.why(),
+                            hint="is the cluster running (kops status) and are the client settings right?") \
+                from None
 
 
 def _topic_md(session: Session, name: str):
@@ -277,6 +368,8 @@ def _topic_md(session: Session, name: str):
     t = md.topics.get(name)
     if t is None or (t.error is not None and t.error.name() == "UNKNOWN_TOPIC_OR_PART"):
         raise NotFoundError(f"topic {name} does not exist", hint="kops topic list; kops topic create NAME")
+    if t.error is not None and t.error.name() in DENIED_CODES:
+        raise session.denied(f"topic {name}", t.error.name(), t.error.str())
     if t.error is not None:
         raise KopsError(f"topic {name}: {t.error.str()}")
     return md, t

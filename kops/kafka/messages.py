@@ -11,7 +11,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from kops.kafka.data import Session, _built, _err, _metadata, _offsets, _topic_md, check_topic, parse_time
+from kops.kafka.data import (AUTH_CODES, DENIED_CODES, Session, _built, _code, _err, _metadata, _offsets, _topic_md,
+                             auth_failure, check_topic, parse_time)
 from kops.core.errors import InputError, KopsError, NotFoundError, WaitTimeout
 from kops.model.spec import _short
 
@@ -34,6 +35,7 @@ class ProduceResult:
     errors: list[str] = field(default_factory=list)
     partitions: set[int] = field(default_factory=set)
     seconds: float = 0.0
+    denied: tuple[str, str] | None = None      # (error name, text): the first authorization refusal
 
 
 def _auto_create(session: Session, md) -> bool | None:
@@ -87,6 +89,8 @@ def produce(session: Session, topic: str, lines: Iterable[str], *, key_separator
         def cb(err, msg):
             if err is not None:
                 res.errors.append(err.str())
+                if err.name() in DENIED_CODES and res.denied is None:
+                    res.denied = (err.name(), err.str())
                 d = Delivery(index, -1, -1, err.str())
             else:
                 res.delivered += 1
@@ -109,13 +113,23 @@ def produce(session: Session, topic: str, lines: Iterable[str], *, key_separator
                 except BufferError:
                     prod.poll(0.5)
             prod.poll(0)
-            if res.errors:
+            if res.errors or session._quiet.auth:
                 break
     except KafkaException as exc:
+        if _code(exc) in AUTH_CODES:
+            raise auth_failure(session.bootstrap, session.settings, _err(exc)) from None
         raise KopsError(f"produce to {topic}: {_err(exc)}") from None
     finally:
-        left = prod.flush(session.timeout + 5)
+        # flushed in short steps: refused credentials (error_cb) end it at once
+        end = time.monotonic() + session.timeout + 5
+        while True:
+            left = prod.flush(min(0.5, max(end - time.monotonic(), 0.0)))
+            if not left or time.monotonic() >= end or session._quiet.auth or res.denied:
+                break
     res.seconds = time.monotonic() - t0
+    session.check(poll=False)
+    if res.denied:
+        raise session.denied(f"produce to {topic}", *res.denied)
     if left:
         res.errors.append(f"{left} message(s) not delivered within {session.timeout:.0f} s" + session.why())
     if res.errors and not exists and any("nknown topic" in e for e in res.errors):
@@ -335,6 +349,7 @@ def consume(session: Session, topic: str, *, start: Start | None = None, group: 
                 stats.reason = "count"
                 return
             msg = cons.poll(0.2)
+            session.check(poll=False)      # the consumer's poll serves error_cb
             if msg is None:
                 if not assigned_at:
                     if idle is not None and time.monotonic() - t0 > idle + session.timeout:
@@ -354,8 +369,12 @@ def consume(session: Session, topic: str, *, start: Start | None = None, group: 
                         stats.reason = "end"
                         return
                     continue
-                if err.fatal() or err.name() in ("UNKNOWN_TOPIC_OR_PART", "TOPIC_AUTHORIZATION_FAILED",
-                                                 "GROUP_AUTHORIZATION_FAILED", "_UNKNOWN_TOPIC"):
+                if err.name() in AUTH_CODES:
+                    raise auth_failure(session.bootstrap, session.settings, err.str())
+                if err.name() in DENIED_CODES:
+                    raise session.denied(f"consume {topic}" + (f" as group {group}" if group else ""), err.name(),
+                                         err.str())
+                if err.fatal() or err.name() in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC"):
                     raise KopsError(f"consume {topic}: {err.str()}")
                 continue
             eof.discard(msg.partition())
@@ -371,6 +390,10 @@ def consume(session: Session, topic: str, *, start: Start | None = None, group: 
         stats.reason = "interrupted"
         raise
     except KafkaException as exc:
+        if _code(exc) in AUTH_CODES:
+            raise auth_failure(session.bootstrap, session.settings, _err(exc)) from None
+        if _code(exc) in DENIED_CODES:
+            raise session.denied(f"consume {topic}", _code(exc), _err(exc)) from None
         raise KopsError(f"consume {topic}: {_err(exc)}") from None
     finally:
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from collections import Counter
 from dataclasses import dataclass
 
@@ -122,21 +123,32 @@ def target(current: dict[TP, list[int]], brokers: list[int]) -> dict[TP, list[in
             total[src] -= 1
             total[dst] += 1
 
-    # 3. preferred leaders: a moved partition keeps its leader unless that broker already
-    #    leads more than its share; then the replica leading the fewest takes the lead
+    # 3. preferred leaders, per topic (its partitions' load is what spreads) with the whole
+    #    cluster's count as the tie-break: a moved partition keeps its leader unless that
+    #    broker already leads its share of the topic or of the cluster; then the replica
+    #    leading the fewest takes the lead. Unmoved partitions keep theirs (no churn).
     leaders: Counter = Counter({b: 0 for b in brokers})
-    changed = [tp for tp in sorted(result) if sorted(result[tp]) != sorted(current[tp])]
-    for tp in sorted(result):
-        if tp not in changed:
+    changed = {tp for tp in result if sorted(result[tp]) != sorted(current[tp])}
+    for tp in result:
+        if tp not in changed and result[tp]:
             leaders[result[tp][0]] += 1
     share = -(-len(result) // len(brokers))
-    for tp in changed:
-        reps = result[tp]
-        first = current[tp][0] if current[tp] and current[tp][0] in reps else reps[0]
-        if leaders[first] >= share:
-            first = min(reps, key=lambda b: (leaders[b], reps.index(b)))
-        result[tp] = [first] + [b for b in reps if b != first]
-        leaders[first] += 1
+    for tps in by_topic.values():
+        mine: Counter = Counter({b: 0 for b in brokers})
+        for tp in tps:
+            if tp not in changed and result[tp]:
+                mine[result[tp][0]] += 1
+        topic_share = -(-len(tps) // len(brokers))
+        for tp in tps:
+            if tp not in changed:
+                continue
+            reps = result[tp]
+            first = current[tp][0] if current[tp] and current[tp][0] in reps else reps[0]
+            if mine[first] >= topic_share or leaders[first] >= share:
+                first = min(reps, key=lambda b: (mine[b], leaders[b], reps.index(b)))
+            result[tp] = [first] + [b for b in reps if b != first]
+            mine[first] += 1
+            leaders[first] += 1
     return result
 
 
@@ -313,21 +325,94 @@ def execute(ctx, todo: list[Move], brokers: list[int], *, rate: int, deadline: f
             "the reassignment goes on inside Kafka; raise --timeout, or watch it with kafka-reassign-partitions "
             "--verify (kops up again resumes)")), deadline, log=ctx.log)
         moved_at = time.monotonic() - t0
-        _elect_preferred(client, todo)
+        left = elect_preferred(client, todo, deadline=min(deadline, time.monotonic() + ELECTION_SECONDS))
     finally:
         clear_throttle(client, todo, involved)
-    ctx.log(f"reassignment done: {len(todo)} partition(s) moved in {moved_at:.1f} s, throttle removed")
-    return {"moved": len(todo), "seconds": round(moved_at, 1)}
+    led = _settled_leaders(client, todo, brokers, left)
+    unelected = (f"; {len(left)} partition(s) not led by their preferred replica yet ({', '.join(left[:5])}"
+                 f"{', ...' if len(left) > 5 else ''}): auto.leader.rebalance.enable moves them later, or "
+                 "kafka-leader-election --election-type preferred" if left else "")
+    ctx.log(f"reassignment done: {len(todo)} partition(s) moved in {moved_at:.1f} s, throttle removed, preferred "
+            f"leaders elected{unelected}; leaders: {leaders_line(led)}")
+    return {"moved": len(todo), "seconds": round(moved_at, 1), "leaders": led, "not_elected": left}
 
 
-def _elect_preferred(client, todo: list[Move]) -> None:
-    """Leadership to the new first replicas now, not at the next auto-rebalance."""
+# seconds the preferred-leader election may take after the move (replicas catching up included)
+ELECTION_SECONDS = 60.0
+# per-partition answers of an election that mean "nothing to do": already led by the preferred replica
+ELECTION_DONE = ("ELECTION_NOT_NEEDED",)
+# ... and those worth asking again (a replica still catching up, a controller moving)
+ELECTION_RETRY = ("PREFERRED_LEADER_NOT_AVAILABLE", "ELIGIBLE_LEADERS_NOT_AVAILABLE", "LEADER_NOT_AVAILABLE",
+                  "NOT_CONTROLLER", "NOT_LEADER_OR_FOLLOWER", "REQUEST_TIMED_OUT", "_TIMED_OUT", "_TRANSPORT",
+                  "_ALL_BROKERS_DOWN", "UNKNOWN_TOPIC_OR_PART")
+
+
+def election_left(results: dict[TP, str | None]) -> list[TP]:
+    """The partitions an election did not settle (pure): ``results`` maps (topic, partition)
+    to the error name of its answer (None: elected)."""
+    return sorted(tp for tp, err in results.items() if err is not None and err not in ELECTION_DONE)
+
+
+def elect_preferred(client, todo: list[Move], *, deadline: float) -> list[str]:
+    """Leadership to the new first replicas now, not at the next auto-rebalance: Kafka's
+    preferred-leader election for the moved partitions, again for those whose preferred
+    replica is not eligible yet (not in sync) until ``deadline``. Returns the partitions
+    still not led by their preferred replica ('topic-partition'), [] when all are."""
     from confluent_kafka import ElectionType, KafkaException, TopicPartition
 
+    admin = _admin(client)        # kept until the answer: a collected client fails its futures (_DESTROY)
+    want = sorted({(m.topic, m.partition) for m in todo})
+    while want:
+        results: dict[TP, str | None] = {}
+        try:
+            # no timeout keywords: confluent-kafka 2.16's elect_leaders fails on them (SystemError)
+            fut = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(t, p) for t, p in want])
+            for tp, err in fut.result(timeout=40).items():
+                results[(tp.topic, tp.partition)] = err.args[0].name() if isinstance(err, KafkaException) \
+                    else (err.name() if err is not None and hasattr(err, "name") else None)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            results = {tp: err.name() if hasattr(err, "name") else kafka_error(exc) for tp in want}
+        except FutureTimeout:
+            results = {tp: "_TIMED_OUT" for tp in want}
+        want = election_left(results)
+        if not want or time.monotonic() >= deadline or not any(results[tp] in ELECTION_RETRY for tp in want):
+            break
+        time.sleep(1.0)
+    return [f"{t}-{p}" for t, p in want]
+
+
+def leader_counts(client, brokers: list[int], timeout: float = 10.0) -> dict[int, int]:
+    """How many partitions each broker leads (kops's own check topic aside; every broker of
+    ``brokers`` listed, 0 included; -1: partitions without a leader)."""
+    out = {b: 0 for b in sorted(brokers)}
     try:
-        # no timeout keywords: confluent-kafka 2.16's elect_leaders fails on them (SystemError)
-        fut = _admin(client).elect_leaders(ElectionType.PREFERRED,
-                                           [TopicPartition(m.topic, m.partition) for m in todo])
-        fut.result(timeout=40)
-    except KafkaException:
-        pass   # already the leader, or not eligible yet: auto.leader.rebalance takes it from here
+        parts = health.partitions(client, timeout=timeout)
+    except NotYet:
+        return out
+    for t, _p, _r, _i, leader in parts:
+        if not skipped(t):
+            out[leader] = out.get(leader, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _settled_leaders(client, todo: list[Move], brokers: list[int], left: list[str],
+                     seconds: float = 15.0) -> dict[int, int]:
+    """leader_counts once the metadata shows the elected leaders (brokers learn an election
+    a moment after it), or as it is after ``seconds``."""
+    want = {(m.topic, m.partition): m.new[0] for m in todo if f"{m.topic}-{m.partition}" not in left}
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            now = {(t, p): leader for t, p, _r, _i, leader in health.partitions(client, timeout=10)}
+        except NotYet:
+            now = {}
+        if all(now.get(tp) == b for tp, b in want.items()):
+            break
+        time.sleep(0.5)
+    return leader_counts(client, brokers)
+
+
+def leaders_line(counts: dict[int, int]) -> str:
+    """'1:2 2:2 3:2 4:2 5:1' (pure): partitions led per broker; 'none:N' for leaderless ones."""
+    return " ".join(f"{'none' if b < 0 else b}:{n}" for b, n in sorted(counts.items())) or "-"

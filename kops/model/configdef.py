@@ -57,6 +57,16 @@ def _from_jvm(argv: list[str]) -> dict[str, dict]:
     return found
 
 
+def cached(version: str) -> dict[str, dict] | None:
+    """The config definitions of Kafka ``version`` if they were read before (the cache
+    only: no JVM, no image run), else None."""
+    try:
+        found = json.loads(_file(version).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def catalogue(version: str, *, image: str | None = None, log=lambda m: None) -> dict[str, dict] | None:
     """The config definitions of Kafka ``version`` (None when neither a local JVM with the
     cached distribution nor the image can produce them)."""
@@ -129,7 +139,8 @@ def check_value(key: str, value, d: dict) -> str | None:
                     return f"{value!r} is out of range: Kafka accepts {valid}"
             return None
     except (TypeError, ValueError):
-        return f"{value!r} is not a number of type {kind}" + (f" (valid: {valid})" if valid else "")
+        expected = "a number" if kind == "double" else "a whole number"
+        return f"{value!r} is not a number of type {kind}: use {expected}" + (f" (valid: {valid})" if valid else "")
     enum = re.fullmatch(r"\[([A-Za-z0-9_.-]+(?:, [A-Za-z0-9_.-]+)*)\]", valid)
     if enum and kind in ("string", "list"):
         allowed = [v.strip() for v in enum.group(1).split(",")]

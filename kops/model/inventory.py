@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from kops.core import paths
 from kops.core.errors import InputError
 from kops.model.spec import DEFAULT_PRESET, NAME_RE, RULES_ERROR, ClusterSpec, HostSpec, NodeOverride, SpecError, TopicSpec, _short, rules
-from kops.model import topology
+from kops.model import configdef, topology
 
 MAX_BYTES = 1 << 20        # an inventory is a few KiB; 1 MiB is plenty
 MAX_ALIASES = 64           # YAML aliases (*x) in one document
@@ -198,8 +198,29 @@ def validate(data: dict, source: str = "<inventory>") -> ClusterSpec:
             # ones that still make sense (ids and ports need a consistent set of nodes)
             problems += [p for p in topology.problems(spec) if p not in problems]
     if problems:
+        if spec is not None:
+            problems += _definition_problems(spec, problems)
         raise SpecError(source, _dedupe(problems))
     return spec
+
+
+def _field(problem: str) -> str:
+    """The field path a problem names (its text before the first ': ')."""
+    return problem.split(": ", 1)[0]
+
+
+def _definition_problems(spec: ClusterSpec, found: list[str]) -> list[str]:
+    """An inventory refused already: its config keys and values against the version's own
+    definitions too (when read before: the cache only, nothing is run), so that a typo
+    and a bad value show in the same run as the model's problems. `up` checks them with
+    the definitions in any case (kops.lifecycle.check_config); one problem per field."""
+    if any(_field(p) == "kafka.version" and " is a number; " not in p for p in found):
+        return []   # the definitions of which version? (a number's guess, 4.4 -> 4.4.0, is taken)
+    defs = configdef.cached(spec.kafka.version)
+    if not defs:
+        return []
+    named = {_field(p) for p in found}
+    return [p for p in configdef.problems(spec, defs) if _field(p) not in named]
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -209,6 +230,12 @@ def _dedupe(items: list[str]) -> list[str]:
             seen.add(item)
             out.append(item)
     return out
+
+
+def _version_guess(value) -> str:
+    """X.Y.Z from a version YAML read as a number (4.4 -> 4.4.0, 4 -> 4.0.0)."""
+    parts = (repr(value) if isinstance(value, float) else str(value)).split(".")
+    return ".".join((parts + ["0", "0"])[:3])
 
 
 def _without_broken_keys(data: dict, exc: ValidationError) -> tuple[ClusterSpec | None, bool]:
@@ -225,7 +252,12 @@ def _without_broken_keys(data: dict, exc: ValidationError) -> tuple[ClusterSpec 
             try:
                 for part in loc[:-1]:
                     parent = parent[part]
-                if isinstance(parent, dict):
+                if isinstance(parent, dict) and loc[-1] == "version" and e["type"] == "string_type" \
+                        and isinstance(parent.get("version"), (int, float)) \
+                        and not isinstance(parent.get("version"), bool):
+                    # 4.4 read as a number: the rules run with 4.4.0 (mode, ZooKeeper), not the default
+                    parent["version"] = _version_guess(parent["version"])
+                elif isinstance(parent, dict):
                     parent.pop(loc[-1], None)
                 else:
                     return None, False
@@ -294,6 +326,9 @@ def _describe(err: dict, data: dict) -> list[str]:
         return [f"{where}: required and missing"]
     if kind == "value_error":
         return [f"{where}: {msg.removeprefix('Value error, ')}"]
+    if kind == "string_type" and loc and loc[-1] == "version" and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        return [f"{where}: {value} is a number; write the full version in quotes, e.g. '{_version_guess(value)}'"]
     if kind == "literal_error":
         return [f"{where}: {shown} is not allowed: {msg.replace('Input should be', 'use')}"]
     return [f"{where}: {shown} is not valid: {msg}"]

@@ -24,7 +24,9 @@ from kops.plan import ClusterAction, Observed, Plan, Remove, Stop, Wait
 
 @dataclass(frozen=True)
 class Reassign(ClusterAction):
-    """Move partitions (throttled), await the move, remove the throttle. ``brokers``: the
+    """Move partitions (throttled), await the move, elect the preferred leaders (spread by
+    the target: kops.reassign), remove the throttle; the log ends with the partitions each
+    broker leads ("leaders: 1:2 2:2 3:2 4:2 5:1"). ``brokers``: the
     brokers the partitions end on; ``moves``: the plan as shown (recomputed from the live
     metadata when the step runs)."""
 
@@ -36,7 +38,8 @@ class Reassign(ClusterAction):
     def describe(self) -> str:
         why = f" to {self.reason}" if self.reason else ""
         head = (f"reassign {len(self.moves)} partition(s) onto brokers {list(self.brokers)}{why} "
-                f"(throttled to {self.rate // (1024 * 1024)} MiB/s, awaited, throttle removed)")
+                f"(throttled to {self.rate // (1024 * 1024)} MiB/s, awaited, preferred leaders elected, "
+                f"throttle removed)")
         if not self.moves:
             return f"reassign: nothing to move onto brokers {list(self.brokers)}{why}"
         return head + "".join(f"\n        {m.line()}" for m in self.moves)

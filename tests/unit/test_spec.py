@@ -76,7 +76,7 @@ BAD = [
      ["kafka.cluster_id"]),
     ("bad-name", "name: Dev_1\n", ["name: 'Dev_1' is not DNS-safe"]),
     ("bad-version", "kafka: {version: '3.9'}\n", ["kafka.version: '3.9' is not a version", "X.Y.Z"]),
-    ("version-unquoted-float", "kafka: {version: 3.9}\n", ["kafka.version", "string"]),
+    ("version-unquoted-float", "kafka: {version: 3.9}\n", ["kafka.version: 3.9 is a number", "in quotes", "'3.9.0'"]),
     ("version-too-old", "kafka: {version: 2.8.2}\n", ["kafka.version: '2.8.2' is too old"]),
     ("bad-mode", "kafka: {mode: raft}\n", ["kafka.mode", "'raft' is not allowed", "'zookeeper' or 'kraft'"]),
     ("bad-driver", "driver: k8s\n", ["driver", "'k8s' is not allowed"]),
