@@ -64,6 +64,8 @@ class KafkaHealth:
     under_replicated: list[str] = field(default_factory=list)
     offline: list[str] = field(default_factory=list)
     error: str | None = None
+    registration_unknown: bool = False   # the registrations' source (ZooKeeper) could not be read
+    from_zookeeper: bool = False         # brokers and controller as ZooKeeper holds them (kops.status)
 
     def as_dict(self) -> dict:
         return {"brokers": {str(k): v for k, v in sorted(self.brokers.items())},
@@ -127,6 +129,31 @@ def kafka_health(bootstrap: str, timeout: float = 5.0) -> KafkaHealth:
     except KafkaException as exc:
         h.error = kafka_error(exc)
     return h
+
+
+# what a node's last log lines say, in words, when it died of a cause kops knows
+KNOWN_CAUSES = (
+    (r"No MetadataVersion with feature level (\d+)",
+     "the cluster's finalized metadata.version (feature level {0}) is newer than this Kafka version supports, and "
+     "a finalized metadata.version cannot be lowered: go back to the kafka.version the cluster ran"),
+    (r"UnsupportedClassVersionError",
+     "the node's Java is older than this Kafka version needs (Kafka 4.x: Java 17+)"),
+    (r"InconsistentClusterIdException|does not match the cluster id",
+     "the node's data belongs to another Kafka cluster id (kafka.cluster_id, or data of another cluster)"),
+    (r"BindException: Address already in use",
+     "a port of the node is already taken on its host"),
+)
+
+
+def known_cause(text: str) -> str | None:
+    """The cause of a node's failure in words when its log lines show one kops knows."""
+    import re
+
+    for pattern, words in KNOWN_CAUSES:
+        m = re.search(pattern, text or "")
+        if m:
+            return words.format(*m.groups())
+    return None
 
 
 def kafka_error(exc: Exception) -> str:

@@ -27,14 +27,12 @@ from dataclasses import dataclass, field  # noqa: F401
 
 from kops.artifacts import dist
 from kops.core.errors import InputError, KopsError
-from kops.orchestration.preflight import Preflight, check_up, config_problems, java_major, java_needed, minor, note, preflight, recorded, running_mode, running_version, target_spec, vtuple
+from kops.orchestration.preflight import FEATURE_MAIN, Preflight, check_up, finalized_levels, config_problems, java_major, java_needed, minor, note, preflight, recorded, running_mode, running_version, target_spec, vtuple
 from kops.model.spec import ClusterSpec
 from kops.orchestration import gates
 from kops.orchestration import lifecycle
 from kops.core.errors import NotFoundError
 from kops.plan import node_action
-
-FEATURE_MAIN = "org.apache.kafka.tools.FeatureCommand"
 
 
 # -- finalization ------------------------------------------------------------------------------------
@@ -52,16 +50,6 @@ def feature_argv(nb, bootstrap: str, version: str, mode: str, *, dry_run: bool =
 def describe_argv(nb, bootstrap: str) -> list[str]:
     return [nb.argv[0], "-Xmx128m", "-cp", f"{nb.layout.home}/libs/*", FEATURE_MAIN,
             "--bootstrap-server", bootstrap, "describe"]
-
-
-def finalized_levels(text: str) -> dict[str, str]:
-    """feature -> finalized level from FeatureCommand describe output."""
-    out = {}
-    for line in text.splitlines():
-        m = re.search(r"Feature:\s*(\S+).*?FinalizedVersionLevel:\s*(\S+)", line)
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
 
 
 def finalize(ctx, bundle, version: str, mode: str, log=print) -> dict:

@@ -146,5 +146,5 @@ def _roll_back(ctx: gates.Context, bundle, nodes: list[str], exc: KopsError, dea
                         hint=f"kops status{ctx.scope}; kops logs NODE{ctx.scope}") from exc
     raise KopsError(f"{what} did not come up with the new config, so the previous config was put back "
                     f"(data kept) and the cluster is ready again; nothing else was changed",
-                    details=cause, hint=f"fix the value named in the log lines above, then run `{ctx.resume}` "
-                                        "again") from exc
+                    details=cause, hint=f"{health.known_cause(cause) or 'fix the value named in the log lines above'}, "
+                                        f"then run `{ctx.resume}` again") from exc

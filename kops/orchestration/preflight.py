@@ -17,6 +17,10 @@ from kops.model.spec import ClusterSpec, SpecError
 from kops.model import inventory
 from kops.core import engine
 from kops.artifacts import images
+from kops.bundle import render
+from kops.model import topology
+
+FEATURE_MAIN = "org.apache.kafka.tools.FeatureCommand"
 
 def java_needed(version: str) -> int:
     """The oldest Java a Kafka broker of ``version`` runs on (Kafka 4 dropped 8 and 11)."""
@@ -70,6 +74,66 @@ def running_mode(spec: ClusterSpec, observed) -> str | None:
     if m and m != "?":
         return m
     return recorded(spec.name).get("mode")
+
+
+# -- the cluster's finalized feature levels (KRaft) ----------------------------------------------
+
+def finalized_levels(text: str) -> dict[str, str]:
+    """feature -> finalized level from FeatureCommand describe output."""
+    out = {}
+    for line in text.splitlines():
+        m = re.search(r"Feature:\s*(\S+).*?FinalizedVersionLevel:\s*(\S+)", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def level_minor(level: str) -> str | None:
+    """The Kafka minor of a metadata.version name: '4.4-IV2' -> '4.4' (None: not a name)."""
+    m = re.fullmatch(r"(\d+\.\d+)-IV\d+", level or "")
+    return m.group(1) if m else None
+
+
+def cluster_features(spec: ClusterSpec, observed, provider, version: str) -> dict[str, str]:
+    """The finalized feature levels as the running cluster holds them (metadata.version,
+    kraft.version, ...): Kafka's own FeatureCommand run in a running broker of ``version``
+    (confluent-kafka has no DescribeFeatures). KopsError when no broker runs or it fails."""
+    running = spec.model_copy(update={"kafka": spec.kafka.model_copy(update={"version": version})})
+    cid = next((o.cluster_id for o in observed.nodes.values() if o.cluster_id), None) or "A" * 22
+    topo = topology.build(running, cid)
+    brokers = [n for n in topo.nodes if n.is_broker and observed.get(n.name).running]
+    if not brokers:
+        raise KopsError(f"no broker of cluster {spec.name} is running")
+    node = brokers[0]
+    lay = render.layout(topo, node)
+    argv = [render.launch_for(topo, node).java, "-Xmx128m", "-cp", f"{lay.home}/libs/*", FEATURE_MAIN,
+            "--bootstrap-server", ",".join(f"{b.hostname}:{b.ports['internal']}" for b in brokers),
+            "--command-config", f"{lay.conf_dir}/{render.CLIENT_PROPERTIES}", "describe"]
+    code, out = provider.exec(node.name, argv)
+    levels = finalized_levels(out or "") if code == 0 else {}
+    if not levels:
+        tail = "\n".join(line for line in (out or "").splitlines() if "log4j" not in line.lower())[-300:]
+        raise KopsError(f"kafka-features describe in {node.name} exited {code}: {tail.strip()}")
+    return levels
+
+
+def _metadata_version_problem(spec: ClusterSpec, observed, provider, source: str, target: str) -> str | None:
+    """KRaft, a move to an older minor: the metadata.version the cluster has finalized must
+    be one Kafka ``target`` knows, or its nodes stop at start ("No MetadataVersion with
+    feature level N"). Read from the cluster itself; unreadable is a refusal, not a guess."""
+    try:
+        level = cluster_features(spec, observed, provider, source).get("metadata.version")
+    except KopsError as exc:
+        return (f"kafka.version: {source} -> {target} goes to an older minor, and the cluster's finalized "
+                f"metadata.version could not be read ({exc.message}): a level above {minor(target)} would stop "
+                f"every node of Kafka {target}; start the cluster (kops up) and run the preflight again")
+    at = level_minor(level or "")
+    if at is not None and vtuple(at) > vtuple(minor(target)):
+        return (f"kafka.version: the cluster's metadata.version is {level} (finalized); Kafka {target} "
+                f"supports at most {minor(target)}-IVx, so its nodes would not start (\"No MetadataVersion with "
+                f"feature level ...\"), and a finalized metadata.version cannot be lowered: stay on "
+                f"Kafka {at}.x or newer")
+    return None
 
 
 # -- the preflight -------------------------------------------------------------------------------
@@ -184,6 +248,13 @@ def preflight(spec: ClusterSpec, target: str, observed, provider, *, log=lambda 
     elif finalized and vtuple(minor(target)) < vtuple(finalized):
         pf.problems.append(f"kafka.version: the cluster's feature level was finalized at {finalized}; Kafka "
                            f"{target} cannot run it (finalizing cannot be undone)")
+    if (mode == "kraft" and vtuple(minor(target)) < vtuple(minor(source)) and vtuple(target)[0] == vtuple(source)[0]
+            and not any("finalized" in p for p in pf.problems)):
+        problem = _metadata_version_problem(spec, observed, provider, source, target)
+        if problem:
+            pf.problems.append(problem)
+        else:
+            pf.notes.append(f"the cluster's finalized metadata.version is one Kafka {target} supports")
     if mode == "zookeeper" and vtuple(target)[0] >= 4:
         pf.problems.append(f"Kafka {target} has no ZooKeeper mode and this cluster runs in ZooKeeper mode: "
                            "migrate it to KRaft first (on 3.9: kops migrate --to-kraft), then upgrade")

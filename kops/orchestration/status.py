@@ -3,6 +3,12 @@
 :func:`build` is pure (unit-tested on recorded probe results); :func:`collect` runs the
 probes (a Kafka client on the bootstrap addresses, ZooKeeper's ``srvr`` and the KRaft
 voters' ``quorum-state`` through the provider). The JSON is the same for every driver.
+
+Registrations are read from where they live, not from the brokers' cached metadata: in
+ZooKeeper mode /brokers/ids and /controller from ZooKeeper itself (kops.kafka.zookeeper);
+in KRaft the metadata the brokers serve is the quorum's image (fenced brokers left out)
+and the controller is the quorum's leader from the voters' own files. A broker running
+but not in the source is "not registered" and the cluster degraded.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from kops.kafka import health
+from kops.core.errors import KopsError
+from kops.kafka import health, zookeeper
 from kops.services import metrics, registry
 from kops.plan import NodeObs, Observed
 from kops.model.topology import ROLE_ORDER, Topology
@@ -80,6 +87,10 @@ class Probes:
     metrics: dict[str, dict] = field(default_factory=dict)         # node -> figures (kops.metrics)
     connect: dict[str, dict] = field(default_factory=dict)         # worker -> kops.connect.worker_status
     registry: dict[str, dict] = field(default_factory=dict)        # node -> kops.registry.node_status
+    # ZooKeeper mode: /brokers/ids and /controller as ZooKeeper holds them (None: not read),
+    # or why they could not be read
+    registrations: zookeeper.Registrations | None = None
+    registrations_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,10 @@ def collect(provider, topo: Topology | None, observed: Observed, mode: str, time
     with ThreadPoolExecutor(max_workers=8) as pool:
         target = client.at(bootstrap(topo, observed)) if client else bootstrap(topo, observed)
         kh = pool.submit(health.kafka_health, target, timeout) if brokers_up else None
+        # a migration to KRaft under way (nodes with a KRaft cluster id): brokers leave ZooKeeper
+        migrating = any(o.cluster_id for o in observed.nodes.values())
+        reg_future = (pool.submit(_read_registrations, _zk_addresses(vs, running))
+                      if mode == "zookeeper" and brokers_up and not migrating else None)
         zk = dict(zip(zks, pool.map(lambda n: health.zk_mode(provider.zk_srvr(n) or ""), zks)))
         quorum = dict(zip(voters, pool.map(provider.quorum_state, voters)))
         scraped = pool.submit(metrics.collect, {v.name: v.addresses["metrics"] for v in vs
@@ -134,7 +149,27 @@ def collect(provider, topo: Topology | None, observed: Observed, mode: str, time
         regs = {v.name: v.addresses["host"] for v in vs
                 if v.role == "registry" and v.name in running and v.addresses.get("host")}
         reg = dict(zip(regs, pool.map(registry.node_status, regs.values())))
-    return Probes(kafka, zk, quorum, scraped.result(), rest, reg)
+    registrations, reg_error = reg_future.result() if reg_future is not None else (None, None)
+    if reg_error and topo is not None and any(m in ZK_OK for m in zk.values()):
+        # ZooKeeper serves but its client port is not reachable from here: its own shell in a node
+        try:
+            registrations, reg_error = zookeeper.registrations_by_shell(provider, topo), None
+        except (zookeeper.ZkError, KopsError) as exc:
+            reg_error += f"; zookeeper-shell: {exc}"
+    return Probes(kafka, zk, quorum, scraped.result(), rest, reg, registrations, reg_error)
+
+
+def _zk_addresses(vs: list[View], running: set[str]) -> list[str]:
+    return [v.addresses["host"] for v in vs if v.role == "zookeeper" and v.name in running and v.addresses.get("host")]
+
+
+def _read_registrations(addresses: list[str]) -> tuple[zookeeper.Registrations | None, str | None]:
+    if not addresses:
+        return None, "no ZooKeeper node is running"
+    try:
+        return zookeeper.registrations(addresses, timeout=2), None
+    except zookeeper.ZkError as exc:
+        return None, str(exc)
 
 
 def _connect():
@@ -180,15 +215,48 @@ def build(name: str, driver: str, mode: str, version: str, topo: Topology | None
     running_brokers = [v for v in vs if v.role in ("broker", "combined") and observed.get(v.name).running]
     problems: list[str] = []
     quorum = _kraft(mode, vs, observed, probes, kh, running_brokers, problems)
+    source = _registrations_source(kh, probes, mode, vs, running_brokers, problems)
     nodes = _node_rows(vs, topo, observed, probes, kh, quorum, mode, driver, scope, problems)
     if running_brokers:
         problems += _kafka_problems(kh, mode)
     connect = _connect_summary(vs, observed, probes, problems)
     kafka = kh.as_dict()
+    if source:
+        kafka.update(source)
     kafka["brokers_expected"] = sum(1 for v in vs if v.role in ("broker", "combined"))
     return ClusterStatus(name, driver, mode, version, nodes, kafka, _state(observed, problems), problems,
                          bootstrap(topo, observed), security_of(topo, observed), connect,
                          _registry_summary(vs, observed, probes))
+
+
+def _registrations_source(kh: health.KafkaHealth, probes: Probes | None, mode: str, vs: list[View],
+                          running_brokers: list[View], problems: list[str]) -> dict:
+    """ZooKeeper mode: the registered brokers and the active controller are ZooKeeper's
+    /brokers/ids and /controller, not what the brokers' metadata caches say (a broker whose
+    session expired keeps serving its cache). ``kh`` is changed to say so; returns what the
+    JSON adds: where the registrations were read, and the brokers' metadata when it differs."""
+    if mode == "kraft" and running_brokers and not kh.error:
+        # the brokers' metadata is the quorum's log replayed: registered and not fenced
+        return {"registrations_from": "the controller quorum's metadata, as the brokers serve it (fenced "
+                                      "brokers left out)"}
+    if mode != "zookeeper" or not running_brokers or probes is None:
+        return {}
+    reg = probes.registrations
+    if reg is None:
+        if not probes.registrations_error:
+            return {}   # not read (a migration under way): the brokers' metadata, as before
+        problems.append(f"zookeeper: the brokers' registrations (/brokers/ids) could not be read: "
+                        f"{probes.registrations_error}")
+        kh.registration_unknown, kh.controller = True, None   # both live in ZooKeeper: not known
+        return {"registrations_from": None}
+    cached = {str(k): v for k, v in sorted(kh.brokers.items())}
+    known = {v.id: v.addresses.get("host", "?") for v in vs if v.role in ("broker", "combined")}
+    kh.brokers = {i: kh.brokers.get(i) or known.get(i, "?") for i in reg.brokers}
+    kh.controller, kh.from_zookeeper = reg.controller, True
+    out = {"registrations_from": f"{reg.source} (/brokers/ids, /controller)"}
+    if set(cached) != {str(i) for i in reg.brokers}:
+        out["brokers_in_metadata"] = cached
+    return out
 
 
 def _kraft(mode: str, vs: list[View], observed: Observed, probes: Probes | None, kh: health.KafkaHealth,
@@ -242,8 +310,9 @@ def _kafka_problems(kh: health.KafkaHealth, mode: str) -> list[str]:
     if kh.error:
         return [f"kafka: {kh.error}"]
     out = []
-    if kh.controller is None and mode != "kraft":  # KRaft: reported with the quorum
-        out.append("kafka: no active controller")
+    if kh.controller is None and mode != "kraft" and not kh.registration_unknown:
+        # KRaft: reported with the quorum
+        out.append("kafka: no active controller" + (" (ZooKeeper has no /controller)" if kh.from_zookeeper else ""))
     if kh.offline:
         out.append(f"kafka: {len(kh.offline)} offline partition(s): {', '.join(kh.offline[:5])}")
     if kh.under_replicated:
@@ -322,8 +391,11 @@ def _node_health(v: View, o: NodeObs, kh: health.KafkaHealth, quorum: dict, prob
     parts, ok = [], True
     if v.role in ("broker", "combined"):
         reg = v.id in kh.brokers
-        parts.append("registered" if reg else "not registered")
-        ok = reg
+        if kh.registration_unknown:
+            parts.append("registration unknown (ZooKeeper unreadable)")
+        else:
+            parts.append("registered" if reg else "not registered" + (" in ZooKeeper" if kh.from_zookeeper else ""))
+        ok = reg and not kh.registration_unknown
     if v.role in ("controller", "combined") and quorum.get("known"):
         if kh.controller == v.id:
             parts.append("active controller")

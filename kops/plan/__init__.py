@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from kops.core import wait as waiting
+from kops.core.errors import InputError
 from kops.bundle.render import Bundle, NodeBundle
 from kops.services.registry import topic_names
 from kops.services import registry
@@ -316,6 +317,7 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
     todo = [nb for nb in bundle if decided[nb.name][0] in NODE_CHANGES]
     if not todo:
         return plan
+    _refuse_moved_zookeeper(bundle, observed, plan, todo, _actor(decided))
     act = _actor(decided)
     _prepare_hosts(plan, todo, observed)
     zks = [nb for nb in todo if nb.node.role == "zookeeper"]
@@ -334,6 +336,44 @@ def plan_up(bundle: Bundle, observed: Observed) -> Plan:
             _plan_kafka(plan, bundle, kafka, decided, observed, act)
     _plan_services(plan, bundle, todo, decided, observed, act)
     return plan
+
+
+def moved_zookeepers(bundle: Bundle, observed: Observed) -> list[tuple[str, str, str]]:
+    """(node, address now, address in the inventory) of each running ZooKeeper whose client
+    address would change while a Kafka node that dials it runs. Known where the provider
+    reports a node's addresses (Docker: its labels); the SSH provider reports none."""
+    if not any(observed.get(nb.name).running for nb in bundle if nb.node.is_kafka):
+        return []
+    out = []
+    for nb in bundle:
+        o = observed.get(nb.name)
+        if nb.node.role != "zookeeper" or not o.running or not o.addresses.get("network"):
+            continue
+        now, new = o.addresses["network"], f"{nb.node.hostname}:{nb.node.ports['client']}"
+        if now.rsplit(":", 1)[-1] != new.rsplit(":", 1)[-1]:
+            out.append((nb.name, now, new))
+    return out
+
+
+def _refuse_moved_zookeeper(bundle: Bundle, observed: Observed, plan: Plan, todo: list[NodeBundle], act) -> None:
+    """A ZooKeeper address change on a live cluster cannot be rolled: a ZooKeeper moved
+    first strands every running broker (their zookeeper.connect names the old address, and
+    their sessions expire), a broker moved first dials a ZooKeeper that is not there yet.
+    Refused before anything changes, with the way that works: the cluster stopped (data
+    kept) and started again, every node at once on the new addresses."""
+    moved = moved_zookeepers(bundle, observed)
+    if not moved:
+        return
+    kafka = sorted(nb.name for nb in bundle if nb.node.is_kafka and observed.get(nb.name).running)
+    would = [f"{a.describe()}" for a in map(act, todo)]
+    raise InputError(
+        "a ZooKeeper client address changes on a running cluster: "
+        + "; ".join(f"{n} {old} -> {new}" for n, old, new in moved)
+        + f". The running broker(s) {', '.join(kafka)} dial the old address: moving ZooKeeper under them "
+          "strands them (their sessions expire, the roll cannot finish); nothing was changed",
+        details="it would have run:\n" + "\n".join(f"  - {w}" for w in would),
+        hint="stop the cluster (`kops down`, data kept), then `kops up` (same -i/--name): every node starts "
+             "at once on the new addresses; or keep zookeeper.client_port as it was")
 
 
 def _actor(decided: dict):
