@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import sys
 
 import click
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kops.core.errors import KopsError
+from kops.core.redact import redact as _redact
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 # Tables keep their columns whole when stdout is a file or a pipe (CI logs, `| grep`).
@@ -20,13 +20,9 @@ out_console = Console(highlight=False, soft_wrap=True,
                       width=None if sys.stdout.isatty() else 200)
 
 
-# password=VALUE, password="VALUE" (JAAS), sasl.password=VALUE: the forms tools print
-_SECRET = re.compile(r"""(?i)(password\s*=\s*["']?)[^\s"',\];]+""")
-
-
 def redact(text: str) -> str:
     """Passwords never reach the terminal, whatever printed them (a tool's own error lines)."""
-    return _SECRET.sub(lambda m: m.group(1) + "****", text)
+    return _redact(text)
 
 
 class Seconds(click.ParamType):

@@ -60,6 +60,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "Run COMMAND on NODE (kafka1, zoo1, controller1, ...) in the node's environment: Kafka's tools on PATH, KAFKA_BOOTSTRAP_SERVERS (the cluster network's) and KOPS_CLIENT_CONFIG (a ready client.properties)."),
     "shell": ("kops.cli.nodes:shell",
              "An interactive shell on NODE (bash, else sh), in the node's environment (see `kops exec --help`); a TTY when stdin is a terminal."),
+    "debug": ("kops.cli.toolbox:debug_group",
+              'Diagnostics of a cluster for a support ticket (secrets taken out).'),
 }
 
 

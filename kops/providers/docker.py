@@ -129,6 +129,14 @@ class DockerProvider:
         return {c.labels[f"{LABEL}.node"]: c for c in found if f"{LABEL}.node" in c.labels
                 and c.name.endswith(PREVIOUS) == previous}
 
+    def engine_facts(self) -> dict:
+        """The engine's version and host, for a debug bundle."""
+        v = self.cli.version()
+        info = self.cli.info()
+        return {"version": v.get("Version"), "api": v.get("ApiVersion"), "os": info.get("OperatingSystem"),
+                "kernel": info.get("KernelVersion"), "cpus": info.get("NCPU"), "memory": info.get("MemTotal"),
+                "storage_driver": info.get("Driver"), "cgroup": info.get("CgroupVersion")}
+
     def remains(self) -> list[str]:
         return self.leftovers().get(self.cluster, [])
 

@@ -45,8 +45,10 @@ def _write(path: Path, data: bytes | str) -> None:
 # -- passwords ----------------------------------------------------------------------------------
 
 def passwords(cluster: str, users: dict[str, str | None], *, persist: bool = True) -> dict[str, str]:
-    """name -> password for kops's admin and every inventory user; a given password wins,
-    a kept one is reused, a missing one is generated (32 url-safe characters)."""
+    """name -> password for kops's admin and every user asked for (the inventory's, kops's
+    services' own: kops-connect, kops-registry); a given password wins, a kept one is reused,
+    a missing one is generated (32 url-safe characters). Users not asked for this time keep
+    their kept passwords on disk (their SCRAM users still exist in the cluster)."""
     path = folder(cluster) / "users.json"
     kept = paths.read_json(path, "record of the cluster's passwords", {},
                            hint="restore it from a backup: the cluster's users were made with these passwords")
@@ -58,8 +60,27 @@ def passwords(cluster: str, users: dict[str, str | None], *, persist: bool = Tru
     out = {}
     for name, given in {ADMIN: None, **users}.items():
         out[name] = given or kept.get(name) or _random.token_urlsafe(24)
-    if persist and out != kept:
-        _write(path, json.dumps(out, indent=1, sort_keys=True))
+    if persist and {**kept, **out} != kept:
+        _write(path, json.dumps({**kept, **out}, indent=1, sort_keys=True))
+    return out
+
+
+def known(cluster: str) -> list[str]:
+    """Every secret value kept for ``cluster`` (its passwords, its private keys and their
+    base64 lines), for redaction: a debug bundle or a log never carries one. Reads only."""
+    d = paths.state_dir() / "clusters" / cluster / "secrets"
+    if not d.is_dir():
+        return []
+    out: list[str] = []
+    try:
+        kept = json.loads((d / "users.json").read_text()) if (d / "users.json").is_file() else {}
+    except ValueError:
+        kept = {}
+    out += [pw for pw in kept.values() if isinstance(pw, str)]
+    for f in sorted(d.glob("*.key")):
+        text = f.read_text(errors="replace")
+        out.append(text.strip())
+        out += [ln for ln in text.splitlines() if len(ln) >= 16 and not ln.startswith("-----")]
     return out
 
 

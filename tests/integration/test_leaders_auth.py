@@ -174,5 +174,41 @@ def test_wrong_credentials_and_missing_acls_fail_at_once(tmp_path, own_clusters)
             print(f"{' '.join(argv)} without an ACL: exit {p.returncode} in {p.seconds:.1f} s")
             assert p.returncode == 1 and p.seconds < 10, (argv, p.returncode, p.seconds, p.stderr)
             assert "not authorized" in p.stderr and "'app'" in p.stderr and what in p.stderr, p.stderr
+
+        # the debug bundle of this secure cluster: everything a ticket needs, no secret in it
+        check_debug_bundle(inv, env, tmp_path, state=Path(env["KOPS_STATE_DIR"]))
     finally:
         kops("down", "--purge", "-i", str(inv), env=env)
+
+
+def check_debug_bundle(inv: Path, env: dict, tmp_path: Path, *, state: Path) -> None:
+    import json as _json
+    import tarfile
+
+    out = tmp_path / "ticket.tar.gz"
+    p = ok(kops("debug", "bundle", "-i", str(inv), "-o", str(out), "--output", "json", env=env))
+    rep = _json.loads(p.stdout)
+    print(f"debug bundle: {rep['files']} files, {rep['bytes']} bytes in {rep['seconds']} s; missing {rep['missing']}")
+    assert rep["missing"] == [], rep["missing"]
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    with tarfile.open(out) as tar:
+        members = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    for want in ("status.json", "inventory.yaml", "kafka/topics.json", "kafka/groups.json", "kafka/log_dirs.json",
+                 "nodes/kafka1/log.txt", "nodes/kafka1/state.json", "nodes/kafka1/facts.txt",
+                 "nodes/kafka1/files/etc/kafka/server.properties", "engine.json"):
+        assert want in members, (want, sorted(members))
+    assert _json.loads(members["status.json"])["state"] == "healthy"
+    assert {"open", "secret"} <= set(_json.loads(members["kafka/topics.json"]))
+    assert b'"partition":"open-0"' in members["kafka/log_dirs.json"]
+    facts = members["nodes/kafka1/facts.txt"].decode()
+    assert "-Xmx256m" in facts and "clock offset" in facts and "/var/lib/kafka/data" in facts, facts
+    assert b'password="****"' in members["nodes/kafka1/files/etc/kafka/server.properties"]
+    # every secret kops keeps for the cluster: absent from every member
+    secrets_dir = state / "clusters" / AUTH / "secrets"
+    kept = list(_json.loads((secrets_dir / "users.json").read_text()).values())
+    keys = [ln for f in secrets_dir.glob("*.key") for ln in f.read_text().splitlines() if not ln.startswith("-----")]
+    assert kept and keys
+    for name, raw in members.items():
+        for secret in kept + keys:
+            assert secret.encode() not in raw, f"a secret of the cluster is in {name}"
+        assert b"PRIVATE KEY-----\n" not in raw, name
