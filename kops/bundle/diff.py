@@ -29,30 +29,31 @@ def parse(text: str) -> dict[str, str]:
     return out
 
 
-def _shown(key: str, value: str) -> str:
-    return "****" if _SECRET_KEY.search(key) else value
-
-
-def changed_keys(old: str, new: str) -> list[str]:
-    """``key old -> new``, ``+key=value``, ``-key`` for every key that differs."""
+def changed_keys(old: str, new: str, *, values: bool = True) -> list[str]:
+    """``key old -> new``, ``+key=value``, ``-key`` for every key that differs (without
+    ``values``: ``key changed``, ``+key``, for a file that holds credentials)."""
     a, b = parse(old), parse(new)
+
+    def shown(key: str, value: str) -> str:
+        return "****" if _SECRET_KEY.search(key) else value
+
     out = []
     for k in sorted(set(a) | set(b)):
         if k not in b:
             out.append(f"-{k}")
         elif k not in a:
-            out.append(f"+{k}={_shown(k, b[k])}")
+            out.append(f"+{k}={shown(k, b[k])}" if values else f"+{k}")
         elif a[k] != b[k]:
-            out.append(f"{k} {_shown(k, a[k])} -> {_shown(k, b[k])}")
+            out.append(f"{k} {shown(k, a[k])} -> {shown(k, b[k])}" if values else f"{k} changed")
     return out
 
 
-def words(path: str, old: str | None, new: str) -> str:
+def words(path: str, old: str | None, new: str, *, values: bool = True) -> str:
     """One file's change for a plan line: ``server.properties (log.retention.hours 168 -> 24)``."""
     name = path.rsplit("/", 1)[-1]
     if old is None or not path.endswith(PROPERTIES):
         return name
-    keys = changed_keys(old, new)
+    keys = changed_keys(old, new, values=values)
     if not keys:
         return f"{name} (comments or order only)"
     more = f", and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""

@@ -21,7 +21,8 @@ import jinja2
 from kops.services import connect, metrics, registry
 from kops.core import paths
 from kops.core.errors import InputError, KopsError
-from kops.bundle.launch import Launch, container_command, log_config_name, systemd_line
+from kops.bundle.launch import CONNECT_PROPERTIES, Launch, container_command, log_config_name, systemd_line
+from kops.model.spec import CONNECT_USER, REGISTRY_USER
 from kops.model.topology import Node, Topology
 
 LABEL = "io.kops"
@@ -82,9 +83,20 @@ class Credentials:
     nodes: dict[str, tuple[str, str]]     # node -> (key PEM, certificate PEM)
     admin_password: str
     mechanism: str | None                 # SCRAM-SHA-512 / SCRAM-SHA-256, None: TLS only
+    users: dict[str, str] = field(default_factory=dict)   # kops's services' own SCRAM users -> password
 
 
 ADMIN = "kops-admin"
+SERVICE_USERS = {"connect": CONNECT_USER, "registry": REGISTRY_USER}   # role -> its SCRAM user
+
+
+def service_users(spec) -> list[str]:
+    """The SCRAM users kops makes for its services on a SASL cluster: the Connect workers'
+    and the schema registry's own (never kops-admin: a worker runs the users' connectors)."""
+    if not spec.security.sasl:
+        return []
+    return ([CONNECT_USER] if spec.connect is not None else []) + \
+        ([REGISTRY_USER] if spec.schema_registry is not None else [])
 
 
 @dataclass(frozen=True)
@@ -290,9 +302,15 @@ def node_files(topo: Topology, node: Node, creds: Credentials | None = None) -> 
             client_bind=topo.bind_host(node) if topo.driver == "ssh" else "")
         files["myid"] = render_template("zookeeper/myid.j2", node=node)
     elif node.role == "connect":
-        files.update(connect.node_files(topo, node, lay))
+        files.update(connect.node_files(topo, node, lay, service_client(topo, node, lay, creds)))
+        if creds is not None:
+            files["tls/ca.pem"] = creds.ca_pem
     elif node.role == "registry":
-        return registry.node_files(topo, node)   # logs to its console (the node's log), no log4j
+        # logs to its console (the node's log), no log4j
+        files = registry.node_files(topo, node, service_client(topo, node, lay, creds))
+        if creds is not None:
+            files["tls/ca.pem"] = creds.ca_pem
+        return files
     else:
         files["server.properties"] = _server_properties(topo, node, lay, creds)
         files[CLIENT_PROPERTIES] = client_properties(topo, lay, creds)
@@ -334,6 +352,29 @@ def client_properties(topo: Topology, lay: Layout, creds: Credentials | None) ->
                                            f'username="{ADMIN}" password="{creds.admin_password}";')]
     return render_template("kafka/client.properties.j2", cluster=topo.name, items=items,
                            path=f"{lay.conf_dir}/{CLIENT_PROPERTIES}")
+
+
+def service_client(topo: Topology, node: Node, lay: Layout, creds: Credentials | None) -> list[tuple[str, str]]:
+    """A Connect worker's or the registry's Kafka client security settings (unprefixed; each
+    service puts them under its own prefixes): TLS with the cluster CA (a PEM truststore,
+    host names verified) and, with SASL, SCRAM as the service's own user. Empty on a plain
+    cluster. The password makes the file that holds them a secret one (``_secret_names``)."""
+    sec = topo.spec.security
+    if not sec.tls:
+        return []
+    if creds is None:
+        raise KopsError("a secure cluster is rendered without its credentials (kops.secrets)")
+    items = [("security.protocol", "SASL_SSL" if sec.sasl else "SSL"), ("ssl.truststore.type", "PEM"),
+             ("ssl.truststore.location", f"{lay.conf_dir}/tls/ca.pem"),
+             ("ssl.endpoint.identification.algorithm", "https")]
+    if sec.sasl:
+        user = SERVICE_USERS[node.role]
+        if user not in creds.users:
+            raise KopsError(f"{node.name}: the password of {user} is missing from the cluster's credentials")
+        items += [("sasl.mechanism", sec.mechanism),
+                  ("sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                                       f'username="{user}" password="{creds.users[user]}";')]
+    return items
 
 
 TOOL_ADDRESSES = ("KAFKA_BOOTSTRAP_SERVERS", "ZOOKEEPER_CONNECT")   # for the tools typed in a node only
@@ -381,6 +422,9 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+sha = _sha   # what a file's sum is (kops.orchestration compares files read back from a node)
+
+
 def config_hash(files: dict[str, str], extra: str = "") -> str:
     h = hashlib.sha256(extra.encode())
     for name in sorted(files):
@@ -406,7 +450,11 @@ def systemd_unit(topo: Topology, node: Node) -> str:
 
 def _secret_names(creds: Credentials | None) -> set[str]:
     """Files that hold a key or a password (readable by the service user only)."""
-    return {"server.properties", "tls/node.pem", CLIENT_PROPERTIES} if creds is not None else set()
+    if creds is None:
+        return set()
+    # a Connect worker's and the registry's properties hold their SCRAM user's password
+    services = {CONNECT_PROPERTIES, registry.PROPERTIES} if creds.mechanism else set()
+    return {"server.properties", "tls/node.pem", CLIENT_PROPERTIES} | services
 
 
 def _format_argv(topo: Topology, launch: Launch, creds: Credentials | None, node: Node | None = None,

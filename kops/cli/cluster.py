@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from kops.orchestration import lifecycle
-from kops.core.errors import InputError, KopsError, NotFoundError
+from kops.core.errors import EXIT_CHANGES, InputError, KopsError, NotFoundError
 from kops.model.spec import DEFAULT_PRESET, NAME_RE, _short
 from kops.cli.common import Seconds, err_console, handle_errors, out_console, print_json, progress
 from kops.cli.config import inventory_options, load_spec
@@ -330,8 +330,16 @@ def print_plan(res, what: str) -> None:
 @click.option("--throttle", type=click.IntRange(1, 100000), metavar="MIB_S",
               help="Replication throttle per broker while partitions move onto added brokers or off leaving "
                    "ones (MiB/s; default 50).")
+@click.option("--refresh", is_flag=True,
+              help="Read each node's files back and compare them with the inventory's, instead of trusting "
+                   "what kops noted when it placed them: a file edited on a node behind kops's back is found "
+                   "(and, without --dry-run, put back).")
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="With --dry-run: exit 0 when nothing would change, 5 when something would (drift: the "
+                   "plan is printed). Implies --refresh.")
 @handle_errors
-def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, move_ports, profile, throttle):
+def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, move_ports, profile, throttle,
+       refresh, exit_code):
     """Bring a cluster up (default preset: zk-single-kafka-single) and wait until it is ready.
 
     Ready means observed: every broker registered, an active controller, no offline
@@ -341,6 +349,9 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, move_po
     """
     from kops.store import state
 
+    if exit_code and not dry_run:
+        raise InputError("--exit-code goes with --dry-run (it reports whether `kops up` would change anything)",
+                         hint="kops up --dry-run --exit-code")
     t = Target(spec_source, allow_name=False, existing=False)
     t.adjust(rename, any_port, profile, move_ports)
     spec = t.spec
@@ -358,18 +369,19 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, move_po
         try:
             res = lifecycle.up(spec, prov, timeout=timeout, dry_run=dry_run, log=progress, scope=t.scope,
                                source=t.source, reshape=reshape,
-                               throttle=throttle * 1024 * 1024 if throttle else None)
+                               throttle=throttle * 1024 * 1024 if throttle else None, deep=refresh or exit_code)
         except InputError:
             raise   # refused before anything changed
         except KopsError:
             remember()
             raise
     remember()
+    drift = EXIT_CHANGES if exit_code and res.changed else 0
     if output == "json":
         print_json({**res.as_dict(), **({"host_ports_moving": t.moves} if move_ports else {})})
         if res.status and res.status.exit_code:
             sys.exit(res.status.exit_code)
-        return
+        sys.exit(drift)
     if dry_run:
         if move_ports and t.moves:
             click.echo("host ports (--move-ports):")
@@ -377,7 +389,10 @@ def up(spec_source, timeout, dry_run, output, reshape, rename, any_port, move_po
                 click.echo(f"  {line}")
             click.echo("")
         print_plan(res, f"kops up{t.scope}" + (" --move-ports" if move_ports else ""))
-        return
+        if exit_code:
+            progress(f"drift: the cluster differs from its inventory (exit {EXIT_CHANGES}); `kops up{t.scope} "
+                     "--refresh` applies the plan above" if drift else "no drift: the cluster matches its inventory")
+        sys.exit(drift)
     print_status(res.status)
     if res.status.exit_code != 0:
         out_console.print(f"\ncluster {spec.name} is {res.status.state} after `kops up` "

@@ -5,7 +5,7 @@ The CLI prints ``Error: <message>`` and ``Hint: <hint>`` on stderr and exits wit
 
 Exit codes (documented in the README):
   0 ok · 1 runtime failure / degraded · 2 bad input (nothing was changed) ·
-  3 not found or stopped · 4 a wait timed out
+  3 not found or stopped · 4 a wait timed out · 5 `up --dry-run --exit-code`: changes pending
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ EXIT_FAILURE = 1
 EXIT_INPUT = 2
 EXIT_NOT_FOUND = 3
 EXIT_TIMEOUT = 4
+EXIT_CHANGES = 5     # `up --dry-run --exit-code`: the cluster differs from its inventory (drift)
 
 
 class KopsError(Exception):

@@ -564,7 +564,8 @@ def _config_rules(spec: ClusterSpec) -> list[str]:
             try:
                 val = int(cfg[key])
             except (TypeError, ValueError, OverflowError):
-                p.append(f"{section}.{key}: {_short(cfg[key])} is not a whole number")
+                p.append(f"{section}.{key}: {_short(cfg[key])} is not a whole number: use e.g. "
+                         f"{min(2, nb) if key != 'default.replication.factor' else min(3, nb)}")
                 continue
             if val > nb:
                 p.append(f"{section}.{key}: {val} is above the number of brokers ({nb}); "
@@ -594,6 +595,17 @@ CONNECT_MANAGED = {"bootstrap.servers", "group.id", "config.storage.topic", "off
                    "rest.advertised.listener", "plugin.path"}
 
 
+# the SCRAM users of kops's services on a secure cluster (made by `kops up`, passwords kept like kops-admin's)
+CONNECT_USER = "kops-connect"
+REGISTRY_USER = "kops-registry"
+
+
+def _service_security_key(key: str, prefixes: tuple[str, ...]) -> bool:
+    """A Kafka client security key under one of ``prefixes`` (ssl.*, sasl.*, security.protocol)."""
+    return any(key.startswith(pre) and key[len(pre):].startswith(("ssl.", "sasl.", "security."))
+               for pre in prefixes)
+
+
 def _connect_rules(spec: ClusterSpec) -> list[str]:
     c = spec.connect
     if c is None:
@@ -605,9 +617,13 @@ def _connect_rules(spec: ClusterSpec) -> list[str]:
         for key in sorted(set(cfg) & CONNECT_MANAGED):
             p.append(f"{section}.{key}: kops sets this Connect key itself (the group, its internal topics, "
                      "the REST listener, plugin.path); remove it and use connect.group / connect.rest_port")
-    if spec.security.tls:
-        p.append("connect: Connect workers on a TLS/SASL cluster are not supported yet; drop the connect "
-                 "section or security.tls")
+    if spec.security.tls:   # the workers' and their connectors' clients get kops's TLS (+ SCRAM) settings
+        for section, cfg in sections:
+            for key in sorted(k for k in cfg if _service_security_key(k, ("", "producer.", "consumer.", "admin."))):
+                p.append(f"{section}.{key}: kops sets the workers' security settings itself on a secure cluster "
+                         f"(TLS with the cluster CA, SCRAM as {CONNECT_USER}); remove it")
+    if spec.security.sasl and CONNECT_USER in spec.security.users:
+        p.append(f"security.users.{CONNECT_USER}: this name is kops's own (the Connect workers' user); pick another")
     for i, given in enumerate(c.plugins):
         if ":" not in given and not _is_file(given):
             p.append(f"connect.plugins.{i}: {_short(given)}: no such file (a jar path relative to the directory "
@@ -635,9 +651,15 @@ def _registry_rules(spec: ClusterSpec) -> list[str]:
             p.append(f"{section}.{key}: kops sets this registry key itself (its storage in Kafka, the brokers, "
                      "the REST listener, the global compatibility); remove it and use schema_registry.port / "
                      "schema_registry.compatibility")
-    if spec.security.tls:
-        p.append("schema_registry: a schema registry on a TLS/SASL cluster is not supported yet; drop the "
-                 "schema_registry section or security.tls")
+    if spec.security.tls:   # its Kafka clients get kops's TLS (+ SCRAM) settings
+        for section, cfg in sections:
+            for key in sorted(k for k in cfg if k.startswith(("apicurio.kafkasql.security.", "apicurio.kafkasql.ssl."))
+                              or _service_security_key(k, ("apicurio.kafka.common.", "apicurio.kafkasql.producer.",
+                                                           "apicurio.kafkasql.consumer.", "apicurio.kafkasql.admin."))):
+                p.append(f"{section}.{key}: kops sets the registry's Kafka security settings itself on a secure "
+                         f"cluster (TLS with the cluster CA, SCRAM as {REGISTRY_USER}); remove it")
+    if spec.security.sasl and REGISTRY_USER in spec.security.users:
+        p.append(f"security.users.{REGISTRY_USER}: this name is kops's own (the schema registry's user); pick another")
     if spec.kafka.image:
         p.append("schema_registry: needs kops's own images (kops/registry runs beside kops/kafka); drop "
                  "kafka.image or the schema_registry section")

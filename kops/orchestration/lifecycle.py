@@ -18,7 +18,7 @@ from kops.bundle import diff, render
 from kops.store import secrets, state
 from kops.core import wait as waiting
 from kops.core.errors import InputError, KopsError, NotFoundError, NotYet, WaitTimeout, seconds
-from kops.plan import Observed, Plan, plan_down, plan_restart, plan_up
+from kops.plan import ClusterAction, Observed, Plan, plan_down, plan_restart, plan_up
 from kops.model.spec import ClusterSpec, SpecError
 from kops.orchestration.status import ClusterStatus
 from kops.store import migration_record
@@ -71,13 +71,49 @@ def credentials(spec: ClusterSpec, topo, *, persist: bool = True) -> render.Cred
     if not spec.security.tls:
         return None
     users = {u: us.password for u, us in spec.security.users.items()}
-    pw = secrets.passwords(spec.name, users, persist=persist)
+    services = render.service_users(spec)   # the Connect workers' and the registry's own SCRAM users
+    pw = secrets.passwords(spec.name, {**users, **dict.fromkeys(services)}, persist=persist)
     nodes = {}
     for n in topo.nodes:
         if n.is_kafka:
             c = secrets.node_cert(spec.name, n.name, topo.tls_names(n), persist=persist)
             nodes[n.name] = (c.key_pem, c.cert_pem)
-    return render.Credentials(secrets.ca_pem(spec.name), nodes, pw[secrets.ADMIN], spec.security.mechanism)
+    return render.Credentials(secrets.ca_pem(spec.name), nodes, pw[secrets.ADMIN], spec.security.mechanism,
+                              users={u: pw[u] for u in services})
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceUsers(ClusterAction):
+    """The SCRAM users of the Connect workers and the schema registry (kops-connect,
+    kops-registry), made where missing once Kafka is ready and before those nodes start:
+    they authenticate as these from their first start. An existing user is left alone."""
+
+    kind = "users"
+    users: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"create the SCRAM users {', '.join(self.users)} where missing (the Connect workers' and the registry's)"
+
+    def execute(self, ctx, bundle, deadline: float) -> None:
+        spec = ctx.topo.spec
+        made = health.ensure_scram_users(ctx.kafka(), spec.security.mechanism,
+                                         secrets.passwords(spec.name, dict.fromkeys(self.users), persist=False))
+        if made:
+            ctx.log(f"SCRAM user(s) {', '.join(made)} created ({spec.security.mechanism})")
+
+
+def _with_service_users(plan: Plan, bundle) -> Plan:
+    """Before the first step that starts a Connect worker or a registry node on a SASL
+    cluster: a step that makes their SCRAM users (Kafka is ready by then)."""
+    users = tuple(render.service_users(bundle.topo.spec))
+    if not users:
+        return plan
+    for i, step in enumerate(plan.steps):
+        if any(a.kind in ("create", "start", "reconfigure", "restart") and a.node in bundle.nodes
+               and bundle.nodes[a.node].node.role in ("connect", "registry") for a in step):
+            plan.steps.insert(i, [ServiceUsers(users=users, reason="the services' own users")])
+            break
+    return plan
 
 
 def client_for(cluster: str, bootstrap: str, security: str | None) -> health.Client:
@@ -209,6 +245,27 @@ def _settled_status(spec: ClusterSpec, provider, scope: str, deadline: float, lo
     return get_status(spec, provider, scope=scope, wait=wait, log=log)
 
 
+def _with_files_read(bundle, observed: Observed, provider, log) -> Observed:
+    """``observed`` with each running node's file sums taken from the files it holds now
+    (read back through the provider): a file edited or removed on a node is then a change
+    of the plan, named with its keys. A node whose files cannot be read keeps the noted sums."""
+    nodes = dict(observed.nodes)
+    for name, obs in observed.nodes.items():
+        if not obs.running or name not in bundle.nodes:
+            continue
+        nb = bundle.nodes[name]
+        try:
+            got = provider.read_files(name, sorted(nb.files))
+        except KopsError as exc:
+            got = {}
+            log(f"{name}: its files could not be read back ({exc.message}); compared by the sums kops noted")
+        if not got:
+            continue
+        nodes[name] = dataclasses.replace(obs, files={p: render.sha(got[p]) if p in got else "(missing)"
+                                                      for p in nb.files})
+    return dataclasses.replace(observed, nodes=nodes)
+
+
 def _name_changed_keys(plan: Plan, bundle, observed: Observed, provider) -> None:
     """A reconfigured node's reason names the keys that change (read from the node), not
     only the file: ``server.properties (log.retention.hours 168 -> 24)``."""
@@ -218,14 +275,16 @@ def _name_changed_keys(plan: Plan, bundle, observed: Observed, provider) -> None
             continue
         nb = bundle.nodes[node]
         changed = nb.changed_files(obs.files)
-        props = [p for p in changed if p.endswith(diff.PROPERTIES) and p not in nb.secret]
+        props = [p for p in changed if p.endswith(diff.PROPERTIES)]
         if not props:
             continue
         try:
             old = provider.read_files(node, props)
         except KopsError:
             continue
-        what = f"rendered {', '.join(diff.words(p, old.get(p), nb.files[p]) for p in changed)} changed; data kept"
+        # a file holding credentials (a secure node's server.properties): keys named, values not
+        what = "rendered " + ", ".join(diff.words(p, old.get(p), nb.files[p], values=p not in nb.secret)
+                                       for p in changed) + " changed; data kept"
         plan.summary[node] = (action, what)
         plan.steps = [[dataclasses.replace(a, reason=what) if a.kind == "reconfigure" and a.node == node else a
                        for a in step] for step in plan.steps]
@@ -300,13 +359,15 @@ def _guard_reshape(spec: ClusterSpec, plan: Plan, observed: Observed, source: st
 
 def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = False, log=print,
        scope: str = "", source: str | None = None, reshape: bool = False, upgrade_checked: bool = False,
-       throttle: int | None = None) -> Result:
+       throttle: int | None = None, deep: bool = False) -> Result:
 
     t0 = time.monotonic()
     deadline = t0 + seconds(timeout, low=1)
     migration_record.guard(spec, scope)   # a ZooKeeper-to-KRaft migration under way: only `kops migrate` changes it
     check_config(spec, log)
     topo, bundle, observed = resolve(spec, provider, persist=not dry_run)
+    if deep:   # drift: what the nodes hold now, not what kops noted when it placed them
+        observed = _with_files_read(bundle, observed, provider, log)
     if not upgrade_checked:   # a version change in the inventory: the upgrade preflight (kops.upgrade)
         upgrade.check_up(spec, observed, provider, log=log, scope=scope)
     plan = plan_up(bundle, observed)
@@ -319,6 +380,7 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     plan = scale.extend(plan, bundle, observed, _client(spec, topo), provider.info,
                         rate=throttle or scale.reassign.DEFAULT_RATE)
     plan = quorum.extend(plan, bundle, observed, provider.info)   # controllers added or removed (KIP-853)
+    plan = _with_service_users(plan, bundle)   # a SASL cluster's workers and registry: their users first
     _name_changed_keys(plan, bundle, observed, provider)
     if plan.changes:
         provider.preflight(plan, bundle, observed)

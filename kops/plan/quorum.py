@@ -12,7 +12,8 @@ directory id). Then a different ``controllers.nodes`` in the inventory and ``kop
 * **fewer controllers**: each leaving one is removed from the voters first
   (``remove-controller`` with its directory id, the leader last), awaited until the quorum
   has a leader without it, then stopped and removed, one at a time, so the quorum never
-  loses its majority; the rest roll onto the shorter list.
+  loses its majority; the rest roll onto the shorter list (over SSH too: the provider
+  knows the nodes it placed from kops's record).
 
 Both are typed, cluster-level actions in the plan (``--dry-run`` shows them), carried out by
 kops with Kafka's own tool inside a node (no client library speaks these APIs), so both
@@ -254,12 +255,14 @@ def extend(plan: Plan, bundle, observed: Observed, info) -> Plan:
 
 
 def _refuse_unseen(cluster: str, controllers: set[str]) -> None:
-    """A provider that sees the inventory's nodes only (SSH): a controller left out of the
-    inventory is known from kops's state, and removing it is refused before anything."""
+    """A provider that sees the inventory's nodes only would not see a controller left out
+    of the inventory; it is known from kops's state, and removing it is refused before
+    anything. (Both providers see such nodes now: Docker by label, SSH from kops's record of
+    the nodes it placed.)"""
     gone = sorted(set(known(cluster)) - controllers)
     if gone:
-        raise InputError(f"controllers {', '.join(gone)} ran in cluster {cluster} and are not in the inventory: "
-                         "removing controllers over SSH is not supported yet; nothing was changed",
+        raise InputError(f"controllers {', '.join(gone)} ran in cluster {cluster} and are not in the inventory, "
+                         "and this provider cannot see them to remove them; nothing was changed",
                          hint=f"keep controllers.nodes at {len(controllers) + len(gone)}")
 
 

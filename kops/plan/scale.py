@@ -182,9 +182,10 @@ def _resume(plan: Plan, bundle, observed: Observed, client, rate: int) -> Plan:
 
 
 def _unseen_brokers(bundle, observed: Observed, client) -> list[str]:
-    """SSH: the provider observes the inventory's nodes only, so a broker left out of the
-    inventory is not seen as leaving. Kafka still lists it: refuse rather than leave it
-    running unmanaged (draining it over SSH is not supported yet)."""
+    """A provider that observes the inventory's nodes only would not see a broker left out
+    of the inventory as leaving. Kafka still lists it: refuse rather than leave it running
+    unmanaged. (Both providers see such nodes now: Docker by label, SSH from kops's record
+    of the nodes it placed.)"""
 
     if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
         return []
@@ -192,6 +193,6 @@ def _unseen_brokers(bundle, observed: Observed, client) -> list[str]:
     extra = sorted(set(h.brokers) - {n.id for n in bundle.topo.brokers}) if not h.error else []
     if not extra:
         return []
-    return [f"broker id(s) {', '.join(map(str, extra))} are registered in the cluster but not in the inventory: "
-            f"removing brokers over SSH is not supported yet (keep brokers.nodes at "
+    return [f"broker id(s) {', '.join(map(str, extra))} are registered in the cluster but not in the inventory, "
+            f"and this provider cannot see them to drain and remove them (keep brokers.nodes at "
             f"{len(bundle.topo.brokers) + len(extra)})"]

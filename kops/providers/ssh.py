@@ -8,6 +8,13 @@ parallel. Changes are pyinfra operations (``files.put``, ``files.directory``,
 each host's operations in its own thread; success and failure come from pyinfra's
 operation results, never from its log. A host that cannot be reached stops the run before
 any host is changed.
+
+A host has no labels, so kops notes in its state (kops.store.state, ``placed.json``) each
+node it places: name, role, id, host (address, user, port, key path), unit and folders.
+Nodes the inventory no longer lists are observed from that record (brokers or controllers
+scaled down, a ZooKeeper retired by a migration): the planner drains, stops and removes
+them as it does on Docker. A host of the record that left the inventory is reached with
+the login the record keeps; when it cannot be reached, its nodes are not observed (and said so).
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ from kops.core.errors import EngineError, KopsError
 from kops.bundle.launch import shell_line
 from kops.plan import Action, Bootstrap, Create, Format, HostObs, Need, NodeObs, Observed, Plan, PrepareHost, Reconfigure, Remove, RemoveHost, Restart, Start, Stop
 from kops.providers.base import ProviderInfo
-from kops.bundle.render import KAFKA_USER, Bundle, NodeBundle, kafka_home, profile_path
-from kops.store import hostkeys
+from kops.bundle.render import KAFKA_USER, Bundle, Layout, NodeBundle, kafka_home, profile_path
+from kops.store import hostkeys, state
 from kops.providers.common import interleaved as _interleaved, labeller as _labeller, merged as _merged
 from kops.providers.attach import ssh_argv
 from kops.providers.attach import ssh_remote
@@ -146,9 +153,78 @@ def _reset_ops(state) -> None:
         h.op_hash_order = []
 
 
+KAFKA_ROLES = ("broker", "controller", "combined")
+KOPS_TOPS = ("/etc/kops", "/var/lib/kops", "/var/log/kops")
+
+
+class _PlacedRole:
+    def __init__(self, role: str, nid: int, host: str, address: str, port: int | None):
+        self.role, self.id, self.host_key, self.hostname = role, nid, host, address
+        self.is_kafka = role in KAFKA_ROLES
+        self.is_broker = role in ("broker", "combined")
+        self.is_controller = role in ("controller", "combined")
+        self.ports = {"client": port} if port else {}
+
+
+class PlacedNode:
+    """A node kops placed that the inventory no longer lists, as kops's record has it
+    (kops.store.state.placed): the few things of a NodeBundle the provider needs to
+    observe, stop and remove it."""
+
+    def __init__(self, rec: dict):
+        self.rec = rec
+        self.name: str = rec["node"]
+        self.unit: str = rec["unit"]
+        host_addr = (rec.get("addresses") or {}).get("host", "")
+        port = int(host_addr.rsplit(":", 1)[1]) if host_addr.rsplit(":", 1)[-1].isdigit() else None
+        self.node = _PlacedRole(rec.get("role", ""), int(rec.get("id") or 0), rec["host"], rec.get("address", ""),
+                                port)
+        self.layout = Layout(rec.get("home", ""), rec["conf_dir"], rec["data_dir"], rec["log_dir"])
+        self.files = {f"/etc/systemd/system/{self.unit}": ""}
+        self.format_argv = [] if self.node.is_kafka else None
+        self.stop_grace = int(rec.get("stop_grace") or 30)
+        self.env: dict[str, str] = {}
+        self.folders: list[str] = list(rec.get("folders") or [])
+
+
+def node_folders(cluster: str, node: str, layout: Layout) -> list[str]:
+    """The folders of one node on its host (its config, data and logs), each the node's own
+    folder under /etc/kops, /var/lib/kops, /var/log/kops."""
+    out = []
+    for top in KOPS_TOPS:
+        mine = f"{top}/{cluster}/{node}"
+        if any(p == mine or p.startswith(mine + "/") for p in (layout.conf_dir, layout.data_dir, layout.log_dir)):
+            out.append(mine)
+    return out
+
+
+def valid_record(cluster: str, rec: dict) -> str | None:
+    """Why a record of placed.json is not used (None: it is sound). Nothing is removed on
+    a host on the word of a record that names a unit or folder not of this cluster's node."""
+    try:
+        node, unit, host = rec["node"], rec["unit"], rec["host"]
+        folders = list(rec.get("folders") or [])
+        rec["conf_dir"], rec["data_dir"], rec["log_dir"], rec["address"]
+    except (KeyError, TypeError):
+        return "a field is missing"
+    if not (isinstance(node, str) and isinstance(host, str) and node and host):
+        return "no node or host"
+    if unit != f"kops-{cluster}-{node}.service":
+        return f"unit {unit!r} is not kops-{cluster}-{node}.service"
+    mine = {f"{top}/{cluster}/{node}" for top in KOPS_TOPS}
+    bad = [f for f in folders if f not in mine]
+    if bad or not folders:
+        return f"folders {bad or folders} are not the node's own"
+    for d in (rec["conf_dir"], rec["data_dir"], rec["log_dir"]):
+        if not isinstance(d, str) or posixpath.normpath(d) != d or not any(d == m or d.startswith(m + "/")
+                                                                          for m in mine):
+            return f"folder {d!r} is not the node's own"
+    return None
+
+
 class SSHProvider:
     # what this provider can do (planning asks this, never the driver's name)
-    info = ProviderInfo(sees_unlisted_nodes=False, one_shot_jobs=False, keeps_previous=True,
+    info = ProviderInfo(sees_unlisted_nodes=True, one_shot_jobs=False, keeps_previous=True,
                         handles=frozenset({PrepareHost, Format, Bootstrap, Create, Reconfigure, Start, Restart,
                                            Stop, Remove, RemoveHost}))
     name = "ssh"
@@ -160,6 +236,8 @@ class SSHProvider:
         self.state = None
         self._bundle: Bundle | None = None
         self._lock = threading.Lock()
+        self._unlisted: dict[str, PlacedNode] = {}   # placed nodes the inventory does not list
+        self._unreachable: set[str] = set()          # hosts of the record only, that did not answer
 
     # -- connection -----------------------------------------------------------------------
 
@@ -183,17 +261,25 @@ class SSHProvider:
             except OSError as exc:
                 return f"{name} ({h.address}:{h.port}): cannot open a TCP connection: {exc.strerror or exc}"
 
+        extra = self._record_hosts()
         with ThreadPoolExecutor(max_workers=16) as pool:
             problems = [p for p in pool.map(reach, spec.hosts.items()) if p]
+            gone = [(n, p) for (n, _), p in zip(extra.items(), pool.map(reach, extra.items())) if p]
         if problems:
             raise EngineError("cannot reach every host; nothing was changed on any host:\n  - "
                               + "\n  - ".join(problems),
                               hint="is the host up, the address right and sshd listening on that port?")
-
-        verified = hostkeys.verify(spec.hosts, spec.ssh.known_hosts, self.accept_new, self.log)
+        for n, why in gone:   # a host only kops's record names (it left the inventory): its nodes go unseen
+            self._unreachable.add(n)
+            extra.pop(n)
+            self.log(f"warning: {why}; it is not in the inventory, and the nodes kops placed there "
+                     f"({', '.join(sorted(r['node'] for r in self._records().values() if r['host'] == n))}) "
+                     "are not observed this time")
+        every = {**spec.hosts, **extra}
+        verified = hostkeys.verify(every, spec.ssh.known_hosts, self.accept_new, self.log)
         self._known = verified
         hosts = []
-        for name, h in spec.hosts.items():
+        for name, h in every.items():
             data = {"ssh_user": h.user, "ssh_port": h.port, "ssh_hostname": h.address,
                     "ssh_strict_host_key_checking": "yes", "ssh_known_hosts_file": str(verified)}
             if h.key:
@@ -218,7 +304,7 @@ class SSHProvider:
         failed = [h.name for h in st.inventory if not h.connected]
         if failed:
             raise EngineError("SSH login failed; nothing was changed on any host:\n  - " + "\n  - ".join(
-                f"{n} ({spec.hosts[n].user}@{spec.hosts[n].address}:{spec.hosts[n].port}): login failed: "
+                f"{n} ({every[n].user}@{every[n].address}:{every[n].port}): login failed: "
                 + reasons.get(n, reasons.get("", "key refused")) for n in failed),
                 hint="check hosts.<name>.user and .key (ssh -i KEY USER@ADDRESS must log in without a password)")
         self.state = st
@@ -228,6 +314,61 @@ class SSHProvider:
                 raise EngineError(f"{host.name}: sudo failed: {' '.join(out.stderr_lines[-3:])}",
                                   hint="the user needs passwordless sudo, or log in as root")
         return st
+
+    # -- kops's record of the nodes it placed ---------------------------------------------------
+
+    def _records(self) -> dict[str, dict]:
+        """placed.json's sound records (an unsound one is named once and left unused)."""
+        out = {}
+        for n, rec in state.placed(self.spec.name).items():
+            why = valid_record(self.spec.name, rec)
+            if why:
+                if n not in getattr(self, "_warned", set()):
+                    self._warned = getattr(self, "_warned", set()) | {n}
+                    self.log(f"warning: kops's record of {n} (placed.json) is not used: {why}")
+                continue
+            out[n] = rec
+        return out
+
+    def _record_hosts(self) -> dict:
+        """Hosts only kops's record names (they left the inventory), as host specs."""
+        from kops.model.spec import HostSpec
+
+        out = {}
+        for rec in self._records().values():
+            h = rec["host"]
+            if h in self.spec.hosts or h in out:
+                continue
+            out[h] = HostSpec.model_construct(address=rec["address"], user=rec.get("user") or "root",
+                                              port=int(rec.get("port") or 22), key=rec.get("key"),
+                                              sudo=bool(rec.get("sudo")), roles=[])
+        return out
+
+    def _record(self, nb: NodeBundle, bundle: Bundle) -> dict:
+        """What kops keeps of a node it places (never a secret: a key is kept as its path)."""
+        h = self.spec.hosts[nb.node.host_key]
+        lay = nb.layout
+        return {"node": nb.name, "role": nb.node.role, "id": nb.node.id, "host": nb.node.host_key,
+                "address": h.address, "user": h.user, "port": h.port, "key": h.key, "sudo": h.sudo,
+                "unit": nb.unit, "home": lay.home, "conf_dir": lay.conf_dir, "data_dir": lay.data_dir,
+                "log_dir": lay.log_dir, "folders": node_folders(bundle.topo.name, nb.name, lay),
+                "stop_grace": nb.stop_grace, "addresses": bundle.topo.addresses(nb.node)}
+
+    def _note_placed(self, nbs: list[NodeBundle], bundle: Bundle) -> None:
+        recs = {nb.name: self._record(nb, bundle) for nb in nbs if nb.node.host_key in self.spec.hosts}
+        state.note_placed(self.spec.name, recs)
+
+    def _nb(self, name: str, bundle: Bundle | None = None):
+        """The node's bundle, or kops's record of it when the inventory no longer lists it."""
+        bundle = bundle or self._bundle
+        if bundle is not None and name in bundle.nodes:
+            return bundle.nodes[name]
+        if name not in self._unlisted:
+            rec = self._records().get(name)
+            if rec is None:
+                raise KopsError(f"{name} is neither in the inventory nor in kops's record of the nodes it placed")
+            self._unlisted[name] = PlacedNode(rec)
+        return self._unlisted[name]
 
     def close(self) -> None:
         from pyinfra.api.connect import disconnect_all
@@ -263,12 +404,19 @@ class SSHProvider:
         by_host: dict[str, list[NodeBundle]] = {}
         for nb in bundle:
             by_host.setdefault(nb.node.host_key, []).append(nb)
+        # the nodes kops placed that the inventory no longer lists (kops's record)
+        self._unlisted = {n: PlacedNode(r) for n, r in self._records().items() if n not in bundle.nodes}
+        extra: dict[str, list[PlacedNode]] = {}
+        for p in self._unlisted.values():
+            if p.node.host_key not in self._unreachable:
+                extra.setdefault(p.node.host_key, []).append(p)
 
         def one(hname: str):
-            nbs = by_host.get(hname, [])
+            listed = by_host.get(hname, [])
+            nbs = listed + extra.get(hname, [])
             host = st.inventory.get_host(hname)
-            home = kafka_home(bundle.topo) if nbs else "/nonexistent"
-            reg = next((f"{nb.layout.home}/{registry.RUNNER}" for nb in nbs if nb.node.role == "registry"), None)
+            home = kafka_home(bundle.topo) if listed else "/nonexistent"
+            reg = next((f"{nb.layout.home}/{registry.RUNNER}" for nb in listed if nb.node.role == "registry"), None)
             facts = host.get_fact(_FACT, files=[p for nb in nbs for p in nb.files], registry_jar=reg,
                                   quorums=[(nb.name, f"{nb.layout.conf_dir}/server.properties") for nb in nbs
                                            if nb.format_argv is not None],
@@ -276,7 +424,8 @@ class SSHProvider:
                                   metas=[(nb.name, posixpath.join(nb.layout.data_dir, "meta.properties"))
                                          for nb in nbs if nb.format_argv is not None],
                                   runs=[(nb.name, f"/etc/systemd/system/{nb.unit}",
-                                         f"{nb.layout.conf_dir}/server.properties") for nb in nbs if nb.node.is_kafka],
+                                         f"{nb.layout.conf_dir}/server.properties") for nb in listed
+                                        if nb.node.is_kafka],
                                   home=home)
             if host in st.failed_hosts or facts is None:
                 raise EngineError(f"{hname}: could not read the host's facts (file checksums, units, Java); "
@@ -285,7 +434,7 @@ class SSHProvider:
             return hname, facts
 
         with ThreadPoolExecutor(max_workers=16) as pool:
-            facts = dict(pool.map(one, list(self.spec.hosts)))
+            facts = dict(pool.map(one, list(self.spec.hosts) + [h for h in extra if h not in self.spec.hosts]))
         observed = Observed()
         for hname, f in facts.items():
             if not by_host.get(hname):
@@ -308,7 +457,23 @@ class SSHProvider:
             observed.hosts[hname] = HostObs(hname, tuple(missing))
             for nb in by_host[hname]:
                 observed.nodes[nb.name] = self._node(nb, f)
+        gone = []
+        for hname, placed in extra.items():
+            for p in placed:
+                o = self._node(p, facts[hname])
+                if o.exists:
+                    observed.nodes[p.name] = o
+                else:   # not on its host any more (removed by hand, the host reinstalled)
+                    gone.append(p.name)
         observed.nodes = {k: v for k, v in observed.nodes.items() if v.exists}
+        # the record follows what is found: a node of the inventory found in place is noted
+        # (clusters placed before kops kept this record), one of the record found gone is dropped
+        known = state.placed(self.spec.name)
+        self._note_placed([nb for nb in bundle if nb.name in observed.nodes and nb.name not in known], bundle)
+        if gone:
+            state.forget_placed(self.spec.name, gone)
+            for n in gone:
+                self._unlisted.pop(n, None)
         # what the cluster runs is what its Kafka nodes run, running ones first (as Docker's labels say)
         runs = {n: r for f in facts.values() for n, r in f.get("runs", {}).items() if n in observed.nodes}
         for n in sorted(runs, key=lambda n: observed.nodes[n].running):
@@ -316,7 +481,7 @@ class SSHProvider:
         return observed
 
     @staticmethod
-    def _node(nb: NodeBundle, f: dict) -> NodeObs:
+    def _node(nb: NodeBundle | PlacedNode, f: dict) -> NodeObs:
         u = f["units"].get(nb.unit, {})
         unit_file = f"/etc/systemd/system/{nb.unit}"
         exists = unit_file in f["sums"] or u.get("LoadState") == "loaded"
@@ -336,13 +501,13 @@ class SSHProvider:
             exit_code=int(code) if code and code.isdigit() and crashed else None, crashed=crashed,
             finished_at=float(u["InactiveEnterEpoch"]) if u.get("InactiveEnterEpoch", "").isdigit() else None,
             started_at=u.get("ActiveEnterTimestamp") or None, stop_grace=nb.stop_grace,
-            where=nb.node.host_key, quorum=f.get("quorums", {}).get(nb.name))
+            where=nb.node.host_key, quorum=f.get("quorums", {}).get(nb.name),
+            addresses=dict(nb.rec.get("addresses") or {}) if isinstance(nb, PlacedNode) else {})
 
     def node_states(self, names: list[str]) -> dict[str, tuple[bool, str]]:
-        bundle = self._bundle
         out = {}
         for name in names:
-            nb = bundle.nodes[name]
+            nb = self._nb(name)
             ok, text = self.run(nb.node.host_key, ["systemctl", "show", "-p",
                                                    "ActiveState,SubState,Result,ExecMainStatus", nb.unit])
             props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
@@ -386,10 +551,22 @@ class SSHProvider:
             res = add_op(st, op, host=st.inventory.get_host(hname), name=label, **kwargs)
             metas.extend((hname, label, m) for m in res.values())
 
+        # kops's record of where each node is, before the node is placed (a failed first
+        # start leaves files on the host: they are kops's to remove all the same)
+        placing = [bundle.nodes[a.node] for a in step if isinstance(a, (Format, Create, Reconfigure, Start, Restart))
+                   and a.node in bundle.nodes]
+        self._note_placed(placing, bundle)
         for a in step:
             self._ops(a, bundle, add, notes)
+        removed = [a for a in step if isinstance(a, Remove) and a.node]
+        self._tidy_ops(removed, bundle, add, notes)
         self._run(st, sorted({h for h, _, _ in metas}))
         failed = [(h, label, m) for h, label, m in metas if not (m.is_complete() and m.did_succeed())]
+        gone = [a.node for a in removed if not any(fh == a.host for fh, _, _ in failed)]
+        if gone:   # removed from their hosts: no longer kops's to observe
+            state.forget_placed(self.spec.name, gone)
+            for n in gone:
+                self._unlisted.pop(n, None)
         if failed:
             raise KopsError(self._failures(failed, step),
                             details="\n".join(self._failure_details(failed, step))[-6000:],
@@ -466,7 +643,7 @@ class SSHProvider:
         if isinstance(a, RemoveHost):
             self._remove_host_ops(a, bundle, add, notes)
             return
-        nb = bundle.nodes[a.node]
+        nb = self._nb(a.node, bundle)
         if isinstance(a, Reconfigure):
             add(h, f"{nb.name}: keep the current files for a rollback", server.shell,
                 commands=[_backup_script(list(nb.files), _previous(nb))])
@@ -511,9 +688,43 @@ class SSHProvider:
             add(h, f"{nb.name}: stop and disable {nb.unit}", systemd.service, service=nb.unit, running=False,
                 enabled=False)
             add(h, f"{nb.name}: unit file", files.file, path=f"/etc/systemd/system/{nb.unit}", present=False)
-            for d in (lay.conf_dir, lay.data_dir, lay.log_dir):
+            folders = nb.folders if isinstance(nb, PlacedNode) else node_folders(bundle.topo.name, nb.name, lay)
+            for d in dict.fromkeys([lay.conf_dir, lay.data_dir, lay.log_dir, *folders]):
                 add(h, f"{nb.name}: remove {d}", files.directory, path=d, present=False)
             notes.append((h, f"{nb.name}: unit, config, data and logs removed from {h}"))
+
+    def _tidy_ops(self, removed: list[Remove], bundle: Bundle, add, notes) -> None:
+        """After nodes left the inventory and were removed: systemd forgets their units, and a
+        host where no node of the cluster stays loses the cluster's folders (empty by now), its
+        login profile, and the distribution no kops unit uses any more (as a purge does)."""
+        from pyinfra.operations import files, server, systemd
+
+        hosts = sorted({a.host for a in removed if a.host})
+        if not hosts:
+            return
+        leaving = {a.node for a in removed}
+        name = self.spec.name
+        for h in hosts:
+            add(h, "systemd daemon-reload", systemd.daemon_reload)
+            if any(a.node in bundle.nodes for a in removed if a.host == h):
+                continue   # a purge of the inventory's nodes: the host's own removal follows
+            stays = [n for n, nb in bundle.nodes.items() if nb.node.host_key == h and n not in leaving]
+            stays += [n for n, r in self._records().items() if r["host"] == h and n not in leaving
+                      and n not in bundle.nodes]
+            if stays:
+                continue
+            homes = sorted({self._nb(a.node, bundle).layout.home for a in removed if a.host == h} - {""})
+            dirs = " ".join(shlex.quote(f"{top}/{name}") for top in KOPS_TOPS)
+            add(h, f"remove the empty folders of cluster {name}", server.shell,
+                commands=[f"rmdir {dirs} 2>/dev/null || true"])
+            add(h, "remove the login shells' profile", files.file, path=profile_path(bundle.topo), present=False)
+            for home in homes:
+                if home.startswith("/opt/kops/") and posixpath.normpath(home) == home:
+                    add(h, f"remove {home} unless used", server.shell, commands=[
+                        f"grep -qs {shlex.quote(home)} /etc/systemd/system/kops-*.service || rm -rf {shlex.quote(home)}"])
+            add(h, "remove empty kops folders", server.shell,
+                commands=["rmdir /etc/kops /var/lib/kops /var/log/kops /opt/kops 2>/dev/null || true"])
+            notes.append((h, f"{h}: no node of cluster {name} is left there: its folders and profile removed"))
 
     def _plugin_ops(self, nb: NodeBundle, bundle: Bundle, add) -> None:
         """The extra Connect plugins' jars (kops.plugins), a folder each; folders of plugins
@@ -559,7 +770,7 @@ class SSHProvider:
             self.run(nb.node.host_key, ["rm", "-f", _previous(nb)])
 
     def _after_stop(self, a: Stop, bundle: Bundle) -> None:
-        nb = bundle.nodes[a.node]
+        nb = self._nb(a.node, bundle)
         ok, text = self.run(a.host, ["systemctl", "show", "-p", "Result", nb.unit])
         if "Result=timeout" in text:
             self.log(f"{a.node}: did not finish its graceful shutdown within {a.grace} s on {a.host} and was "
@@ -664,7 +875,7 @@ class SSHProvider:
     # -- logs and node-local probes --------------------------------------------------------
 
     def read_files(self, node: str, paths: list[str]) -> dict[str, str]:
-        nb = self._bundle.nodes[node]
+        nb = self._nb(node)
         out: dict[str, str] = {}
         for path in paths:
             ok, text = self.run(nb.node.host_key, ["cat", path])
@@ -673,7 +884,7 @@ class SSHProvider:
         return out
 
     def tail(self, node: str, lines: int = 30) -> str:
-        nb = self._bundle.nodes[node]
+        nb = self._nb(node)
         ok, text = self.run(nb.node.host_key, ["journalctl", "-u", nb.unit, "-n", str(lines), "--no-pager",
                                                "-o", "cat"])
         return text if ok else f"(journalctl failed on {nb.node.host_key}: {text[-300:]})"
@@ -686,7 +897,7 @@ class SSHProvider:
         label = _labeller(nodes, prefix)
 
         def argv(n, fmt):
-            nb = self._bundle.nodes[n]
+            nb = self._nb(n)
             cmd = ["journalctl", "-u", nb.unit, "-n", str(lines), "--no-pager", "-o", fmt]
             if since:
                 cmd += ["--since", f"@{int(time.time() - since)}"]
@@ -694,13 +905,13 @@ class SSHProvider:
 
         if not follow:
             # journalctl short-iso-precise: "<time> <host> <unit>[pid]: <message>"
-            texts = {n: self.run(self._bundle.nodes[n].node.host_key, argv(n, "short-iso-precise"))[1]
+            texts = {n: self.run(self._nb(n).node.host_key, argv(n, "short-iso-precise"))[1]
                      for n in nodes}
             yield from _interleaved(texts, label, prefix, lambda rest: rest.split(": ", 1)[-1])
             return
 
         def pump(n, out):
-            host = self._host(self._bundle.nodes[n].node.host_key)
+            host = self._host(self._nb(n).node.host_key)
             cmd = shell_line(argv(n, "cat"))
             if host.data.get("_sudo"):
                 cmd = "sudo -n " + cmd
@@ -711,7 +922,7 @@ class SSHProvider:
 
     def exec(self, node: str, argv: list[str], files: dict[str, str] | None = None,
              timeout: float = 180) -> tuple[int, str]:
-        h = self._bundle.nodes[node].node.host_key
+        h = self._nb(node).node.host_key
         for path, text in (files or {}).items():   # content and path are positional words, never code
             ok, out = self.run(h, shell_line(["sh", "-c", 'printf %s "$1" > "$2" && chmod 0644 "$2"', "kops",
                                               text, path]))
@@ -727,8 +938,8 @@ class SSHProvider:
         import subprocess
 
 
-        nb = self._bundle.nodes[node]
-        h = self.spec.hosts[nb.node.host_key]
+        nb = self._nb(node)
+        h = self.spec.hosts.get(nb.node.host_key) or self._record_hosts()[nb.node.host_key]
         self.connect()   # verifies the host keys (self._known holds exactly those)
         remote = ssh_remote({**nb.env, **(env or {})}, f"{nb.layout.home}/bin", argv, sudo=h.sudo)
         cmd = ssh_argv(address=h.address, port=h.port, user=h.user,
@@ -737,7 +948,9 @@ class SSHProvider:
         return subprocess.call(cmd)
 
     def zk_srvr(self, node: str) -> str | None:
-        n = self._bundle.nodes[node].node
+        n = self._nb(node).node
+        if not n.ports.get("client"):
+            return None
         try:
             return health.four_letter(n.hostname, n.ports["client"])
         except OSError:
@@ -746,7 +959,7 @@ class SSHProvider:
     def quorum_state(self, node: str) -> dict | None:
         import json
 
-        nb = self._bundle.nodes[node]
+        nb = self._nb(node)
         ok, text = self.run(nb.node.host_key, ["cat", f"{nb.layout.data_dir}/__cluster_metadata-0/quorum-state"])
         try:
             return json.loads(text) if ok else None

@@ -34,9 +34,15 @@ def group_id(spec) -> str:
     return spec.connect_group
 
 
-def worker_settings(topo, node, lay) -> list[tuple[str, object]]:
+# the worker's own clients, then its connectors' producers, consumers and admin clients
+SECURITY_PREFIXES = ("", "producer.", "consumer.", "admin.")
+
+
+def worker_settings(topo, node, lay, security: list[tuple[str, str]] = ()) -> list[tuple[str, object]]:
     """The worker's properties, kops's keys first, then the inventory's (connect.config and
-    nodes.connectN.config; the managed keys are refused on the spec)."""
+    nodes.connectN.config; the managed keys are refused on the spec). ``security``: the Kafka
+    client security settings of a secure cluster (kops.bundle.render.service_client), given
+    to the worker itself and, under producer./consumer./admin., to its connectors' clients."""
     spec = topo.spec
     group = group_id(spec)
     rf = min(3, len(topo.brokers))
@@ -59,6 +65,7 @@ def worker_settings(topo, node, lay) -> list[tuple[str, object]]:
         ("plugin.path", f"{lay.home}/{dist.PLUGINS_DIR}"
                         + (f",{lay.conf_dir}/{extra_plugins.DIR}" if spec.connect.plugins else "")),
     ]
+    managed += [(prefix + key, value) for prefix in SECURITY_PREFIXES for key, value in security]
     defaults = {"key.converter": "org.apache.kafka.connect.json.JsonConverter",
                 "value.converter": "org.apache.kafka.connect.json.JsonConverter",
                 "offset.flush.interval.ms": 10000,
@@ -69,12 +76,12 @@ def worker_settings(topo, node, lay) -> list[tuple[str, object]]:
     return managed + list({**defaults, **node.config}.items())
 
 
-def node_files(topo, node, lay) -> dict[str, str]:
+def node_files(topo, node, lay, security: list[tuple[str, str]] = ()) -> dict[str, str]:
     from kops.bundle.render import render_template
 
     files = {CONNECT_PROPERTIES: render_template("connect/connect-distributed.properties.j2", cluster=topo.name,
-                                                 node=node, version=topo.version,
-                                                 settings=worker_settings(topo, node, lay))}
+                                                 node=node, version=topo.version, secure=bool(security),
+                                                 settings=worker_settings(topo, node, lay, security))}
     if topo.spec.connect.plugins:
         files[f"{extra_plugins.DIR}.txt"] = extra_plugins.manifest(topo.spec)
     return files

@@ -63,9 +63,17 @@ def topic_configs() -> dict[str, str]:
     return {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 
 
-def settings(topo, node) -> list[tuple[str, object]]:
+# Kafka client settings every client of the kafkasql storage gets (its producers, consumers,
+# admin): kops puts a secure cluster's TLS and SCRAM settings here, not under
+# apicurio.kafkasql.security.* (whose SASL is OAuth's)
+CLIENT_PREFIX = "apicurio.kafka.common."
+
+
+def settings(topo, node, security: list[tuple[str, str]] = ()) -> list[tuple[str, object]]:
     """The application's properties: kops's keys first, then the inventory's
-    (schema_registry.config and nodes.registryN.config; the managed keys are refused)."""
+    (schema_registry.config and nodes.registryN.config; the managed keys are refused).
+    ``security``: the Kafka client security settings of a secure cluster
+    (kops.bundle.render.service_client), under CLIENT_PREFIX."""
     journal, snapshots = topic_names(topo.spec)
     managed = [
         ("apicurio.storage.kind", "kafkasql"),
@@ -77,6 +85,7 @@ def settings(topo, node) -> list[tuple[str, object]]:
         # the global compatibility rule, the default of every subject (Confluent's is BACKWARD too)
         ("apicurio.rules.global.compatibility", topo.spec.schema_registry.compatibility),
     ]
+    managed += [(CLIENT_PREFIX + key, value) for key, value in security]
     defaults = {
         # the same schema text gives the same id however it is formatted (as Confluent's does)
         "apicurio.ccompat.use-canonical-hash": True,
@@ -89,11 +98,12 @@ def settings(topo, node) -> list[tuple[str, object]]:
     return managed + list({**defaults, **node.config}.items())
 
 
-def node_files(topo, node) -> dict[str, str]:
+def node_files(topo, node, security: list[tuple[str, str]] = ()) -> dict[str, str]:
     from kops.bundle.render import render_template
 
     return {PROPERTIES: render_template("registry/registry.properties.j2", cluster=topo.name, node=node,
-                                        version=VERSION, settings=settings(topo, node))}
+                                        version=VERSION, secure=bool(security),
+                                        settings=settings(topo, node, security))}
 
 
 def jvm_argv(java: str, home: str, conf_dir: str, heap: str) -> list[str]:

@@ -141,3 +141,59 @@ def kept_source(name: str) -> tuple[str | None, str | None] | None:
     if kind == "preset" and where:
         return None, where
     return None
+
+
+# -- where kops placed each node (SSH) ----------------------------------------------------------
+# Docker finds a cluster's containers by label; a host has no labels, so the SSH provider
+# notes here each node it places: enough to observe, stop and remove it once the inventory no
+# longer lists it (brokers or controllers scaled down, ZooKeeper retired by a migration).
+# Never a secret: names, ids, the host's address and login (user, port, key *path*), the unit
+# and the node's folders.
+
+PLACED_KEYS = ("node", "role", "id", "host", "address", "user", "port", "key", "sudo", "unit", "home",
+               "conf_dir", "data_dir", "log_dir", "folders", "stop_grace", "addresses")
+
+
+def _placed_file(name: str) -> Path:
+    return paths.state_dir() / "clusters" / name / "placed.json"
+
+
+def placed(name: str) -> dict[str, dict]:
+    """node -> what kops recorded when it placed that node (an empty dict: none recorded)."""
+    data = paths.read_json(_placed_file(name), "record of the nodes it placed on hosts", {})
+    return {n: r for n, r in data.items() if isinstance(r, dict)}
+
+
+def note_placed(name: str, records: dict[str, dict]) -> None:
+    """Record (or update) where ``records``' nodes are; only the known keys are kept. The
+    file is rewritten only when something changed, and atomically."""
+    if not records:
+        return
+    known = placed(name)
+    merged = dict(known)
+    for node, rec in records.items():
+        merged[node] = {k: rec[k] for k in PLACED_KEYS if k in rec}
+    if merged != known:
+        _write_placed(name, merged)
+
+
+def forget_placed(name: str, nodes: list[str]) -> None:
+    """``nodes`` were removed from their hosts: no longer kops's to observe."""
+    known = placed(name)
+    left = {n: r for n, r in known.items() if n not in set(nodes)}
+    if left != known:
+        _write_placed(name, left)
+
+
+def _write_placed(name: str, records: dict[str, dict]) -> None:
+    import json
+    import os
+
+    path = _placed_file(name)
+    if not records:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".placed.json.{os.getpid()}")
+    tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)

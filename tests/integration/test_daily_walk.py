@@ -155,6 +155,35 @@ def test_env_of_a_cluster_not_up_invents_no_port(env, tmp_path):
     assert answers[0].stderr == answers[1].stderr
 
 
+def test_drift_is_exit_5_naming_what_differs(walk, env, docker_client):
+    """`up --dry-run --exit-code`: 0 when the cluster matches, 5 (the plan printed) when a
+    file was edited on the node behind kops's back; `up` puts it back, and it is 0 again."""
+    clean = kops(env, "up", "--name", NAME, "--dry-run", "--exit-code")
+    assert clean.returncode == 0 and "no drift" in clean.stderr, (clean.returncode, clean.stdout, clean.stderr)
+    c = containers(docker_client)["kafka1"]
+    code, out = c.exec_run(["sh", "-c", "echo log.retention.hours=1 >> /etc/kafka/server.properties"], user="root")
+    assert code == 0, out
+    drift = kops(env, "up", "--name", NAME, "--dry-run", "--exit-code")
+    assert drift.returncode == 5, (drift.returncode, drift.stdout, drift.stderr)
+    assert "server.properties (log.retention.hours 168 -> " in drift.stdout or \
+        "server.properties (+log.retention.hours" in drift.stdout or \
+        "server.properties (log.retention.hours" in drift.stdout, drift.stdout
+    js = kops(env, "up", "--name", NAME, "--dry-run", "--exit-code", "--output", "json")
+    assert js.returncode == 5 and json_of_any(js)["changed"] is True
+    assert f"`kops up --name {NAME} --refresh` applies the plan above" in drift.stderr, drift.stderr
+    ok(kops(env, "up", "--name", NAME, "--refresh"))
+    again = kops(env, "up", "--name", NAME, "--dry-run", "--exit-code")
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    wrong = kops(env, "up", "--name", NAME, "--exit-code")
+    assert wrong.returncode == 2 and "--exit-code goes with --dry-run" in wrong.stderr
+
+
+def json_of_any(p):
+    import json
+
+    return json.loads(p.stdout)
+
+
 def test_purge_forgets_and_a_second_purge_says_nothing_was_there(walk, env):
     p = ok(kops(env, "down", "--name", NAME, "--purge"))
     assert f"cluster {NAME} purged (1 nodes): containers, volumes and network removed" in p.stdout, p.stdout

@@ -46,8 +46,10 @@ def test_managed_connect_keys_are_refused(key):
     refused(f"{BASE}connect: {{}}\nnodes: {{connect1: {{config: {{{key}: x}}}}}}\n", f"nodes.connect1.config.{key}")
 
 
-def test_connect_on_a_secure_cluster_is_refused_for_now_and_plugins_must_exist(tmp_path):
-    refused(f"{BASE}connect: {{}}\nsecurity: {{tls: true}}\n", "not supported yet")
+def test_security_keys_on_a_secure_cluster_are_kops_s_and_plugins_must_exist(tmp_path):
+    # a secure cluster is fine now (tests/unit/test_secure_services_render.py); its security keys are kops's
+    refused(f"{BASE}connect: {{config: {{producer.security.protocol: SSL}}}}\nsecurity: {{tls: true}}\n",
+            "kops sets the workers' security settings itself")
     refused(f"{BASE}connect: {{plugins: [{tmp_path}/missing.jar]}}\n", "connect.plugins.0", "no such file")
     refused(f"{BASE}connect: {{plugins: [a:b:1, a:b:1]}}\n", "listed twice")
 

@@ -134,15 +134,19 @@ def test_an_unfinished_add_is_resumed(tmp_path, monkeypatch):
     assert quorum.extend(plan_up(b3, obs), b3, obs, DockerProvider.info).steps == []
 
 
-def test_ssh_refuses_controllers_left_out(tmp_path, monkeypatch):
+def test_ssh_removes_controllers_left_out(tmp_path, monkeypatch):
+    """Over SSH the leaving controllers are observed from kops's record of the nodes it
+    placed (kops.store.state.placed): removed from the voters, stopped, removed, as on Docker."""
     monkeypatch.setenv("KOPS_STATE_DIR", str(tmp_path))
     ssh = ("driver: ssh\nhosts:\n  vm1: {address: 10.0.0.11, roles: [controller, broker]}\n"
            "  vm2: {address: 10.0.0.12, roles: [controller, broker]}\n  vm3: {address: 10.0.0.13, roles: [controller]}\n")
     b1 = bundle(1, driver_extra=ssh)
     quorum.note_known("q", ["controller1", "controller2", "controller3"])
-    obs = running(b1)
-    with pytest.raises(InputError, match="over SSH is not supported yet"):
-        quorum.extend(plan_up(b1, obs), b1, obs, SSHProvider.info)
+    assert SSHProvider.info.sees_unlisted_nodes
+    obs = running(b1, extra=[("controller2", "controller", 102), ("controller3", "controller", 103)])
+    p = quorum.extend(plan_up(b1, obs), b1, obs, SSHProvider.info)
+    assert [s[0] for s in shape(p)[:3]] == [("remove-controller", "controller2"), ("stop", "controller2"),
+                                            ("remove", "controller2")]
 
 
 def test_the_quorum_tools_output_is_read():

@@ -42,7 +42,9 @@ def test_managed_registry_keys_are_refused(key):
 
 
 def test_unsupported_combinations_are_refused_for_now():
-    refused(f"{BASE}schema_registry: {{}}\nsecurity: {{tls: true}}\n", "schema_registry: a schema registry on a TLS")
+    # a secure cluster is fine now (tests/unit/test_secure_services_render.py); its security keys are kops's
+    refused(f"{BASE}schema_registry: {{config: {{apicurio.kafka.common.security.protocol: SSL}}}}\n"
+            "security: {tls: true}\n", "kops sets the registry's Kafka security settings itself")
     refused(BASE.replace("{version: 3.9.2}", "{version: 3.9.2, image: 'apache/kafka:3.9.2'}")
             + "schema_registry: {}\n",
             "needs kops's own images")
