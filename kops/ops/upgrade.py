@@ -33,34 +33,34 @@ from kops.orchestration import gates
 from kops.orchestration import lifecycle
 from kops.core.errors import NotFoundError
 from kops.plan import node_action
+from kops.kafka import reassign
 
 
 # -- finalization ------------------------------------------------------------------------------------
 
-def feature_argv(nb, bootstrap: str, version: str, mode: str, *, dry_run: bool = False) -> list[str] | None:
+def feature_argv(nb, bootstrap: str, version: str, mode: str, *, dry_run: bool = False,
+                 secure: list[str] = ()) -> list[str] | None:
     """FeatureCommand's upgrade to ``version``'s level, or None when there is nothing to raise
-    (ZooKeeper mode: the inter-broker protocol is the version's own)."""
+    (ZooKeeper mode: the inter-broker protocol is the version's own). ``secure``: the tool's
+    --command-config words on a TLS/SASL cluster (the node's own client.properties)."""
     if mode != "kraft":
         return None
     level = ["--release-version", minor(version)] if vtuple(version)[0] >= 4 else ["--metadata", minor(version)]
     return [nb.argv[0], "-Xmx128m", "-cp", f"{nb.layout.home}/libs/*", FEATURE_MAIN,
-            "--bootstrap-server", bootstrap, "upgrade", *level, *(["--dry-run"] if dry_run else [])]
+            "--bootstrap-server", bootstrap, *secure, "upgrade", *level, *(["--dry-run"] if dry_run else [])]
 
 
-def describe_argv(nb, bootstrap: str) -> list[str]:
+def describe_argv(nb, bootstrap: str, secure: list[str] = ()) -> list[str]:
     return [nb.argv[0], "-Xmx128m", "-cp", f"{nb.layout.home}/libs/*", FEATURE_MAIN,
-            "--bootstrap-server", bootstrap, "describe"]
+            "--bootstrap-server", bootstrap, *secure, "describe"]
 
 
 def finalize(ctx, bundle, version: str, mode: str, log=print) -> dict:
     """Raise the finalized feature level to ``version``'s (cannot be undone)."""
     topo = ctx.topo
-    if topo.spec.security.tls:
-        raise InputError("finalizing on a secure (TLS/SASL) cluster is not supported yet",
-                         hint=f"run kafka-features upgrade --release-version {minor(version)} with a client "
-                              "config (kops client-config)")
     nb = next(nb for nb in bundle if nb.node.is_broker)
-    argv = feature_argv(nb, topo.internal_bootstrap, version, mode)
+    secure = reassign.command_config(topo, nb, "--command-config")   # TLS/SASL: kops's admin, from the node
+    argv = feature_argv(nb, topo.internal_bootstrap, version, mode, secure=secure)
     if argv is None:
         log(f"ZooKeeper mode: the inter-broker protocol of Kafka {version} is {minor(version)}, which the brokers "
             "use already; there is no feature level to finalize")
@@ -75,7 +75,7 @@ def finalize(ctx, bundle, version: str, mode: str, log=print) -> dict:
         raise KopsError(f"finalizing Kafka {version}'s feature level failed on {nb.name} (exit code {code})",
                         details=_quiet(out), hint="the lines above are kafka-features'; the cluster runs "
                                                   f"{version} unfinalized, which is safe")
-    code, described = ctx.provider.exec(nb.name, describe_argv(nb, topo.internal_bootstrap))
+    code, described = ctx.provider.exec(nb.name, describe_argv(nb, topo.internal_bootstrap, secure))
     levels = finalized_levels(described) if code == 0 else {}
     note(topo.name, finalized=minor(version))
     log(f"feature level finalized at {minor(version)}: " + ", ".join(f"{k}={v}" for k, v in sorted(levels.items())))

@@ -207,14 +207,16 @@ KRAFT = "t13-kraft"
 
 
 def test_kraft_minor_upgrade_finalizes_the_feature_level(tmp_path, docker_client):
-    """KRaft 4.3.2 -> 4.4.0 on one combined node: the roll, then --finalize raises
-    metadata.version through FeatureCommand in the node (read back with describe)."""
+    """KRaft 4.3.2 -> 4.4.0 on one combined node, secured (TLS + SCRAM): the roll, then
+    --finalize raises metadata.version through FeatureCommand in the node with the node's
+    own client config (read back with describe)."""
     from cleanup import remove_labelled
 
     from kops.ops import upgrade
 
     inv = tmp_path / "kraft.yaml"
-    inv.write_text(f"name: {KRAFT}\nports: auto\nprofile: fast\nkafka: {{version: 4.3.2, heap: 256m}}\nbrokers: {{nodes: 1}}\n")
+    inv.write_text(f"name: {KRAFT}\nports: auto\nprofile: fast\nkafka: {{version: 4.3.2, heap: 256m}}\nbrokers: {{nodes: 1}}\n"
+                   "security: {tls: true, sasl: scram-sha-512}\n")
     env = dict(os.environ, KOPS_STATE_DIR=str(tmp_path / "state"), KOPS_BASE_IMAGE=os.environ.get(
         "KOPS_BASE_IMAGE", "kops-base:bookworm-jre17"))
     remove_labelled(docker_client, KRAFT)
@@ -224,7 +226,8 @@ def test_kraft_minor_upgrade_finalizes_the_feature_level(tmp_path, docker_client
 
         def levels():
             code, out = c.exec_run(["java", "-Xmx128m", "-cp", "/opt/kafka/libs/*", upgrade.FEATURE_MAIN,
-                                    "--bootstrap-server", "kafka1:19092", "describe"], user="kafka")
+                                    "--bootstrap-server", "kafka1:19092", "--command-config",
+                                    "/etc/kafka/client.properties", "describe"], user="kafka")
             assert code == 0, out.decode()
             return upgrade.finalized_levels(out.decode())
 
@@ -240,7 +243,8 @@ def test_kraft_minor_upgrade_finalizes_the_feature_level(tmp_path, docker_client
         assert "feature level finalized at 4.4" in p.stderr
         assert levels()["metadata.version"].startswith("4.4")
         back = kops("upgrade", "-i", str(inv), "--to", "4.3.2", "--dry-run", env=env)
-        assert back.returncode == 2 and "finalized at 4.4" in back.stdout
+        assert back.returncode == 2 and ("finalized at 4.4" in back.stdout or
+                                         "metadata.version is 4.4" in back.stdout), back.stdout
     finally:
         kops("down", "--purge", "-i", str(inv), env=env)
         remove_labelled(docker_client, KRAFT)
