@@ -5,6 +5,8 @@
         producer = Producer({"bootstrap.servers": kafka_cluster.bootstrap_servers})
         ...
         kafka_cluster.kill("kafka1")      # fault tests: stop / kill / start a node
+        with kafka_cluster.fault("kafka2", "pause", seconds=20):   # or slow, lose, partition
+            ...                           # healed when the block ends (or after 20 s)
 
 Options (command line, or ``[pytest] kops_preset = ...`` in the ini file):
   --kops-preset NAME      the preset to start (default kraft-single; any preset of kops)
@@ -28,6 +30,7 @@ import os
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -168,6 +171,41 @@ class KafkaCluster:
 
     def logs(self, node: str, lines: int = 200) -> str:
         return self._provider.tail(node, lines)
+
+    @contextmanager
+    def fault(self, node: str, kind: str = "pause", seconds: float | None = None, *, delay: str | float | None = None,
+              loss: str | float | None = None, clients: bool = False):
+        """A fault on ``node`` while the ``with`` block runs (``kops fault``): kill, pause, slow
+        (``delay="200ms"``, ``loss="5%"``), lose (``loss``) or partition (``clients``: the
+        clients cut off too). Healed when the block ends, or after ``seconds`` if sooner.
+
+            with kafka_cluster.fault("kafka2", "pause", seconds=20):
+                ...   # produce, consume, assert
+        """
+        import threading
+
+        from kops.ops import faults
+
+        st = self._lifecycle.get_status(self.spec, self._provider)
+        faults.inject(st, self._provider, node, kind, duration=seconds, clients=clients, log=self._log,
+                      delay_ms=faults.parse_delay(delay) if delay is not None else None,
+                      loss_pct=faults.parse_loss(loss) if loss is not None else None)
+        lock = threading.Lock()
+
+        def heal():
+            with lock:
+                faults.heal(self.name, self._provider, node, log=self._log)
+
+        timer = threading.Timer(seconds, heal) if seconds else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            yield self
+        finally:
+            if timer is not None:
+                timer.cancel()
+            heal()
 
 
 def _spec(config):

@@ -53,6 +53,26 @@ command -v mvn >/dev/null 2>&1 || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
   fi
 }
+# `kops ui`'s browser tests (tests/integration/test_ui.py) drive Debian's chromium through its
+# chromedriver (selenium). Skipped when both are there; in CI a browser that cannot be had
+# fails the setup (the tests would fail too: never a silent skip).
+have_browser() { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }
+browser() {
+  have_browser && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium and chromium-driver (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+           >/dev/null; } || true
+  fi
+  have_browser && return 0
+  if [ "${CI:-}" = "true" ]; then
+    say "no chromium/chromedriver and CI=true: the browser tests cannot run (apt-get install chromium chromium-driver)"
+    exit 1
+  fi
+  say "chromium/chromedriver missing: the browser tests will skip; install them (e.g. 'sudo apt-get install chromium chromium-driver')"
+}
+[ "$MODE" = "--up" ] || step browser
 VERSIONS=("$KAFKA3" "$KAFKA4")
 [ "$MODE" = "--up" ] && VERSIONS=("$KAFKA3")
 for v in "${VERSIONS[@]}"; do

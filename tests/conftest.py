@@ -198,6 +198,14 @@ SLOW_FIRST = {
     "tests/e2e/test_ssh_metrics_connect.py": 110,
     "tests/integration/test_connect_mirror.py": 80,
     "tests/integration/test_connect_plugins.py": 60,
+    "tests/integration/test_truth.py": 220,
+    "tests/integration/test_balance.py": 150,
+    "tests/integration/test_leaders_auth.py": 100,
+    "tests/integration/test_secure_services.py": 100,
+    "tests/e2e/test_ssh_scale.py": 250,
+    "tests/integration/test_acls.py": 330,
+    "tests/integration/test_ui.py": 120,
+    "tests/integration/test_faults.py": 180,
 }
 
 

@@ -272,8 +272,32 @@ def _security(topo: Topology, node: Node, lay: Layout, creds: Credentials | None
             if protocols[n] == "SASL_SSL":
                 creds_part = (f' username="{ADMIN}" password="{creds.admin_password}"' if n == "INTERNAL" else "")
                 items.append((f"listener.name.{n.lower()}.{mech.lower()}.sasl.jaas.config", f"{login}{creds_part};"))
-        items.append(("super.users", f"User:{ADMIN}"))
+        if sec.authorizer:
+            items += _authorizer(topo, protocols)
+        else:
+            items.append(("super.users", f"User:{ADMIN}"))
     return protocols, items
+
+
+NODE_PRINCIPAL = "kops-node"   # what a node's certificate (CN=<node>, the cluster CA's) is to the authorizer
+
+
+def _authorizer(topo: Topology, protocols: dict) -> list[tuple[str, str]]:
+    """Kafka's own authorizer (security.acls / security.authorization): nothing is allowed
+    that no ACL allows, except to the super users: kops-admin (kops itself and the brokers
+    between them), the services' own users, and in KRaft the nodes on the CONTROLLER
+    listener, which then asks for their certificates (mTLS: the brokers' and controllers'
+    requests to the quorum; every certificate of the cluster CA maps to kops-node)."""
+    kraft = topo.mode == "kraft"
+    cls = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer" if kraft
+           else "kafka.security.authorizer.AclAuthorizer")
+    supers = [ADMIN, *service_users(topo.spec)] + ([NODE_PRINCIPAL] if kraft else [])
+    items = [("authorizer.class.name", cls), ("allow.everyone.if.no.acl.found", "false"),
+             ("super.users", ";".join(f"User:{u}" for u in supers))]
+    if kraft and protocols.get("CONTROLLER") == "SSL":
+        items += [("listener.name.controller.ssl.client.auth", "required"),
+                  ("ssl.principal.mapping.rules", f"RULE:^CN=[a-z][a-z0-9-]*$/{NODE_PRINCIPAL}/,DEFAULT")]
+    return items
 
 
 def _server_properties(topo: Topology, node: Node, lay: Layout, creds: Credentials | None = None) -> str:

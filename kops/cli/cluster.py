@@ -290,6 +290,11 @@ def print_status(st, wide: bool = False) -> None:
     out_console.print(_cluster_line(st))
     if st.schema_registry and st.schema_registry.get("url"):
         out_console.print(f"schema registry {st.schema_registry['url']} (Confluent API)", markup=False)
+    access = getattr(st, "access", None)
+    if access:
+        acl = ("authorizer off" if not access["authorizer"] else
+               f"ACLs {access['acls'] if access['acls'] is not None else '(not readable)'}")
+        out_console.print(f"users {', '.join(access['users']) or '-'} · {acl}", markup=False)
     for p in st.problems:
         out_console.print(f"  problem: {p}", markup=False)
 
@@ -307,6 +312,12 @@ def print_plan(res, what: str) -> None:
         click.echo("\ntopics:" if topics.pending else "\ntopics: as in the inventory; nothing to change")
         for line in topics.lines():
             click.echo(f"  {line}")
+    granted = getattr(res, "security", None)   # the inventory's ACLs and quotas (kops.kafka.acls)
+    for title, part in (("acls", granted and granted.acls), ("quotas", granted and granted.quotas)):
+        if part is not None:
+            click.echo(f"\n{title}:" if part.pending else f"\n{title}: as in the inventory; nothing to change")
+            for line in part.lines():
+                click.echo(f"  {line}")
     progress("dry run: nothing was changed")
 
 
@@ -427,18 +438,32 @@ def container_name(cluster: str, node: str) -> str:
 @click.option("--wait", "wait_s", type=Seconds(0, lifecycle.MAX_WAIT), default=0, metavar="SECONDS",
               help="While the cluster is degraded, look again for up to SECONDS (a CI job right after "
                    "an operation: a KRaft election, a follower catching up); the exit code is the last look's.")
+@click.option("--watch", is_flag=True, help="Look again every --interval seconds: a table redrawn in place with "
+                                            "what changed (no terminal: one timestamped line per change).")
+@click.option("--until", type=click.Choice(["healthy", "degraded"]), help="With --watch: end (exit 0) as soon as "
+              "the cluster is so; at --timeout, the status's own exit code.")
+@click.option("--interval", type=Seconds(0.5, 3600), default=2, show_default=True, metavar="SECONDS",
+              help="With --watch: seconds between looks.")
+@click.option("--timeout", "watch_timeout", type=Seconds(1, 86400), metavar="SECONDS",
+              help="With --watch: end after SECONDS (default: only --until or Ctrl-C ends it).")
 @handle_errors
-def status(spec_source, name, output, wide, wait_s):
+def status(spec_source, name, output, wide, wait_s, watch, until, interval, watch_timeout):
     """Health of a cluster. Exit 0 healthy, 1 degraded (a node crashed, a problem listed),
     3 not found or stopped by `kops down`.
 
     \b
     Example: kops status --preset kraft-split --output json
              kops status -i cluster.yaml --wait 60     # CI: healthy within a minute, or exit 1
+             kops status --name dev --watch --until healthy --timeout 120
     """
+    _watch_options(watch, until, interval, watch_timeout, output, wait_s)
     t = Target(spec_source, name)
+    if watch:
+        sys.exit(_watch(t, wide, until, interval, watch_timeout))
     with t.provider() as prov:
-        st = lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope, wait=wait_s, log=progress)
+        notes = _faults_of(t.name)
+        st = _with_faults(lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope, wait=wait_s, log=progress),
+                          notes, t.scope)
         remains = prov.remains() if st.state == "not-found" else []
     if output == "json":
         print_json({**st.as_dict(), **({"remains": remains} if remains else {})})
@@ -447,6 +472,68 @@ def status(spec_source, name, output, wide, wait_s):
     else:
         print_status(st, wide)
     sys.exit(st.exit_code)
+
+
+def _watch_options(watch, until, interval, timeout, output, wait_s) -> None:
+    """--until, --interval and --timeout belong to --watch; --watch is a table or lines."""
+    if not watch:
+        given = [o for o, v in (("--until", until), ("--timeout", timeout)) if v is not None]
+        if interval != 2:
+            given.append("--interval")
+        if given:
+            raise InputError(f"{', '.join(given)} only go with --watch",
+                             hint="kops status --watch --until healthy --timeout 120")
+        return
+    if output == "json":
+        raise InputError("--watch prints a table (or a line per change), not --output json",
+                         hint="kops status --output json --wait SECONDS: one look, in JSON")
+    if wait_s:
+        raise InputError("--wait and --watch do not go together", hint="--watch --until healthy --timeout SECONDS")
+
+
+def _faults_of(name: str) -> dict[str, dict]:
+    """The faults `kops fault` injected into cluster ``name`` and has not healed (read before
+    a look: a fault healed while the look probes still shows, never the other way round)."""
+    from kops.store import state
+
+    return state.faults(name) if name else {}
+
+
+def _with_faults(st, notes: dict[str, dict], scope: str = ""):
+    """The faults ``notes`` (see _faults_of) on their nodes."""
+    from kops.ops import faults
+    from kops.orchestration.status import mark_faults
+
+    return mark_faults(st, notes, faults.describe, scope) if st.state != "not-found" and notes else st
+
+
+def _watch(t: Target, wide: bool, until, interval: float, timeout) -> int:
+    from rich.console import Group
+    from rich.text import Text
+
+    from kops.cli import watch
+
+    def render(st, history, footer):
+        def text(words, style=""):
+            return Text(words, style=style, overflow="fold", no_wrap=False)
+
+        parts = [status_table(st, wide), text(_cluster_line(st))] if st.state != "not-found" else \
+            [text(f"cluster {st.name} not found")]
+        parts += [text(f"  problem: {p}") for p in st.problems[:6]]
+        parts += [text("changes:", "bold")] + [text(f"  {h}") for h in history] + [text(footer, "dim")]
+        return Group(*parts)
+
+    with t.provider() as prov:
+        def look():
+            notes = _faults_of(t.name)
+            return _with_faults(lifecycle.get_status(t.spec, prov, name=t.name, scope=t.scope), notes, t.scope)
+
+        def line(text):
+            click.echo(text)
+            sys.stdout.flush()
+
+        return watch.watch(look, until=until, interval=interval, timeout=timeout, live=watch.is_tty(),
+                           console=out_console, render=render, line=line)
 
 
 def _not_found_words(t: Target, remains: list[str]) -> str:

@@ -62,6 +62,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "An interactive shell on NODE (bash, else sh), in the node's environment (see `kops exec --help`); a TTY when stdin is a terminal."),
     "debug": ("kops.cli.toolbox:debug_group",
               'Diagnostics of a cluster for a support ticket (secrets taken out).'),
+    "fault": ("kops.cli.toolbox_faults:fault_group",
+              'Inject a fault into one node of a kops cluster (kill, pause, slow, lose, partition), and heal it.'),
+    "ui": ("kops.cli.ui:ui",
+           'A local web console for the clusters kops manages: status, topics, consumer groups and messages.'),
+    "balance": ("kops.cli.balance:balance",
+                "Show how evenly the brokers share replicas, leaders and bytes, and the fewest moves that even them out."),
 }
 
 

@@ -212,7 +212,16 @@ class BrokerSpec(_Strict):
     bind_address: Annotated[str, _pattern(r"([0-9]{1,3}\.){3}[0-9]{1,3}", "an IPv4 address",
                                           "e.g. 10.0.0.11, 127.0.0.1, or 0.0.0.0 for every interface"),
                             AfterValidator(_ipv4_if_numeric)] | None = None
+    # auto: `kops up` evens replicas and leaders out when they spread beyond a threshold
+    # (kops.kafka.balance); off: only `kops balance --execute` does
+    rebalance: Literal["off", "auto"] = "off"
     config: Config = Field(default_factory=dict)
+
+    @field_validator("rebalance", mode="before")
+    @classmethod
+    def _yaml_off(cls, v):
+        """YAML reads a bare off/on as a boolean: false is 'off', true 'auto'."""
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
 
 
 class ControllerSpec(_Strict):
@@ -260,6 +269,102 @@ class UserSpec(_Strict):
     password: Password | None = None   # default: generated, kept 0600 on this machine
 
 
+# -- authorization (Kafka's own authorizer, ACLs) and quotas ------------------------------------
+
+# Kafka's operations (AclOperation), as the inventory writes them
+ACL_OPERATIONS = ("all", "read", "write", "create", "delete", "alter", "describe", "cluster_action",
+                  "describe_configs", "alter_configs", "idempotent_write", "create_tokens", "describe_tokens")
+# what Kafka accepts per resource type (org.apache.kafka.common.acl.AclEntry.supportedOperations)
+ACL_SUPPORTED = {
+    "topic": {"read", "write", "create", "describe", "delete", "alter", "describe_configs", "alter_configs"},
+    "group": {"read", "describe", "delete"},
+    "cluster": {"create", "cluster_action", "describe_configs", "alter_configs", "idempotent_write", "alter",
+                "describe"},
+    "transactional_id": {"describe", "write"},
+}
+ACL_RESOURCES = ("topic", "group", "transactional_id", "cluster")
+MAX_ACLS = 2000   # ACL entries (one resource, several operations each) in one inventory
+AclOperationName = Literal["all", "read", "write", "create", "delete", "alter", "describe", "cluster_action",
+                           "describe_configs", "alter_configs", "idempotent_write", "create_tokens",
+                           "describe_tokens"]
+
+
+def _resource_name(v: str) -> str:
+    # Kafka takes any string for a group or transactional id: kops takes one printable line
+    if not v or len(v) > 249 or any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" for c in v):
+        raise ValueError(f"{_short(v)} is not a resource name: 1-249 characters, one line, no control characters")
+    return v
+
+
+ResourceName = Annotated[str, AfterValidator(_resource_name)]
+# a user of security.users, or a principal as Kafka writes it (User:CN=app,O=example: a certificate's name)
+PRINCIPAL_RE = re.compile(r"User:[A-Za-z0-9_][A-Za-z0-9 =,.+_@:/-]{0,254}", re.ASCII)
+
+
+def _acl_principal(v: str) -> str:
+    if not (NAME_RE.fullmatch(v) or PRINCIPAL_RE.fullmatch(v)) or v.endswith(" "):
+        raise ValueError(f"{_short(v)} is not a user or a principal: a user of security.users (e.g. app), or "
+                         "User:NAME (letters, digits, spaces and =,.+_@:/-)")
+    return v
+
+
+AclPrincipal = Annotated[str, AfterValidator(_acl_principal)]
+
+
+class AclSpec(_Strict):
+    """One ACL entry: a resource (exactly one of topic, group, transactional_id, cluster), how
+    its name matches, allow or deny, the operations. ``topic: "orders-*"`` is the prefix
+    ``orders-``; ``topic: "*"`` every topic."""
+
+    topic: ResourceName | None = None
+    group: ResourceName | None = None
+    transactional_id: ResourceName | None = None
+    cluster: Literal[True] | None = None
+    pattern: Literal["literal", "prefixed"] | None = None   # default: prefixed for a name ending in '*'
+    permission: Literal["allow", "deny"] = "allow"
+    operations: list[AclOperationName] = Field(min_length=1, max_length=len(ACL_OPERATIONS))
+    host: Annotated[str, _pattern(r"\*|([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-fA-F:]{2,39}", "a host",
+                                  "* (any) or an IP address")] = "*"
+
+    @property
+    def resource(self) -> tuple[str, str]:
+        """(type, name as given); the cluster is kafka-cluster."""
+        for kind in ACL_RESOURCES:
+            v = getattr(self, kind)
+            if v is not None:
+                return kind, ("kafka-cluster" if kind == "cluster" else v)
+        return "", ""
+
+    @property
+    def resolved(self) -> tuple[str, str, str]:
+        """(type, name, literal|prefixed) as Kafka stores it: a trailing '*' means the prefix."""
+        kind, name = self.resource
+        if name != "*" and name.endswith("*") and self.pattern in (None, "prefixed"):
+            return kind, name[:-1], "prefixed"
+        return kind, name, self.pattern or "literal"
+
+
+class QuotaSpec(_Strict):
+    """Kafka's client quotas of a user or a client id (bytes per second per broker; a
+    percentage of one request thread's time)."""
+
+    producer_byte_rate: int | None = Field(default=None, gt=0, le=2**53)
+    consumer_byte_rate: int | None = Field(default=None, gt=0, le=2**53)
+    request_percentage: float | None = Field(default=None, gt=0, le=100_000, allow_inf_nan=False)
+
+    def values(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+ClientId = Annotated[str, _pattern(r"[A-Za-z0-9._-]{1,249}", "a client id",
+                                   "1-249 letters, digits, '.', '_' and '-'")]
+
+
+class QuotasSpec(_Strict):
+    users: dict[Name, QuotaSpec] = Field(default_factory=dict, max_length=100)
+    clients: dict[ClientId, QuotaSpec] = Field(default_factory=dict, max_length=100)
+
+
 class SecuritySpec(_Strict):
     """TLS on every Kafka listener (clients, between brokers, to the controllers), and SASL
     for clients and brokers. A per-cluster CA and the node certificates are made by kops."""
@@ -267,6 +372,16 @@ class SecuritySpec(_Strict):
     tls: bool = False
     sasl: Literal["scram-sha-512", "scram-sha-256"] | None = None
     users: dict[Name, UserSpec] = Field(default_factory=dict, max_length=100)
+    # Kafka's own authorizer (deny unless an ACL allows): on with acls, or asked for alone
+    authorization: bool | None = None
+    acls: dict[AclPrincipal, list[AclSpec]] = Field(default_factory=dict, max_length=200)
+    quotas: QuotasSpec = Field(default_factory=QuotasSpec)
+
+    @property
+    def authorizer(self) -> bool:
+        """Kafka's authorizer is on: asked for, or implied by ACLs (authorization: false with
+        acls is refused by the rules)."""
+        return bool(self.authorization) or (self.authorization is None and bool(self.acls))
 
     @property
     def mechanism(self) -> str | None:
@@ -488,8 +603,9 @@ def rules(spec: ClusterSpec) -> list[str]:
         p.append(f"security.sasl: {sec.sasl} without tls would send passwords in the clear; add security.tls: true")
     if sec.users and not sec.sasl:
         p.append("security.users: users need security.sasl (e.g. scram-sha-512)")
-    if "kops-admin" in sec.users:
-        p.append("security.users.kops-admin: this name is kops's own; pick another")
+    for own in ("kops-admin", "kops-node"):
+        if own in sec.users:
+            p.append(f"security.users.{own}: this name is kops's own; pick another")
     publish = b.bind_address or ("127.0.0.1" if b.advertised_host in ("127.0.0.1", "localhost") else b.advertised_host)
     if b.jmx_port and spec.driver == "docker" and not publish.startswith("127."):
         p.append(f"brokers.jmx_port: JMX has no authentication, and this cluster publishes its ports on {publish}: "
@@ -500,6 +616,7 @@ def rules(spec: ClusterSpec) -> list[str]:
     if spec.driver == "ssh":
         p += _ssh_rules(spec)
     p += _topic_rules(spec)
+    p += _acl_rules(spec)
     p += _connect_rules(spec)
     p += _registry_rules(spec)
     return p
@@ -535,6 +652,78 @@ def _topic_rules(spec: ClusterSpec) -> list[str]:
         if other != name:
             p.append(f"topics.{name}: collides with topic {other!r} ('.' and '_' are the same to Kafka's "
                      "metrics, so Kafka refuses the second); rename one")
+    return p
+
+
+def _acl_rules(spec: ClusterSpec) -> list[str]:
+    """ACLs and quotas: a principal to grant to, users that exist, operations each resource
+    takes, one resource per entry, no ACL twice."""
+    sec = spec.security
+    p: list[str] = []
+    if (sec.acls or sec.authorization) and not sec.sasl:
+        what = "security.acls" if sec.acls else "security.authorization"
+        p.append(f"{what}: needs security.sasl (and tls): without SASL every client is the same anonymous "
+                 "principal, so there is nobody to grant to (add sasl: scram-sha-512 and users)")
+    if sec.acls and sec.authorization is False:
+        p.append("security.authorization: false turns Kafka's authorizer off, so security.acls would grant "
+                 "nothing; drop `authorization: false` or the acls")
+    if sec.authorizer:
+        sections = [("kafka.config", spec.kafka.config), ("brokers.config", spec.brokers.config),
+                    ("controllers.config", spec.ctl.config)] + [(f"nodes.{n}.config", o.config)
+                                                                for n, o in spec.nodes.items()]
+        for section, cfg in sections:
+            for key in sorted(set(cfg) & {"authorizer.class.name", "allow.everyone.if.no.acl.found"}):
+                p.append(f"{section}.{key}: kops sets Kafka's authorizer itself when security.acls or "
+                         "security.authorization is given; remove it")
+    for who, entries in sec.acls.items():
+        if not who.startswith("User:"):
+            if who in ("kops-admin", "kops-node") or who in (CONNECT_USER, REGISTRY_USER):
+                p.append(f"security.acls.{who}: kops's own users are super users (every operation); they need no ACLs")
+            elif sec.sasl and who not in sec.users:
+                p.append(f"security.acls.{who}: no such user in security.users "
+                         f"({', '.join(sorted(sec.users)) or 'none listed'}); add it there, or write User:{who} "
+                         "for a principal kops does not manage")
+        seen: dict[tuple, int] = {}
+        for i, a in enumerate(entries):
+            given = [k for k in ACL_RESOURCES if getattr(a, k) is not None]
+            if len(given) != 1:
+                p.append(f"security.acls.{who}.{i}: name exactly one resource: topic, group, transactional_id or "
+                         f"cluster: true ({', '.join(given) if given else 'none'} given)")
+                continue
+            kind, name, pattern = a.resolved
+            if kind == "cluster" and a.pattern == "prefixed":
+                p.append(f"security.acls.{who}.{i}.pattern: the cluster has no prefixed pattern; drop it")
+            if pattern == "prefixed" and not name:
+                p.append(f"security.acls.{who}.{i}.{kind}: an empty prefix; use \"*\" for every {kind}")
+            if "*" in name and name != "*":
+                p.append(f"security.acls.{who}.{i}.{kind}: {_short(a.resource[1])}: '*' is either the whole name "
+                         "(every resource) or its end (a prefix)")
+            if kind == "topic" and name != "*" and name and not TOPIC_RE.fullmatch(name):
+                p.append(f"security.acls.{who}.{i}.topic: {_short(a.resource[1])} can match no topic: topic names "
+                         "have letters, digits, '.', '_' and '-'")
+            for j, op in enumerate(a.operations):
+                if op != "all" and op not in ACL_SUPPORTED.get(kind, set()):
+                    p.append(f"security.acls.{who}.{i}.operations.{j}: {op} is not an operation of a {kind} "
+                             f"(use {', '.join(['all', *sorted(ACL_SUPPORTED[kind])])})")
+                key = (kind, name, pattern, a.permission, a.host, op)
+                if key in seen:
+                    p.append(f"security.acls.{who}.{i}.operations.{j}: {op} on this {kind} is also in entry "
+                             f"{seen[key]}; list it once")
+                seen.setdefault(key, i)
+    q = sec.quotas
+    if q.users and not sec.sasl:
+        p.append("security.quotas.users: user quotas need security.sasl (without it clients have no user name); "
+                 "use security.quotas.clients for client ids")
+    for who, spec_q in q.users.items():
+        if sec.sasl and who not in sec.users and who not in (CONNECT_USER, REGISTRY_USER):
+            p.append(f"security.quotas.users.{who}: no such user in security.users; add it there")
+        if not spec_q.values():
+            p.append(f"security.quotas.users.{who}: give at least one of producer_byte_rate, consumer_byte_rate, "
+                     "request_percentage")
+    for cid, spec_q in q.clients.items():
+        if not spec_q.values():
+            p.append(f"security.quotas.clients.{cid}: give at least one of producer_byte_rate, "
+                     "consumer_byte_rate, request_percentage")
     return p
 
 

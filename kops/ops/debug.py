@@ -237,26 +237,14 @@ def _session(st):
 
 
 def _log_dirs(missing: list[str], provider, topo, bundle_, observed) -> str | None:
-    """Kafka's own LogDirsCommand in a running broker (its JVM, its client config): every
-    broker's log dirs with each partition's size, as JSON."""
-    from kops.kafka import reassign
+    """Kafka's own LogDirsCommand in a running broker (kops.kafka.balance.log_dirs, the
+    same as `kops balance`'s bytes): every broker's log dirs with each partition's size, as JSON."""
+    from kops.kafka import balance
 
-    runner = next((nb for nb in bundle_ if nb.node.is_broker and observed.get(nb.name).running), None) \
-        if bundle_ is not None else None
-    if runner is None:
+    if balance.runner_of(bundle_, observed) is None:
         missing.append("log dir sizes: no running broker of the inventory to ask from")
         return None
-    argv = [runner.argv[0], "-Xmx128m", "-cp", f"{runner.layout.home}/libs/*", "org.apache.kafka.tools.LogDirsCommand",
-            "--bootstrap-server", topo.internal_bootstrap, "--describe",
-            *reassign.command_config(topo, runner, "--command-config")]
-    res = _try(missing, "log dir sizes", provider.exec, runner.name, argv, timeout=120)
-    if res is None:
-        return None
-    code, text = res
-    if code != 0:
-        missing.append(f"log dir sizes: LogDirsCommand exit code {code}: {text[-300:]}")
-        return None
-    return next((ln for ln in text.splitlines() if ln.startswith("{")), text)
+    return _try(missing, "log dir sizes", balance.log_dirs, provider, topo, bundle_, observed)
 
 
 def _readme(cluster: str, st, missing: list[str]) -> str:

@@ -26,6 +26,7 @@ from kops.orchestration import preflight as upgrade
 from kops.plan import quorum
 from kops.plan import scale
 from kops.kafka import data
+from kops.kafka import acls
 
 
 @dataclass
@@ -37,12 +38,14 @@ class Result:
     dry_run: bool = False
     topics: "data.TopicPlan | None" = None     # `up`: the inventory's topics (kops.data)
     timeline: list | None = None   # `up`: each step as it ran ({step, at, seconds}), for --output json
+    security: "acls.SecurityPlan | None" = None   # `up`: the inventory's ACLs and quotas (kops.kafka.acls)
 
     def as_dict(self) -> dict:
         d = self.plan.as_dict()
         return {"changed": self.changed, "dry_run": self.dry_run, "seconds": round(self.seconds, 1),
                 "actions": d["nodes"], "plan": d["steps"],
                 "topics": self.topics.as_dict() if self.topics else [],
+                "security": self.security.as_dict() if self.security else None,
                 "timeline": self.timeline or [],
                 "status": self.status.as_dict() if self.status else None}
 
@@ -290,6 +293,18 @@ def _name_changed_keys(plan: Plan, bundle, observed: Observed, provider) -> None
                        for a in step] for step in plan.steps]
 
 
+def _ensure_users(spec: ClusterSpec, client, scope: str, log) -> None:
+    """The inventory's SCRAM users exist in the cluster (made where missing)."""
+    if not (spec.security.sasl and spec.security.users):
+        return
+    made = health.ensure_scram_users(client, spec.security.mechanism, {
+        u: pw for u, pw in secrets.passwords(spec.name, {u: us.password for u, us in
+                                                        spec.security.users.items()}).items()
+        if u in spec.security.users})
+    for u in made:
+        log(f"user {u} created ({spec.security.mechanism}); `kops client-config {u}{scope}` writes its settings")
+
+
 def _drop_kept_aside(provider, observed: Observed, st: ClusterStatus, log) -> None:
     """A node's previous container kept aside by a roll that was interrupted (Ctrl-C) is
     dropped once the cluster is healthy on the running ones: a rollback no longer needs it."""
@@ -385,17 +400,22 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
     if plan.changes:
         provider.preflight(plan, bundle, observed)
     topics = _topics_before(spec, topo, observed, log)   # a change Kafka cannot make: exit 2 here
+    granted = _security_before(spec, topo, bundle, provider, observed, log)   # ACLs, quotas
     if dry_run:
-        return Result(plan, None, time.monotonic() - t0, plan.changes or bool(topics and topics.pending),
-                      dry_run=True, topics=topics)
+        return Result(plan, None, time.monotonic() - t0, plan.changes or bool(topics and topics.pending)
+                      or bool(granted and granted.pending), dry_run=True, topics=topics, security=granted)
     if not plan.changes:
         log(f"cluster {spec.name}: every node is running with its current config; nothing to change")
         if observed.nodes:
             upgrade.note(spec.name, version=spec.kafka.version, mode=spec.mode)
+        if observed.nodes:   # a user added to the inventory changes no node's files: made here
+            _ensure_users(spec, _client(spec, topo), scope, log)
         topics = _topics_after(spec, topo, log)
+        granted = _security_after(spec, topo, bundle, provider, log)
         st = _settled_status(spec, provider, scope, deadline, log)
         _drop_kept_aside(provider, observed, st, log)
-        return Result(plan, st, time.monotonic() - t0, bool(topics and topics.pending), topics=topics)
+        return Result(plan, st, time.monotonic() - t0, bool(topics and topics.pending)
+                      or bool(granted and granted.pending), topics=topics, security=granted)
     ctx = gates.Context(topo, provider, log, scope, client=_client(spec, topo))
     state.note_source(spec.name, source)
     if quorum.pending_of(plan):   # an add interrupted before it finished is resumed by the next `up`
@@ -411,20 +431,15 @@ def up(spec: ClusterSpec, provider, *, timeout: float = 300, dry_run: bool = Fal
         health.drop_topics(ctx.kafka(), [health.CHECK_TOPIC], listed=False)
     except KopsError as exc:   # tidying kops's own topic: the cluster is ready all the same
         log(f"note: {exc.message}; the next `kops up` or `kops check` removes it")
-    if spec.security.sasl and spec.security.users:
-        made = health.ensure_scram_users(ctx.kafka(), spec.security.mechanism, {
-            u: pw for u, pw in secrets.passwords(spec.name, {u: us.password for u, us in
-                                                            spec.security.users.items()}).items()
-            if u in spec.security.users})
-        for u in made:
-            log(f"user {u} created ({spec.security.mechanism}); `kops client-config {u}{scope}` writes its settings")
+    _ensure_users(spec, ctx.kafka(), scope, log)
     topics = _topics_after(spec, topo, log)
+    granted = _security_after(spec, topo, bundle, provider, log)
     after = time.monotonic()
     st = _settled_status(spec, provider, scope, deadline, log)
     _drop_kept_aside(provider, observed, st, log)
     timeline = [("load, observe and plan", t0, ctx.timeline[0][1] - t0 if ctx.timeline else 0.0),
                 *ctx.timeline, ("status", after, time.monotonic() - after)]
-    return Result(plan, st, time.monotonic() - t0, True, topics=topics,
+    return Result(plan, st, time.monotonic() - t0, True, topics=topics, security=granted,
                   timeline=[{"step": d, "at": round(b - t0, 2), "seconds": round(s, 2)} for d, b, s in timeline])
 
 
@@ -464,6 +479,56 @@ def _topics_after(spec: ClusterSpec, topo, log):
     return plan
 
 
+def _access(spec: ClusterSpec, topo) -> dict:
+    """The status's users and ACLs: {users, authorizer, acls} (acls None: not readable)."""
+    out = {"users": sorted(spec.security.users), "authorizer": spec.security.authorizer, "acls": None}
+    if spec.security.authorizer:
+        try:
+            session = _session(spec, topo)
+            session.timeout = 5
+            out["acls"] = len(acls.observe_acls(session))
+        except KopsError:
+            pass
+    return out
+
+
+def _security_before(spec: ClusterSpec, topo, bundle, provider, observed: Observed, log):
+    """The inventory's ACLs and quotas against a running cluster's, before any node changes
+    (the spec's rules refused impossible ones already); a cluster that is not running, or
+    whose authorizer is not on yet: everything is new for the plan."""
+    do_acls, do_quotas = acls.manages(spec)
+    if not (do_acls or do_quotas):
+        return None
+    running = [nb for nb in bundle if nb.node.is_broker and observed.nodes.get(nb.node.name)
+               and observed.nodes[nb.node.name].running]
+    if not running:
+        return acls.plan(spec, None)
+    try:
+        return acls.plan(spec, _session(spec, topo), lambda: acls.observe_quotas(provider, topo, running[0]))
+    except KopsError as exc:   # no authorizer yet (the roll turns it on), or a cluster `up` is about to repair
+        log(f"note: the cluster's ACLs/quotas could not be read ({exc.message.splitlines()[0][:200]}); "
+            "they are compared once it is ready")
+        return acls.plan(spec, None)
+
+
+def _security_after(spec: ClusterSpec, topo, bundle, provider, log):
+    """After the final gate: make the managed principals' ACLs and the quotas the inventory's."""
+    do_acls, do_quotas = acls.manages(spec)
+    if not (do_acls or do_quotas):
+        return None
+    runner = next(nb for nb in bundle if nb.node.is_broker)
+    session = _session(spec, topo)
+    got = acls.plan(spec, session, lambda: acls.observe_quotas(provider, topo, runner))
+    if got.acls:
+        acls.apply_acls(session, got.acls, log)
+    if got.quotas:
+        acls.apply_quotas(provider, topo, runner, got.quotas, log)
+    if not got.pending:
+        log(f"acls: {got.acls.unchanged if got.acls else 0} and quotas: "
+            f"{got.quotas.unchanged if got.quotas else 0} as in the inventory; nothing to change")
+    return got
+
+
 def client_of(spec: ClusterSpec | None, provider, *, name: str | None = None, scope: str = "") -> health.Client:
     """kops's own client of an existing cluster (the data commands): its bootstrap servers
     and security settings. NotFoundError when no Kafka node of it runs."""
@@ -499,6 +564,8 @@ def get_status(spec: ClusterSpec | None, provider, *, name: str | None = None, s
         mode = spec.mode if spec else observed.meta.get("mode", "?")
         version = spec.kafka.version if spec else observed.meta.get("version", "?")
         st = _probe_status(provider, topo, observed, mode, version, cluster, scope)
+        if spec is not None and spec.security.sasl and st.state in ("healthy", "degraded"):
+            st.access = _access(spec, topo)
         down = topo is not None and not all(observed.get(n.name).running for n in topo.nodes)
         if st.state != "degraded" or down or not wait:
             return st

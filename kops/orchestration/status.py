@@ -39,11 +39,14 @@ class NodeStatus:
     started_at: str | None = None
     where: str = ""                 # container name or host
     metrics: dict | None = None     # figures read from the node's Prometheus endpoint (metrics on)
+    fault: dict | None = None       # the fault `kops fault` injected and has not healed (see mark_faults)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         if d["metrics"] is None:   # metrics off: the JSON as it always was
             del d["metrics"]
+        if d["fault"] is None:
+            del d["fault"]
         return d
 
 
@@ -61,6 +64,7 @@ class ClusterStatus:
     security: str | None = None     # "tls" or "tls,scram-sha-512" (None: plaintext)
     connect: dict | None = None     # Kafka Connect: its workers and connectors (None: no workers)
     schema_registry: dict | None = None   # the registry: its URL and nodes (None: no registry)
+    access: dict | None = None      # a SASL cluster: {users: [...], authorizer: bool, acls: N} (kops.kafka.acls)
 
     @property
     def exit_code(self) -> int:
@@ -76,7 +80,8 @@ class ClusterStatus:
                 "bootstrap_servers": self.bootstrap, "security": self.security, "kafka": self.kafka,
                 "nodes": [n.as_dict() for n in self.nodes],
                 **({"connect": self.connect} if self.connect is not None else {}),
-                **({"schema_registry": self.schema_registry} if self.schema_registry is not None else {})}
+                **({"schema_registry": self.schema_registry} if self.schema_registry is not None else {}),
+                **({"access": self.access} if self.access is not None else {})}
 
 
 @dataclass
@@ -118,6 +123,22 @@ def bootstrap(topo: Topology | None, observed: Observed) -> str:
         return topo.bootstrap_servers
     return ",".join(v.addresses["host"] for v in views(None, observed)
                     if v.role in ("broker", "combined") and v.addresses.get("host"))
+
+
+def mark_faults(st: ClusterStatus, faults: dict[str, dict], describe, scope: str = "") -> ClusterStatus:
+    """The faults `kops fault` injected (node -> its note), on their nodes: the health starts
+    with ``fault: <describe(note)>``, and each is a problem (a cluster with a fault in place
+    is not healthy, even before Kafka notices it)."""
+    for n in st.nodes:
+        rec = faults.get(n.name)
+        if rec:
+            n.fault = {**rec, "words": describe(rec)}
+            rest = "" if n.state == "paused" and n.health == "stopped" else n.health
+            n.health = f"fault: {n.fault['words']}" + (f"; {rest}" if rest else "")
+            st.problems.append(f"{n.name}: a fault is in place ({n.fault['words']}; kops fault heal {n.name}{scope})")
+            if st.state == "healthy":
+                st.state = "degraded"
+    return st
 
 
 # -- probes ---------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ class AddController(ClusterAction):
             ctx.log(f"{self.node}: added to the KRaft quorum as a voter (it had caught up, lag {lag})")
             return False, "added; the quorum does not list it yet"   # confirmed by the next describe
 
-        _until(ctx, nb, boot, deadline, step, replication=True,
+        _until(ctx, nb, boot, deadline, step, replication=True, what=f"{self.node} to join the KRaft quorum's voters",
                failed=f"{self.node} did not join the KRaft quorum as a voter",
                hint=f"kops logs {self.node}; `kops up` again resumes (the node is kept)")
         note_pending(ctx.topo.name, [n for n in pending(ctx.topo.name) if n != self.node])
@@ -185,7 +185,8 @@ class RemoveController(ClusterAction):
             ctx.log(f"{self.node}: removed from the KRaft quorum's voters")
             return False, "removed; the quorum still lists it"
 
-        _until(ctx, runner, boot, deadline, step, failed=f"{self.node} could not be removed from the KRaft quorum",
+        _until(ctx, runner, boot, deadline, step, what=f"{self.node} to leave the KRaft quorum's voters",
+               failed=f"{self.node} could not be removed from the KRaft quorum",
                hint="kops status; `kops up` again resumes (nothing was stopped)")
 
 
@@ -194,7 +195,7 @@ def _last_line(out: str, code: int) -> str:
     return lines[-1][:300] if lines else f"exit code {code}"
 
 
-def _until(ctx, runner, boot: str, deadline: float, step, *, replication: bool = False, failed: str,
+def _until(ctx, runner, boot: str, deadline: float, step, *, replication: bool = False, what: str, failed: str,
            hint: str) -> None:
     """``step(quorum)`` each second until it says done; the quorum described through
     ``runner`` each time (a failure of the tool is retried for up to a minute: the same
@@ -206,7 +207,7 @@ def _until(ctx, runner, boot: str, deadline: float, step, *, replication: bool =
         return True
 
     try:
-        waiting.until(waiting.Strategy(probe, failed, interval=1.0, patience=60.0, hint=hint), deadline,
+        waiting.until(waiting.Strategy(probe, what, interval=1.0, patience=60.0, hint=hint), deadline,
                       log=ctx.log)
     except WaitTimeout as exc:
         raise KopsError(f"{failed}: {exc.message.split(': ', 1)[-1]}", hint=hint) from exc

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kops.core.errors import InputError, NotYet
-from kops.kafka import health, reassign
+from kops.core.errors import InputError, KopsError, NotYet
+from kops.kafka import balance, health, reassign
 from kops.plan import ClusterAction, Observed, Plan, Remove, Stop, Wait
 
 
@@ -52,6 +52,39 @@ class Reassign(ClusterAction):
     def execute(self, ctx, bundle, deadline: float) -> None:
         live, _current = reassign.plan_for(ctx.kafka(), list(self.brokers))
         reassign.execute(ctx, live, list(self.brokers), rate=self.rate, deadline=deadline, bundle=bundle)
+
+
+@dataclass(frozen=True)
+class Rebalance(Reassign):
+    """`kops balance --execute` (and `kops up` with brokers.rebalance: auto): the Reassign
+    that evens replicas and leaders over ``brokers`` (kops.kafka.balance), plus the
+    preferred-leader elections of the partitions whose replicas stay. Computed again from
+    the live metadata when the step runs: a second run after an interruption finishes it."""
+
+    kind = "balance"
+    elections: tuple[tuple[str, int], ...] = ()
+
+    def describe(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        if not self.moves and not self.elections:
+            return f"balance: nothing to move or elect on brokers {list(self.brokers)}{why}"
+        head = (f"balance brokers {list(self.brokers)}{why}: reassign {len(self.moves)} partition(s) (throttled to "
+                f"{self.rate // (1024 * 1024)} MiB/s, awaited, preferred leaders elected, throttle removed), "
+                f"elect the preferred leader of {len(self.elections)} more")
+        return head + "".join(f"\n        {m.line()}" for m in self.moves) + "".join(
+            f"\n        {t}-{p}: elect the preferred leader" for t, p in self.elections)
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "kind": self.kind,
+                "elections": [{"topic": t, "partition": p} for t, p in self.elections]}
+
+    def execute(self, ctx, bundle, deadline: float) -> None:
+        balance.execute(ctx, list(self.brokers), rate=self.rate, deadline=deadline, bundle=bundle)
+
+
+def rebalance_of(proposal: balance.Proposal, brokers: list[int], rate: int, reason: str) -> Rebalance:
+    return Rebalance(brokers=tuple(brokers), moves=tuple(proposal.moves), elections=tuple(proposal.elections),
+                     rate=rate, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -109,7 +142,41 @@ def change(bundle, observed: Observed, plan: Plan) -> Change:
 def extend(plan: Plan, bundle, observed: Observed, client, info, *, rate: int = reassign.DEFAULT_RATE) -> Plan:
     """``plan`` with the scale policy: drain and removal of leaving brokers before it, the
     move onto added brokers after it. Refusals raise InputError before anything changes.
-    ``info``: what the provider can do (kops.providers.base.ProviderInfo)."""
+    ``info``: what the provider can do (kops.providers.base.ProviderInfo). With
+    ``brokers.rebalance: auto``, a cluster unbalanced beyond the threshold gets the balance
+    step last (kops.kafka.balance)."""
+    out = _extend(plan, bundle, observed, client, info, rate=rate)
+    return _auto_balance(out, bundle, observed, client, rate)
+
+
+def _auto_balance(plan: Plan, bundle, observed: Observed, client, rate: int) -> Plan:
+    """``brokers.rebalance: auto``: the Rebalance appended when the serving cluster's
+    replicas or leaders spread beyond the threshold (kops.kafka.balance.beyond) and no
+    move of this plan evens them already."""
+    if getattr(bundle.topo.spec.brokers, "rebalance", "off") != "auto":
+        return plan
+    if any(isinstance(a, Reassign) for a in plan.actions) or any(a.kind == "create" for a in plan.actions):
+        return plan
+    if not any(o.running and o.role in ("broker", "combined") for o in observed.nodes.values()):
+        return plan
+    final = sorted(n.id for n in bundle.topo.brokers)
+    try:
+        current, leaders = balance.read(client)
+    except KopsError:
+        return plan
+    if not current or reassign.refusals(current, final):
+        return plan
+    prop = balance.propose(current, leaders, final)
+    if prop.balanced or not balance.beyond(balance.skew(prop.before), prop.before):
+        return plan
+    sk = balance.skew(prop.before)
+    out = Plan(steps=list(plan.steps), summary=dict(plan.summary))
+    out.add(rebalance_of(prop, final, rate, f"brokers.rebalance: auto; replicas spread "
+                                            f"{sk['replicas']['max_min']}, leaders spread {sk['leaders']['max_min']}"))
+    return out
+
+
+def _extend(plan: Plan, bundle, observed: Observed, client, info, *, rate: int = reassign.DEFAULT_RATE) -> Plan:
     ch = change(bundle, observed, plan)
     if not info.sees_unlisted_nodes:
         ch.problems += _unseen_brokers(bundle, observed, client)

@@ -653,6 +653,102 @@ class DockerProvider:
             time.sleep(0.3)
         return None
 
+    # -- faults (`kops fault`): only on the nodes found by the cluster's label -----------------
+
+    FAULT_IMAGE = "kops/faults:1"   # the base + nftables and iproute2, run in a node's network namespace
+
+    def _fault_container(self, node: str, *, running: bool = True):
+        c = self.containers().get(node)
+        if c is None:
+            raise InputError(f"cluster {self.cluster} has no node {node!r}",
+                             hint="nodes: " + (", ".join(sorted(self.containers())) or "none (kops ls)"))
+        if running and c.status != "running":
+            raise KopsError(f"{node} is {c.status}, not running: no fault to inject into it",
+                            hint=f"kops fault heal {node} --name {self.cluster} first, or `kops up`")
+        return c
+
+    def kill_node(self, node: str) -> None:
+        """SIGKILL the node's JVM (its container's main process): a crash."""
+        self._fault_container(node).kill(signal="SIGKILL")
+
+    def pause_node(self, node: str) -> None:
+        """Freeze every process of the node (the cgroup freezer: `docker pause`)."""
+        self._fault_container(node).pause()
+
+    def resume_node(self, node: str) -> bool:
+        """Thaw a paused node (or start a killed one); True when something was done."""
+        c = self._fault_container(node, running=False)
+        if c.status == "paused":
+            c.unpause()
+            return True
+        if c.status in ("exited", "created", "dead"):
+            c.start()
+            return True
+        return False
+
+    def node_peers(self, node: str) -> dict[str, str]:
+        """The other nodes of the cluster -> their address on the cluster's network."""
+        net = network_name(self.cluster)
+        out = {}
+        for n, c in self.containers().items():
+            ip = ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}).get(net, {}).get("IPAddress")
+            if n != node and ip:
+                out[n] = ip
+        return out
+
+    def _fault_image(self) -> str:
+        """kops/faults:1, built once from the base image kops builds on (apt: nftables)."""
+        import docker
+
+        try:
+            self.cli.images.get(self.FAULT_IMAGE)
+            return self.FAULT_IMAGE
+        except docker.errors.ImageNotFound:
+            pass
+        base = images.default_base()
+        self.log(f"building {self.FAULT_IMAGE} from {base} (nftables and iproute2, for network faults)")
+        recipe = (f"FROM {base}\nUSER root\nRUN apt-get update && apt-get install -y --no-install-recommends "
+                  "nftables iproute2 && rm -rf /var/lib/apt/lists/*\n").encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            ti = tarfile.TarInfo("Dockerfile")
+            ti.size = len(recipe)
+            tar.addfile(ti, io.BytesIO(recipe))
+        buf.seek(0)
+        out = []
+        try:
+            for chunk in self.cli.api.build(fileobj=buf, custom_context=True, tag=self.FAULT_IMAGE, rm=True,
+                                            forcerm=True, decode=True, pull=False,
+                                            labels={f"{LABEL}.image": "faults"}):
+                out.append(chunk.get("stream", ""))
+                if "error" in chunk:
+                    raise EngineError(f"image build of {self.FAULT_IMAGE} failed: {chunk['error'].strip()}",
+                                      details="".join(out[-15:]),
+                                      hint="it installs nftables with apt from the base image's mirror")
+        except docker.errors.APIError as exc:
+            raise EngineError(f"image build of {self.FAULT_IMAGE} failed: {exc.explanation or exc}") from exc
+        return self.FAULT_IMAGE
+
+    def net_script(self, node: str, script: str) -> tuple[int, str]:
+        """``script`` (sh) as root with NET_ADMIN in the node's network namespace, from a
+        short-lived helper container (the node's own image has neither nft nor the right)."""
+        import docker
+
+        c = self._fault_container(node)
+        image = self._fault_image()
+        try:
+            helper = self.cli.containers.run(
+                image, ["sh", "-c", script], entrypoint=[], user="root", network_mode=f"container:{c.id}",
+                cap_add=["NET_ADMIN"], detach=True, labels={f"{LABEL}.fault-helper": self.cluster},
+                name=f"{c.name}-fault-{os.getpid()}-{int(time.time() * 1000) % 100000}")
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{node}: the network fault helper could not start: {exc.explanation or exc}") from exc
+        try:
+            code = helper.wait(timeout=60).get("StatusCode", 1)
+            return code, helper.logs().decode(errors="replace")
+        finally:
+            helper.remove(force=True)
+
 
 HEALTH_INTERVAL_NS = 15_000_000_000
 

@@ -966,6 +966,60 @@ class SSHProvider:
         except ValueError:
             return None
 
+    # -- faults (`kops fault`): only on the nodes of the inventory or of kops's record ----------
+
+    def _unit_signal(self, node: str, sig: str) -> None:
+        nb = self._nb(node)
+        unit = shlex.quote(nb.unit)
+        ok, out = self.run(nb.node.host_key, f"pid=$(systemctl show -p MainPID --value {unit}); "
+                                             f"[ \"${{pid:-0}}\" -gt 0 ] && kill -{sig} \"$pid\"")
+        if not ok:
+            raise KopsError(f"{node}: could not send SIG{sig} to {nb.unit} on {nb.node.host_key} (is it running?)",
+                            details=out[-500:])
+
+    def kill_node(self, node: str) -> None:
+        """SIGKILL the unit's processes (systemd restarts it: Restart=on-failure)."""
+        nb = self._nb(node)
+        ok, out = self.run(nb.node.host_key, ["systemctl", "kill", "-s", "KILL", nb.unit])
+        if not ok:
+            raise KopsError(f"{node}: systemctl kill -s KILL {nb.unit} failed on {nb.node.host_key}",
+                            details=out[-500:])
+
+    def pause_node(self, node: str) -> None:
+        """SIGSTOP the unit's main process (the JVM: every thread of it stops)."""
+        self._unit_signal(node, "STOP")
+
+    def resume_node(self, node: str) -> bool:
+        """SIGCONT the unit's main process; a unit that is not active is started again."""
+        nb = self._nb(node)
+        unit = shlex.quote(nb.unit)
+        ok, out = self.run(nb.node.host_key,
+                           f"if systemctl is-active --quiet {unit}; then pid=$(systemctl show -p MainPID --value "
+                           f"{unit}); [ \"${{pid:-0}}\" -gt 0 ] && kill -CONT \"$pid\"; else systemctl start {unit}; fi")
+        if not ok:
+            raise KopsError(f"{node}: could not resume {nb.unit} on {nb.node.host_key}", details=out[-500:])
+        return True
+
+    def node_peers(self, node: str) -> dict[str, str]:
+        """The other nodes of the cluster on other hosts -> their host's address (a node on
+        the same host shares its network: it cannot be cut off by address)."""
+        mine = self._nb(node).node.host_key
+        names = set(self._bundle.nodes if self._bundle is not None else ()) | set(self._records())
+        out = {}
+        for n in sorted(names - {node}):
+            key = self._nb(n).node.host_key
+            h = self.spec.hosts.get(key) or self._record_hosts().get(key)
+            if key != mine and h is not None:
+                out[n] = socket.gethostbyname(h.address)
+        return out
+
+    def net_script(self, node: str, script: str) -> tuple[int, str]:
+        """``script`` (sh) as root on the node's host: its network is the host's (every node
+        of that host shares it)."""
+        nb = self._nb(node)
+        ok, out = self.run(nb.node.host_key, shell_line(["sh", "-c", script]))
+        return (0 if ok else 1), out
+
 
 def _previous(nb: NodeBundle) -> str:
     return f"{nb.layout.conf_dir}/.previous.tar"

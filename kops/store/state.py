@@ -197,3 +197,45 @@ def _write_placed(name: str, records: dict[str, dict]) -> None:
     tmp = path.with_name(f".placed.json.{os.getpid()}")
     tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+# -- faults injected by `kops fault` ------------------------------------------------------------
+# A fault (a node killed, paused, slowed, losing packets, cut off) is not a label (labels are
+# fixed when a container is made) nor anything a host keeps: kops notes it here, so that
+# `kops status` can say so and `kops fault heal` knows what to undo.
+
+def _faults_file(name: str) -> Path:
+    return paths.state_dir() / "clusters" / name / "faults.json"
+
+
+def faults(name: str) -> dict[str, dict]:
+    """node -> the fault kops injected into it and has not healed yet (kind, since, ...)."""
+    data = paths.read_json(_faults_file(name), "record of the faults it injected", {})
+    return {n: r for n, r in data.items() if isinstance(r, dict)}
+
+
+def note_fault(name: str, node: str, record: dict) -> None:
+    """``node`` now carries the fault ``record`` (JSON-able; replaces the one it had)."""
+    _write_faults(name, {**faults(name), node: record})
+
+
+def forget_fault(name: str, nodes: list[str] | None = None) -> None:
+    """The faults of ``nodes`` (None: every node) are healed."""
+    known = faults(name)
+    left = {} if nodes is None else {n: r for n, r in known.items() if n not in set(nodes)}
+    if left != known:
+        _write_faults(name, left)
+
+
+def _write_faults(name: str, records: dict[str, dict]) -> None:
+    import json
+    import os
+
+    path = _faults_file(name)
+    if not records:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".faults.json.{os.getpid()}")
+    tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)

@@ -1,10 +1,10 @@
 """Scaling a KRaft cluster down over SSH (issue 22, SSH parity): three VM-like hosts (systemd +
-sshd containers, group ``sshscale``), Kafka 4.4.0 with dedicated controllers and three
-brokers, one on each host. The SSH provider knows the nodes it placed from kops's record
+sshd containers, group ``sshscale``), Kafka 4.4.0 with three dedicated controllers and
+three brokers, one of each on each host. The SSH provider knows the nodes it placed from kops's record
 (``placed.json`` in kops's state), so a broker left out of the inventory is drained,
 stopped, unregistered and removed (unit, config, data and logs gone from its host) under an
 acks=all idempotent producer with nothing acknowledged lost; then the controller quorum
-(dynamic, KIP-853) grows to 3 and shrinks back to 1 over SSH; `down --purge` forgets the
+(dynamic, KIP-853) shrinks from 3 to 1 over SSH; `down --purge` forgets the
 record. One set of hosts for the module; the tests build on each other (run with ``-x``).
 """
 
@@ -46,7 +46,9 @@ class Lab:
     def write(self, *, brokers: int, controllers: int) -> Path:
         roles = {h.name: "controller, broker" for h in self.hosts}   # controllers and brokers fill them in order
         lines = [f"name: {NAME}", "profile: fast", "kafka:", "  version: 4.4.0", "  mode: kraft", "  heap: 256m",
-                 "  config:", "    min.insync.replicas: 2", "    default.replication.factor: 2",
+                 # min.insync.replicas 2 on the loaded topic only: with 2 brokers a cluster-wide 2 would
+                 # block every roll (the safe-to-stop gate) of the quorum test
+                 "  config:", "    min.insync.replicas: 1", "    default.replication.factor: 2",
                  # the same with 2 brokers as with 3: the brokers that stay are not rolled
                  "    offsets.topic.replication.factor: 2", "    transaction.state.log.replication.factor: 2",
                  f"controllers: {{nodes: {controllers}}}", f"brokers: {{nodes: {brokers}}}", "driver: ssh",
@@ -122,12 +124,12 @@ def traces(host, node: str) -> str:
 
 
 def test_up_records_the_nodes_it_placed(lab):
-    inv = lab.write(brokers=3, controllers=1)
+    inv = lab.write(brokers=3, controllers=3)
     t0 = time.monotonic()
     ok(kops(lab, "up", "-i", inv, "--timeout", "300"))
-    TIMINGS["up: 1 controller + 3 brokers on 3 hosts"] = time.monotonic() - t0
+    TIMINGS["up: 3 controllers + 3 brokers on 3 hosts"] = time.monotonic() - t0
     placed = lab.placed()
-    assert sorted(placed) == ["controller1", "kafka1", "kafka2", "kafka3"], placed
+    assert sorted(placed) == ["controller1", "controller2", "controller3", "kafka1", "kafka2", "kafka3"], placed
     k3 = placed["kafka3"]
     assert (k3["host"], k3["role"], k3["id"], k3["unit"]) == ("vm3", "broker", 3, f"kops-{NAME}-kafka3.service")
     assert k3["address"] == lab.host("vm3").address and k3["user"] == "root" and k3["port"] == 22
@@ -143,11 +145,11 @@ def test_a_broker_leaves_under_load_nothing_acknowledged_lost(lab):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bs})
-    admin.create_topics([NewTopic("scale", 6, 2)])["scale"].result(timeout=40)
+    admin.create_topics([NewTopic("scale", 6, 2, config={"min.insync.replicas": "2"})])["scale"].result(timeout=40)
     poll(lambda: all(p.leader >= 0 for p in admin.list_topics("scale", timeout=10).topics["scale"].partitions.values())
          and len(admin.list_topics("scale", timeout=10).topics["scale"].partitions) == 6,
          timeout=60, what="leaders of topic scale")
-    inv = lab.write(brokers=2, controllers=1)
+    inv = lab.write(brokers=2, controllers=3)
     dry = ok(kops(lab, "up", "-i", inv, "--dry-run"))
     assert "remove kafka3 on vm3" in dry.stdout and "unregister" in dry.stdout, dry.stdout
     with Load(bs, "scale") as load:
@@ -158,15 +160,16 @@ def test_a_broker_leaves_under_load_nothing_acknowledged_lost(lab):
     ok(proc)
     TIMINGS["3 -> 2 brokers under load (drain, stop, unregister, remove)"] = seconds
     out = proc.stdout + proc.stderr
+    print(f"\n--- kops up (3 -> 2 brokers)\n{out}")
     assert "broker 3 unregistered from the KRaft metadata" in out, out
     assert "kafka3: unit, config, data and logs removed from vm3" in out, out
     figures = load.verify(bs.replace(f",{lab.host('vm3').address}:9092", ""), "3 -> 2 brokers over SSH", seconds)
     assert figures["lost"] == 0
-    # gone from its host: unit, config, data, logs, and (no node of the cluster left there) the cluster's folders
+    # gone from its host: unit, config, data and logs (controller3 stays there)
     vm3 = lab.host("vm3")
     assert traces(vm3, "kafka3") == ""
-    code, left = sh(vm3, f"ls -d /etc/kops/{NAME} /var/lib/kops/{NAME} /var/log/kops/{NAME} 2>/dev/null")
-    assert left.strip() == "", left
+    for top in ("/etc/kops", "/var/lib/kops", "/var/log/kops"):
+        assert sh(vm3, f"ls {top}/{NAME}")[1].split() == ["controller3"], top
     assert "kafka3" not in lab.placed()
     st = status(lab, "--wait", "60")
     assert st["state"] == "healthy", st["problems"]
@@ -180,35 +183,35 @@ def test_a_broker_leaves_under_load_nothing_acknowledged_lost(lab):
     again = ok(kops(lab, "up", "-i", inv))
     assert "nothing to change" in again.stdout + again.stderr, again.stdout + again.stderr
     print("\nFIGURES-ALL " + json.dumps([figures]))
+    admin.delete_topics(["scale"])["scale"].result(timeout=40)   # its min.insync.replicas 2 would block rolls
 
 
-def test_controllers_1_3_1_over_ssh(lab):
-    """The dynamic quorum (KIP-853) over SSH: two controllers join (vm2, vm3; vm3 has no node
-    of the cluster left, so it is prepared again), then leave: removed from the voters,
-    stopped, their units and folders removed from their hosts (a quorum of 2 is refused: even)."""
-    inv = lab.write(brokers=2, controllers=3)
-    t0 = time.monotonic()
-    ok(kops(lab, "up", "-i", inv, "--timeout", "400"))
-    TIMINGS["controllers 1 -> 3"] = time.monotonic() - t0
-    assert {"controller2", "controller3"} <= set(lab.placed())
-    st = status(lab, "--wait", "60")
-    assert st["state"] == "healthy", st["problems"]
-    rows = {n["name"]: n for n in st["nodes"]}
-    assert [rows[f"controller{i}"]["where"] for i in (1, 2, 3)] == ["vm1", "vm2", "vm3"], rows
-    assert all(rows[f"controller{i}"]["health"] in ("voter", "active controller") for i in (1, 2, 3)), rows
+def test_controllers_3_to_1_over_ssh(lab):
+    """The dynamic quorum (KIP-853) over SSH: two controllers leave (the active one last),
+    each removed from the voters, stopped, its unit and folders removed from its host; vm3,
+    left with no node of the cluster, loses the cluster's folders and the distribution.
+    (3 -> 1 rather than 1 -> 3 -> 1: adding is the inventory's nodes, as before; a quorum of
+    2 is refused, even; 1 -> 3 took 83 s more here.)"""
     inv = lab.write(brokers=2, controllers=1)
+    dry = ok(kops(lab, "up", "-i", inv, "--dry-run"))
+    assert "remove-controller controller3" in dry.stdout and "remove controller2 on vm2" in dry.stdout, dry.stdout
     t0 = time.monotonic()
     proc = ok(kops(lab, "up", "-i", inv, "--timeout", "400"))
     TIMINGS["controllers 3 -> 1"] = time.monotonic() - t0
     out = proc.stdout + proc.stderr
+    print(f"\n--- kops up (3 -> 1 controllers)\n{out}")
     for n, vm in (("controller2", "vm2"), ("controller3", "vm3")):
         assert f"{n}: removed from the KRaft quorum's voters" in out or f"{n}: no longer a voter" in out, out
         assert traces(lab.host(vm), n) == "", n
         assert n not in lab.placed()
+    _, left = sh(lab.host("vm3"), f"ls -d /etc/kops/{NAME} /var/lib/kops/{NAME} /var/log/kops/{NAME} /opt/kops "
+                                  f"/etc/profile.d/kops-{NAME}.sh 2>/dev/null")
+    assert left.strip() == "", left
     st = status(lab, "--wait", "60")
     assert st["state"] == "healthy", st["problems"]
-    assert not {"controller2", "controller3"} & {n["name"] for n in st["nodes"]}
+    assert sorted(n["name"] for n in st["nodes"]) == ["controller1", "kafka1", "kafka2"], st["nodes"]
     assert st["kafka"]["controller"] == 101
+    print("\n--- kops status\n" + ok(kops(lab, "status", "-i", inv)).stdout)
 
 
 def test_purge_forgets_the_record(lab):

@@ -175,6 +175,13 @@ def test_wrong_credentials_and_missing_acls_fail_at_once(tmp_path, own_clusters)
             assert p.returncode == 1 and p.seconds < 10, (argv, p.returncode, p.seconds, p.stderr)
             assert "not authorized" in p.stderr and "'app'" in p.stderr and what in p.stderr, p.stderr
 
+        # a user added to the inventory changes no node's files: `up` makes it all the same
+        inv.write_text(auth_inventory().replace("users: {app: {}}", "users: {app: {}, late: {}}"))
+        assert "late: {}" in inv.read_text()
+        added = ok(kops("up", "-i", str(inv), env=env))
+        assert "nothing to change" in added.stderr and "user late created" in added.stderr, added.stderr
+        assert "user late created" not in ok(kops("up", "-i", str(inv), env=env)).stderr
+
         # the debug bundle of this secure cluster: everything a ticket needs, no secret in it
         check_debug_bundle(inv, env, tmp_path, state=Path(env["KOPS_STATE_DIR"]))
     finally:

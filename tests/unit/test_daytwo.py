@@ -341,19 +341,24 @@ def test_ssh_exec_places_any_file_content_as_data(tmp_path, monkeypatch):
     assert ran[1] == ["runuser", "-u", "kafka", "--", "java", "-version"]
 
 
-def test_ssh_brokers_left_out_of_the_inventory_are_refused(monkeypatch):
-    """Over SSH the provider sees only the inventory's nodes: Kafka's own broker list tells."""
+def test_brokers_left_out_of_the_inventory_are_refused_by_a_provider_that_cannot_see_them(monkeypatch):
+    """A provider that sees only the inventory's nodes: Kafka's own broker list tells. (SSH
+    sees them now, from kops's record of the nodes it placed: tests/unit/test_placed_nodes.py.)"""
+    from dataclasses import replace
+
     from kops.kafka import health
     from kops.core.errors import InputError
 
+    assert SSH_INFO.sees_unlisted_nodes
+    blind = replace(SSH_INFO, sees_unlisted_nodes=False)
     b = render.build(topology.build(inventory.load(preset="ssh-zk-three-hosts"), CLUSTER_ID))
     obs = observed_of(b)
     monkeypatch.setattr(health, "kafka_health", lambda client, timeout=5: health.KafkaHealth(
         brokers={1: "a:1", 2: "b:1", 3: "c:1", 4: "d:1"}))
     with pytest.raises(InputError) as exc:
-        scale.extend(plan_up(b, obs), b, obs, client="x", info=SSH_INFO)
+        scale.extend(plan_up(b, obs), b, obs, client="x", info=blind)
     assert "broker id(s) 4 are registered" in exc.value.message and exc.value.exit_code == 2
     monkeypatch.setattr(health, "kafka_health", lambda client, timeout=5: health.KafkaHealth(
         brokers={1: "a:1", 2: "b:1", 3: "c:1"}))
     monkeypatch.setattr(reassign, "current_assignment", lambda client: cluster({"orders": (6, 3)}, [1, 2, 3]))
-    assert scale.extend(plan_up(b, obs), b, obs, client="x", info=SSH_INFO).steps == []
+    assert scale.extend(plan_up(b, obs), b, obs, client="x", info=blind).steps == []

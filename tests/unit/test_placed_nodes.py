@@ -226,3 +226,27 @@ def test_a_host_left_with_no_node_of_the_cluster_is_tidied(monkeypatch):
     assert "remove the empty folders of cluster mig" in labels and "remove the login shells' profile" in labels
     assert any(label.startswith("remove /opt/kops/kafka_2.13-3.9.2 unless used") for label in labels)
     assert notes[-1] == ("vm3", "vm3: no node of cluster mig is left there: its folders and profile removed")
+
+
+def test_a_broker_left_out_is_drained_stopped_unregistered_and_removed_over_ssh(monkeypatch):
+    """The planner's scale policy on what the SSH provider observes: kafka3 (vm3) is known
+    from the record only, and leaves as it would on Docker; its actions carry its host."""
+    from kops.kafka import reassign
+    from kops.plan import plan_up, scale
+
+    kr3, kr2 = kraft_spec(brokers=3), kraft_spec(brokers=2)
+    b3, b2 = bundle_of(kr3), bundle_of(kr2)
+    SSHProvider(kr3, log=lambda _: None)._note_placed(list(b3), b3)
+    hosts = {h: FakeHost(h, facts({nb.unit: "active" for nb in b3 if nb.node.host_key == h}))
+             for h in ("vm1", "vm2", "vm3")}
+    p = SSHProvider(kr2, log=lambda _: None)
+    p.state = FakeState(hosts)
+    obs = p.observe(b2)
+    assert obs.nodes["kafka3"].running and obs.nodes["kafka3"].where == "vm3"
+    monkeypatch.setattr(reassign, "current_assignment",
+                        lambda client: {("orders", i): [1 + i % 3, 1 + (i + 1) % 3] for i in range(6)})
+    plan = scale.extend(plan_up(b2, obs), b2, obs, client="x", info=p.info)
+    kinds = [[(a.kind, a.node, a.host) for a in step] for step in plan.steps]
+    assert [k[0][0] for k in kinds[:4]] == ["reassign", "stop", "unregister", "remove"], kinds
+    assert kinds[1][0][1:] == ("kafka3", "vm3") and kinds[3][0][1:] == ("kafka3", "vm3")
+    assert all(3 not in m.new for m in plan.steps[0][0].moves)

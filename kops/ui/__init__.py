@@ -1,0 +1,1 @@
+"""`kops ui`: a local web console for the clusters kops manages (kops.ui.app)."""
