@@ -318,13 +318,4 @@ def execute(ctx, brokers: list[int], *, rate: int, deadline: float, bundle) -> d
 
 def _leaders_settled(client, brokers: list[int], want: dict[TP, int], seconds: float = 15.0) -> dict[int, int]:
     """Leader counts once the metadata shows ``want`` (brokers learn an election a moment later)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            now = {(t, p): leader for t, p, _r, _i, leader in health.partitions(client, timeout=10)}
-        except NotYet:
-            now = {}
-        if all(now.get(tp) == b for tp, b in want.items()):
-            break
-        time.sleep(0.5)
-    return reassign.leader_counts(client, brokers)
+    return reassign.settled_leaders(client, want, brokers, seconds)

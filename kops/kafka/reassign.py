@@ -401,6 +401,12 @@ def _settled_leaders(client, todo: list[Move], brokers: list[int], left: list[st
     """leader_counts once the metadata shows the elected leaders (brokers learn an election
     a moment after it), or as it is after ``seconds``."""
     want = {(m.topic, m.partition): m.new[0] for m in todo if f"{m.topic}-{m.partition}" not in left}
+    return settled_leaders(client, want, brokers, seconds)
+
+
+def settled_leaders(client, want: dict[TP, int], brokers: list[int], seconds: float = 15.0) -> dict[int, int]:
+    """leader_counts once the metadata shows ``want`` (partition -> leader), or as it is
+    after ``seconds``."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         try:

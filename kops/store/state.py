@@ -186,15 +186,20 @@ def forget_placed(name: str, nodes: list[str]) -> None:
 
 
 def _write_placed(name: str, records: dict[str, dict]) -> None:
+    _write_records(_placed_file(name), records)
+
+
+def _write_records(path: Path, records: dict[str, dict]) -> None:
+    """A per-node record (placed.json, faults.json): written whole and atomically; none left
+    when there is nothing to keep."""
     import json
     import os
 
-    path = _placed_file(name)
     if not records:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".placed.json.{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
 
@@ -228,14 +233,4 @@ def forget_fault(name: str, nodes: list[str] | None = None) -> None:
 
 
 def _write_faults(name: str, records: dict[str, dict]) -> None:
-    import json
-    import os
-
-    path = _faults_file(name)
-    if not records:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".faults.json.{os.getpid()}")
-    tmp.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    _write_records(_faults_file(name), records)
