@@ -305,7 +305,15 @@ def preflight(spec: ClusterSpec, target: str, observed, provider, *, log=lambda 
             "config." in p for p in pf.problems) else "config keys checked")
     if vtuple(target)[0] >= 4 > vtuple(source)[0]:
         pf.notes.append("log4j -> log4j2: handled (kops renders log4j2.yaml for 4.x itself)")
+    pf.problems = _one_per_removed_key(pf.problems)
     return pf
+
+
+def _one_per_removed_key(problems: list[str]) -> list[str]:
+    """A key the target version removed is said once, as removed ("defined in A but not in
+    B"), not also as unknown by the inventory's own check of the target version."""
+    removed = {p.split(": defined in ", 1)[0] for p in problems if ": defined in " in p}
+    return [p for p in problems if not (p.split(": not a ", 1)[0] in removed and ": not a " in p)]
 
 
 def check_up(spec: ClusterSpec, observed, provider, *, log=lambda m: None, scope: str = "") -> None:

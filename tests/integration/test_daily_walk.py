@@ -114,9 +114,16 @@ def test_ports_and_profile_stick_through_down_and_up(walk, env, docker_client, t
     assert "start kafka1" in dry.stdout and "reconfigure" not in dry.stdout, dry.stdout
     assert f"cluster {NAME} keeps its host ports (kafka1 {bootstrap.rsplit(':', 1)[1]})" in dry.stderr, dry.stderr
     assert f"cluster {NAME} keeps the fast profile" in dry.stderr, dry.stderr
-    # --move-ports is what moves them, and --dry-run names each port that moves
-    moving = ok(kops(env, "up", "--name", NAME, "--move-ports", "--dry-run"))
-    assert f"kafka1 external: {bootstrap.rsplit(':', 1)[1]} -> 9092" in moving.stdout, moving.stdout
+    # --move-ports is what moves them, and --dry-run names each port that moves (to free fixed
+    # ports of an inventory naming this cluster: 9092 may be a user's own cluster's)
+    from cleanup import free_base
+
+    base = free_base([0, 1])
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(f"name: {NAME}\nkafka: {{version: 4.4.0, mode: kraft}}\n"
+                     f"brokers: {{nodes: 1, external_port: {base}, docker_port: {base + 1}}}\n")
+    moving = ok(kops(env, "up", "-i", fixed, "--move-ports", "--dry-run"))
+    assert f"kafka1 external: {bootstrap.rsplit(':', 1)[1]} -> {base}" in moving.stdout, moving.stdout
     assert "reconfigure kafka1" in moving.stdout, moving.stdout
     # an inventory file naming the same cluster (the preset's fixed ports) uses them too
     ok(kops(env, "init", "--preset", "kraft-single", "--name", NAME, "-o", tmp_path / "same.yaml"))
